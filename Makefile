@@ -1,0 +1,61 @@
+# Kasparro: `make demo` runs the platform on the bundled recording; `make test` runs the tests.
+# Both bootstrap .venv themselves: with uv when it is on PATH, else python3 -m venv + pip (which
+# installs uv into .tools/ and then installs exactly what uv.lock pins).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+STAMP := $(VENV)/.synced
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+$(STAMP): pyproject.toml uv.lock | $(if $(findstring .tools,$(UV)),.tools/bin/uv)
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv with every locked dependency
+
+.PHONY: demo
+demo: $(STAMP) ## Ingest the bundled demo recording offline, then serve the API on 127.0.0.1:8000
+	$(BIN)/kasparro ingest --replay data/demo
+	$(BIN)/kasparro serve
+
+.PHONY: ingest
+ingest: $(STAMP) ## Run the ingest flow once against the live sources
+	$(BIN)/kasparro ingest
+
+.PHONY: serve
+serve: $(STAMP) ## Serve the API over the last published snapshot
+	$(BIN)/kasparro serve
+
+.PHONY: test
+test: $(STAMP) ## Run the test suite (offline)
+	$(BIN)/pytest
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: clean
+clean: ## Remove the environments and local runtime data
+	rm -rf $(VENV) .tools data/local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""Errors raised while extracting and transforming sources.
+
+    IngestError
+     ├── SourceError                  one source failed; the others still load
+     │    ├── TransientSourceError    timeouts, connect errors, 429, 5xx: retried with backoff
+     │    ├── TerminalSourceError     400/401/403/404, missing credentials: not retried
+     │    │    └── ContractError      the payload is not the documented shape
+     │    └── SourceSkipped           the source is not configured (no API key); not a failure
+     └── ReplayError                  a replay directory is missing or not in the replay layout
+
+Every message names the source, the URL (never a secret) and what to do next. Native ``httpx``
+errors are classified in one place, :func:`flows.sources.http.classify`.
+"""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Base class for ingest errors."""
+
+
+class SourceError(IngestError):
+    def __init__(self, source: str, message: str, *, url: str | None = None) -> None:
+        where = f" ({url})" if url else ""
+        super().__init__(f"{source}{where}: {message}")
+        self.source = source
+        self.url = url
+
+
+class TransientSourceError(SourceError):
+    """Worth retrying later: the source was unreachable, slow, rate-limiting or failing."""
+
+
+class TerminalSourceError(SourceError):
+    """Retrying will not help until someone changes configuration or code."""
+
+
+class ContractError(TerminalSourceError):
+    """The source answered, but not in the documented shape (schema drift or a wrong endpoint)."""
+
+
+class SourceSkipped(SourceError):
+    """The source is deliberately not run (for example it needs an API key that is not set)."""
+
+
+class ReplayError(IngestError):
+    pass

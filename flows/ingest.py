@@ -1,0 +1,239 @@
+"""The ``ingest`` flow: extract every source, transform, resolve and load, publish the snapshot.
+
+Extracts run concurrently (each a retrying task; only transient errors are retried). Then, in
+the fixed source order, each source is transformed and loaded in its own transaction: a source
+that fails does not stop the others from loading, and the run ends Failed if any source failed.
+The flow is the warehouse's only writer; it holds the warehouse for the whole run, so a second
+concurrent ingest is refused with a clear message instead of interleaving.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import duckdb
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
+from prefect.tasks import Task
+
+from flows import raw_zone
+from flows.errors import IngestError, SourceError, SourceSkipped, TransientSourceError
+from flows.extract import Extracted, extract_api, extract_csv
+from flows.load import load_source
+from flows.resolution import Override, read_overrides
+from flows.settings import get_ingest_settings
+from flows.sources import API_SOURCES, SOURCE_NAMES
+from flows.sources.replay import check_replay_dir
+from flows.sources.settings import CsvSettings
+from flows.transform import Validated, stage, validate
+from store import runs
+from store.connection import warehouse
+from store.settings import get_store_settings
+from store.snapshot import publish_snapshot
+
+
+class IngestFailed(IngestError):
+    """At least one source failed; the others were loaded and published."""
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    status: runs.RunStatus
+    results: list[runs.SourceResult] = field(default_factory=list)
+    snapshot_seconds: float | None = None
+
+    @property
+    def failed(self) -> list[runs.SourceResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by start time, unique across hosts: ``20261125T104105Z-3f9a2c``."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _only_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a whole extract only for errors that may pass (not bad keys or drifted payloads)."""
+    return isinstance(state.data, TransientSourceError)
+
+
+@task(name="extract", retry_condition_fn=_only_transient, task_run_name="extract-{source}")
+def extract_source(
+    source: str, run_id: str, started_at: datetime, replay_dir: Path | None
+) -> Extracted:
+    raw_root = get_store_settings().raw_dir
+    if source == "csv":
+        csv_dir = replay_dir / "csv" if replay_dir else CsvSettings().dir
+        return extract_csv(csv_dir, raw_root=raw_root, run_id=run_id, started_at=started_at)
+    api = API_SOURCES[source]
+    return extract_api(
+        api,
+        api.settings_type(),
+        raw_root=raw_root,
+        run_id=run_id,
+        started_at=started_at,
+        replay_dir=replay_dir,
+    )
+
+
+@task(name="transform", task_run_name="transform-{extracted.source}")
+def transform_source(extracted: Extracted) -> tuple[Validated, float]:
+    clock = time.perf_counter()
+    raw = raw_zone.read_raw(get_store_settings().raw_dir, extracted.raw_files)
+    validated = validate(stage(raw))
+    return validated, time.perf_counter() - clock
+
+
+def _skip_reason(source: str, replay_dir: Path | None) -> str | None:
+    if source not in API_SOURCES:
+        return None
+    api = API_SOURCES[source]
+    try:
+        api.access(api.settings_type(), replay_dir is not None)
+    except SourceSkipped as exc:
+        return str(exc)
+    return None
+
+
+def _summary_table(summary: RunSummary) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": r.source,
+            "status": r.status,
+            "fetched": r.fetched,
+            "valid": r.valid,
+            "quarantined": r.quarantined,
+            "inserted": r.inserted,
+            "updated": r.updated,
+            "unchanged": r.unchanged,
+            "seconds": round(
+                (r.extract_seconds or 0) + (r.transform_seconds or 0) + (r.load_seconds or 0), 3
+            ),
+            "error": r.error or "",
+        }
+        for r in summary.results
+    ]
+
+
+def _selected(sources: list[str] | None) -> list[str]:
+    unknown = sorted(set(sources or ()) - set(SOURCE_NAMES))
+    if unknown:
+        raise IngestError(f"unknown source(s) {unknown}; choose from {list(SOURCE_NAMES)}")
+    return [s for s in SOURCE_NAMES if s in (sources or SOURCE_NAMES)]
+
+
+def _run_source(
+    con: duckdb.DuckDBPyConnection,
+    future: PrefectFuture[Extracted],
+    result: runs.SourceResult,
+    overrides: dict[tuple[str, str], Override],
+) -> None:
+    """Transform and load one extracted source, recording a failure instead of raising it."""
+    logger = get_run_logger()
+    try:
+        extracted = future.result()
+        result.requests, result.fetched = extracted.requests, extracted.records
+        result.extract_seconds, result.raw_files = extracted.seconds, extracted.raw_files
+        validated, result.transform_seconds = transform_source(extracted)
+        result.finished_at = datetime.now(UTC)
+        resolution = load_source(con, validated, result, overrides)
+    # One source's failure must not stop the others: it is recorded in the ledger, logged, and
+    # fails the run at the end.
+    except Exception as exc:
+        result.status = "failed"
+        result.error = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+        result.finished_at = datetime.now(UTC)
+        logger.error("%s failed: %s", result.source, result.error)
+        runs.record_source(con, result)
+        return
+    logger.info(
+        "%s: %d fetched, %d valid, %d quarantined, %d inserted, %d updated, %d unchanged; "
+        "resolution %s",
+        result.source, result.fetched, result.valid, result.quarantined, result.inserted,
+        result.updated, result.unchanged, resolution.decisions(),
+    )  # fmt: skip
+
+
+@flow(name="ingest", log_prints=False)
+def ingest(sources: list[str] | None = None, replay_dir: str | None = None) -> RunSummary:
+    """Run every selected source once into the warehouse and publish the serving snapshot."""
+    logger = get_run_logger()
+    selected = _selected(sources)
+    replay = Path(replay_dir) if replay_dir else None
+    if replay:
+        check_replay_dir(replay)
+    store, settings = get_store_settings(), get_ingest_settings()
+    overrides = read_overrides(settings.overrides_file)
+    started_at = datetime.now(UTC)
+    run_id = new_run_id(started_at)
+    summary = RunSummary(run_id, "running")
+    progress = create_progress_artifact(0.0, key="ingest-progress", description=f"run {run_id}")
+    assert isinstance(progress, UUID)  # the sync call returns the id, not a coroutine
+    extract = extract_source.with_options(
+        retries=settings.extract_retries, retry_delay_seconds=settings.extract_retry_delay_seconds
+    )
+
+    with warehouse(store.warehouse_path) as con:
+        runs.start_run(
+            con,
+            run_id=run_id,
+            flow_run_id=str(flow_run.id) if flow_run.id else None,
+            started_at=started_at,
+            sources=selected,
+            replay_dir=str(replay) if replay else None,
+        )
+        logger.info("run %s: %s%s", run_id, selected, f", replaying {replay}" if replay else "")
+        futures: dict[str, PrefectFuture[Extracted]] = {}
+        for source in selected:
+            reason = _skip_reason(source, replay)
+            if reason is None:
+                futures[source] = extract.submit(source, run_id, started_at, replay)
+                continue
+            logger.warning("%s skipped: %s", source, reason)
+            skipped = runs.SourceResult(run_id, source, "skipped", error=reason)
+            runs.record_source(con, skipped)
+            summary.results.append(skipped)
+
+        # Extracts run concurrently; loads go one source at a time, in source order, so entity
+        # resolution sees the same sequence on every run.
+        for done, (source, future) in enumerate(futures.items(), start=1):
+            result = runs.SourceResult(run_id, source, "loaded", started_at=datetime.now(UTC))
+            _run_source(con, future, result, overrides)
+            summary.results.append(result)
+            update_progress_artifact(progress, 100.0 * done / len(futures))
+
+        failed = summary.failed
+        summary.status = "failed" if failed else "completed"
+        error = "; ".join(f"{r.source}: {r.error}" for r in failed) or None
+        runs.finish_run(con, run_id, summary.status, error)
+        con.execute("checkpoint")
+
+    published = publish_snapshot(store.warehouse_path, store.serving_path)
+    summary.snapshot_seconds = published.seconds
+    logger.info(
+        "published %s (%d bytes) in %.2fs", published.path, published.bytes, published.seconds
+    )
+    create_table_artifact(
+        _summary_table(summary), key="ingest-summary", description=f"Ingest run {run_id}"
+    )
+    if failed:
+        again = " ".join(f"--source {r.source}" for r in failed)
+        raise IngestFailed(
+            f"run {run_id}: {len(failed)} source(s) failed ({error}); the others were loaded and "
+            f"published. Fix the cause named above, then re-run `kasparro ingest {again}`"
+        )
+    return summary

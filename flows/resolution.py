@@ -1,0 +1,230 @@
+"""Entity resolution: which canonical coin each source asset is.
+
+Decisions, strongest first, each recorded in ``coin_source_ids`` with its method and evidence:
+
+1. ``sticky``: an asset already mapped keeps its coin, whatever else changes;
+2. ``override``: the curated file ``data/asset_overrides.csv`` (``source,source_asset_id,
+   coin_id,note``) names the coin;
+3. ``exact_symbol_name``: an existing coin has the same normalised (symbol, name) and no asset from
+   this source yet (a source never lists one asset twice, so two same-source assets are two coins);
+4. ``new_coin``: otherwise the asset founds a new coin.
+
+A symbol alone never merges two assets. Normalisation is NFKC (which turns NBSP into a space),
+zero-width characters removed, whitespace collapsed and trimmed, then casefolded.
+
+``coin_id`` is a readable slug of the founding asset's symbol and name (``btc-bitcoin``), with a
+hash of the founding asset's ``source:id`` appended when the slug is taken. Assets are decided in
+a fixed order (source order, then id), so the same inputs give the same ids on every run,
+whatever crashed or was retried before.
+
+Resolution works on the batch's distinct assets (thousands), not on its quotes (millions).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from flows.sources import SOURCE_NAMES
+from store.schema import COIN_SOURCE_IDS, COINS
+
+logger = logging.getLogger(__name__)
+
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+_SPACES = re.compile(r"\s+")
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_COIN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
+KEY_SEPARATOR = "\x1f"
+
+CONFIDENCE = {"override": 1.0, "exact_symbol_name": 0.9, "new_coin": 1.0}
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = _ZERO_WIDTH.sub("", text)
+    return _SPACES.sub(" ", text).strip().casefold()
+
+
+def match_key(symbol: str, name: str) -> str:
+    return normalise(symbol) + KEY_SEPARATOR + normalise(name)
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:40].strip("-")
+
+
+def new_coin_id(symbol: str, name: str, source: str, source_asset_id: str, taken: set[str]) -> str:
+    base = "-".join(part for part in (_slug(symbol), _slug(name)) if part) or "asset"
+    if base not in taken:
+        return base
+    digest = hashlib.sha256(f"{source}:{source_asset_id}".encode()).hexdigest()[:8]
+    return f"{base}-{digest}"
+
+
+@dataclass(frozen=True)
+class Override:
+    coin_id: str
+    note: str
+    line: int
+
+
+class OverridesError(ValueError):
+    pass
+
+
+def read_overrides(path: Path) -> dict[tuple[str, str], Override]:
+    """The curated overrides; a malformed file is an error naming the line, never half-read."""
+    if not path.exists():
+        return {}
+    overrides: dict[tuple[str, str], Override] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        expected = {"source", "source_asset_id", "coin_id", "note"}
+        if set(reader.fieldnames or ()) != expected:
+            raise OverridesError(
+                f"{path}: header must be source,source_asset_id,coin_id,note; "
+                f"got {reader.fieldnames}"
+            )
+        for line, row in enumerate(reader, start=2):
+            source, asset, coin = (
+                row["source"].strip(),
+                row["source_asset_id"].strip(),
+                row["coin_id"].strip(),
+            )
+            if source not in SOURCE_NAMES:
+                raise OverridesError(
+                    f"{path}:{line}: unknown source {source!r}; one of {SOURCE_NAMES}"
+                )
+            if not asset:
+                raise OverridesError(f"{path}:{line}: source_asset_id is empty")
+            if not _COIN_ID.match(coin):
+                raise OverridesError(
+                    f"{path}:{line}: coin_id {coin!r} must be lowercase letters, digits and '-'"
+                )
+            if (source, asset) in overrides:
+                raise OverridesError(
+                    f"{path}:{line}: {source}/{asset} is already overridden on line "
+                    f"{overrides[(source, asset)].line}"
+                )
+            overrides[(source, asset)] = Override(coin, row["note"].strip(), line)
+    return overrides
+
+
+@dataclass(frozen=True)
+class Resolution:
+    mappings: pl.DataFrame
+    """:data:`store.schema.COIN_SOURCE_IDS` rows for every asset of the batch (stored ones carry
+    their stored coin; the loader only widens their seen range)."""
+    new_coins: pl.DataFrame
+    """:data:`store.schema.COINS` rows for coins founded by this batch."""
+
+    def decisions(self) -> dict[str, int]:
+        counts = self.mappings.group_by("method").len()
+        return dict(zip(counts["method"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def resolve(
+    quotes: pl.DataFrame,
+    *,
+    stored_mappings: pl.DataFrame,
+    stored_coins: pl.DataFrame,
+    overrides: dict[tuple[str, str], Override],
+    run_id: str,
+) -> Resolution:
+    """Decide a coin for every distinct (source, source_asset_id) in ``quotes``.
+
+    ``stored_mappings`` has (source, source_asset_id, coin_id); ``stored_coins`` has
+    (coin_id, match_key).
+    """
+    order = {name: i for i, name in enumerate(SOURCE_NAMES)}
+    assets = (
+        quotes.sort("observed_at")
+        .group_by("source", "source_asset_id")
+        .agg(
+            pl.col("symbol").last(),
+            pl.col("name").last(),
+            pl.col("observed_at").min().alias("first_seen_at"),
+            pl.col("observed_at").max().alias("last_seen_at"),
+        )
+        .with_columns(_order=pl.col("source").replace_strict(order, default=len(order)))
+        .sort("_order", "source_asset_id")
+    )
+    stored = {
+        (s, a): c
+        for s, a, c in stored_mappings.select("source", "source_asset_id", "coin_id").iter_rows()
+    }
+    coin_sources: dict[str, set[str]] = defaultdict(set)
+    for (source, _), coin in stored.items():
+        coin_sources[coin].add(source)
+    by_key: dict[str, list[str]] = defaultdict(list)
+    for coin, key in stored_coins.select("coin_id", "match_key").sort("coin_id").iter_rows():
+        by_key[key].append(coin)
+    taken = set(stored_coins["coin_id"].to_list())
+
+    mappings: list[dict[str, object]] = []
+    new_coins: list[dict[str, object]] = []
+    for source, asset, symbol, name, first_seen, last_seen, _ in assets.iter_rows():
+        key = match_key(symbol, name)
+        evidence: dict[str, object] = {"symbol": symbol, "name": name, "match_key": key}
+        if (source, asset) in stored:
+            coin, method = stored[(source, asset)], "sticky"
+            override = overrides.get((source, asset))
+            if override and override.coin_id != coin:
+                logger.warning(
+                    "override %s/%s -> %s ignored: the asset is already mapped to %s and mappings "
+                    "are sticky", source, asset, override.coin_id, coin,
+                )  # fmt: skip
+        elif (source, asset) in overrides:
+            override = overrides[(source, asset)]
+            coin, method = override.coin_id, "override"
+            evidence |= {"override_line": override.line, "note": override.note}
+        else:
+            free = [c for c in by_key.get(key, []) if source not in coin_sources[c]]
+            if free:
+                coin, method = free[0], "exact_symbol_name"
+                evidence["matched_sources"] = sorted(coin_sources[free[0]])
+            else:
+                coin, method = new_coin_id(symbol, name, source, asset, taken), "new_coin"
+                if by_key.get(key):
+                    evidence["same_key_coins_taken_by_source"] = by_key[key]
+        if coin not in taken:
+            taken.add(coin)
+            by_key[key].append(coin)
+            new_coins.append(
+                {
+                    "coin_id": coin,
+                    "symbol": symbol,
+                    "name": name,
+                    "match_key": key,
+                    "first_seen_at": first_seen,
+                    "created_by_run": run_id,
+                }
+            )
+        coin_sources[coin].add(source)
+        mappings.append(
+            {
+                "source": source,
+                "source_asset_id": asset,
+                "coin_id": coin,
+                "method": method,
+                "confidence": CONFIDENCE.get(method, 1.0),
+                "evidence": json.dumps(evidence, ensure_ascii=False, sort_keys=True),
+                "first_seen_at": first_seen,
+                "last_seen_at": last_seen,
+                "decided_by_run": run_id,
+            }
+        )
+    return Resolution(
+        mappings=pl.DataFrame(mappings, schema=COIN_SOURCE_IDS),
+        new_coins=pl.DataFrame(new_coins, schema=COINS),
+    )

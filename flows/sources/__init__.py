@@ -1,0 +1,39 @@
+"""The sources Kasparro extracts, declared in one place each.
+
+``API_SOURCES`` maps a name to its :class:`ApiSource`; ``csv`` is the legacy-file source.
+``SOURCE_NAMES`` is also the load order, which keeps entity resolution deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.sources import coincap, coingecko, coinpaprika, csv_files
+from flows.sources.api import Access, ApiSource
+from flows.sources.http import Page, SourceHttp
+from flows.sources.spec import Endpoint, SourceSpec
+
+API_SOURCES: dict[str, ApiSource[Any]] = {
+    source.spec.name: source for source in (coingecko.SOURCE, coinpaprika.SOURCE, coincap.SOURCE)
+}
+SOURCE_NAMES: tuple[str, ...] = (*API_SOURCES, csv_files.SOURCE_NAME)
+
+
+def spec_for(source: str, endpoint: str) -> SourceSpec:
+    """The spec that describes records of ``source`` from ``endpoint`` (a CSV layout for csv)."""
+    if source == csv_files.SOURCE_NAME:
+        return csv_files.LAYOUTS[endpoint]
+    return API_SOURCES[source].spec
+
+
+__all__ = [
+    "API_SOURCES",
+    "SOURCE_NAMES",
+    "Access",
+    "ApiSource",
+    "Endpoint",
+    "Page",
+    "SourceHttp",
+    "SourceSpec",
+    "spec_for",
+]

@@ -1,0 +1,60 @@
+"""What an HTTP API source is: a spec, its settings, how to reach it and how to page through it.
+
+Three clients sit behind each API, all through the same code: the live httpx transport, the
+replay transport serving recorded bodies (:mod:`flows.sources.replay`), and pytest-httpx in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import httpx
+
+from flows.sources.http import USER_AGENT, Page, RateLimiter, SourceHttp
+from flows.sources.settings import HttpSourceSettings
+from flows.sources.spec import SourceSpec
+
+S = TypeVar("S", bound=HttpSourceSettings)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Where a source is reached and with which headers (the key lives only here)."""
+
+    base_url: str
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class ApiSource(Generic[S]):
+    spec: SourceSpec
+    settings_type: type[S]
+    access: Callable[[S, bool], Access]
+    """Base URL and auth headers; the flag is True for a replay, where no key is needed.
+    Raises :class:`flows.errors.SourceSkipped` when a live run lacks a required key."""
+    pages: Callable[[SourceHttp, S], Iterator[Page]]
+    """Fetch every page of one run, stopping at a short page or the configured limit."""
+
+    def open(
+        self,
+        settings: S,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        replay: bool = False,
+        rate_limit: bool = True,
+    ) -> SourceHttp:
+        access = self.access(settings, replay)
+        client = httpx.Client(
+            base_url=access.base_url,
+            headers={"user-agent": USER_AGENT, "accept": "application/json", **access.headers},
+            timeout=httpx.Timeout(
+                settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)
+            ),
+            transport=transport,
+        )
+        rpm = settings.requests_per_minute if rate_limit else 1e9
+        return SourceHttp(
+            self.spec.name, client, policy=settings.retry_policy(), limiter=RateLimiter(rpm)
+        )

@@ -1,0 +1,73 @@
+"""CoinGecko ``/api/v3/coins/markets``: the market snapshot, 250 coins a page by market cap.
+
+Demo keys go to ``api.coingecko.com`` in ``x-cg-demo-api-key``; Pro keys to
+``pro-api.coingecko.com`` in ``x-cg-pro-api-key``; without a key the public host is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from flows.sources.api import Access, ApiSource
+from flows.sources.http import Page, SourceHttp
+from flows.sources.settings import CoinGeckoSettings
+from flows.sources.spec import Endpoint, SourceSpec
+
+PUBLIC_URL = "https://api.coingecko.com/api/v3"
+PRO_URL = "https://pro-api.coingecko.com/api/v3"
+
+
+def _page_of(query: Mapping[str, str]) -> int:
+    return int(query.get("page", "1"))
+
+
+MARKETS = Endpoint(name="coins_markets", path="coins/markets", records_key=None, page_of=_page_of)
+
+SPEC = SourceSpec(
+    name="coingecko",
+    title="CoinGecko",
+    natural_key=("id", "last_updated"),
+    checkpoint_field="last_updated",
+    columns={
+        "source_asset_id": "id",
+        "symbol": "symbol",
+        "name": "name",
+        "price_usd": "current_price",
+        "market_cap_usd": "market_cap",
+        "volume_24h_usd": "total_volume",
+        "pct_change_24h": "price_change_percentage_24h",
+        "circulating_supply": "circulating_supply",
+        "total_supply": "total_supply",
+        "max_supply": "max_supply",
+        "rank": "market_cap_rank",
+        "observed_at": "last_updated",
+    },
+    time_format="iso8601",
+    endpoints=(MARKETS,),
+)
+
+
+def access(settings: CoinGeckoSettings, replay: bool) -> Access:
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    if settings.plan == "pro":
+        headers = {"x-cg-pro-api-key": key} if key else {}
+        return Access(settings.base_url or PRO_URL, headers)
+    headers = {"x-cg-demo-api-key": key} if key else {}
+    return Access(settings.base_url or PUBLIC_URL, headers)
+
+
+def pages(http: SourceHttp, settings: CoinGeckoSettings) -> Iterator[Page]:
+    for number in range(1, settings.max_pages + 1):
+        params: dict[str, str | int] = {
+            "vs_currency": "usd",
+            "order": "market_cap_desc",
+            "per_page": settings.page_size,
+            "page": number,
+        }
+        page = http.get_page(MARKETS, params, number)
+        yield page
+        if page.shape_error or len(page.records) < settings.page_size:
+            return
+
+
+SOURCE = ApiSource(spec=SPEC, settings_type=CoinGeckoSettings, access=access, pages=pages)

@@ -1,0 +1,119 @@
+"""Split a JSON response body into its records, keeping each record's text exactly as served.
+
+The raw zone stores one row per record with the record's own bytes, not a re-serialisation:
+``19109818.0`` stays ``19109818.0`` and ``1.258e-09`` stays ``1.258e-09``. The stdlib decoder's
+``raw_decode`` gives the end offset of each value, which is all a span needs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+_decoder = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class ShapeError(ValueError):
+    """The body is not JSON of the expected shape; the message says where and what."""
+
+
+@dataclass(frozen=True)
+class SplitBody:
+    records: list[str]
+    envelope: str
+    """The body with the record array emptied (``[]`` for a bare array)."""
+    keys: frozenset[str]
+    """Every top-level key seen in any record, for schema-drift detection."""
+
+
+def split_records(text: str, records_key: str | None) -> SplitBody:
+    """Split ``text`` into record spans; ``records_key`` names the envelope key, if any."""
+    try:
+        if records_key is None:
+            return _split_bare_array(text)
+        return _split_envelope(text, records_key)
+    except (json.JSONDecodeError, IndexError) as exc:
+        raise ShapeError(f"body is not valid JSON: {exc}") from exc
+
+
+def _skip(text: str, pos: int) -> int:
+    match = _WHITESPACE.match(text, pos)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
+def _expect_end(text: str, pos: int) -> None:
+    pos = _skip(text, pos)
+    if pos != len(text):
+        raise ShapeError(f"unexpected data after the JSON value at character {pos}")
+
+
+def _split_bare_array(text: str) -> SplitBody:
+    start = _skip(text, 0)
+    if text[start : start + 1] != "[":
+        raise ShapeError("expected a JSON array of records at the top level")
+    records, keys, end = _split_array(text, start)
+    _expect_end(text, end)
+    return SplitBody(records, "[]", keys)
+
+
+def _split_envelope(text: str, records_key: str) -> SplitBody:
+    pos = _skip(text, 0)
+    if text[pos : pos + 1] != "{":
+        raise ShapeError(f"expected a JSON object with a {records_key!r} array at the top level")
+    pos = _skip(text, pos + 1)
+    found: tuple[int, int, list[str], frozenset[str]] | None = None
+    while text[pos] != "}":
+        if text[pos] != '"':
+            raise ShapeError(f"expected a string key at character {pos}")
+        key, pos = _decoder.raw_decode(text, pos)
+        pos = _skip(text, pos)
+        if text[pos] != ":":
+            raise ShapeError(f"expected ':' at character {pos}")
+        pos = _skip(text, pos + 1)
+        if key == records_key:
+            if text[pos] != "[":
+                raise ShapeError(f"{records_key!r} is not an array")
+            records, keys, end = _split_array(text, pos)
+            found = (pos, end, records, keys)
+            pos = end
+        else:
+            _, pos = _decoder.raw_decode(text, pos)
+        pos = _skip(text, pos)
+        if text[pos] == ",":
+            pos = _skip(text, pos + 1)
+            if text[pos] == "}":
+                raise ShapeError(f"trailing comma before '}}' at character {pos}")
+        elif text[pos] != "}":
+            raise ShapeError(f"expected ',' or '}}' at character {pos}")
+    _expect_end(text, pos + 1)
+    if found is None:
+        raise ShapeError(f"the response object has no {records_key!r} array")
+    start, end, records, keys = found
+    return SplitBody(records, text[:start] + "[]" + text[end:], keys)
+
+
+def _split_array(text: str, pos: int) -> tuple[list[str], frozenset[str], int]:
+    """Split the array starting at ``text[pos] == '['``; return records, keys and the end."""
+    records: list[str] = []
+    keys: set[str] = set()
+    pos = _skip(text, pos + 1)
+    if text[pos] == "]":
+        return records, frozenset(), pos + 1
+    while True:
+        value, end = _decoder.raw_decode(text, pos)
+        if not isinstance(value, dict):
+            raise ShapeError(
+                f"record {len(records)} is a JSON {type(value).__name__}, not an object"
+            )
+        records.append(text[pos:end])
+        keys.update(value)
+        pos = _skip(text, end)
+        if text[pos] == ",":
+            pos = _skip(text, pos + 1)
+        elif text[pos] == "]":
+            return records, frozenset(keys), pos + 1
+        else:
+            raise ShapeError(f"expected ',' or ']' at character {pos}")

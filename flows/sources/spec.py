@@ -1,0 +1,98 @@
+"""How a source is declared: its endpoints, natural key, checkpoint field and column mapping.
+
+Every source module (``coingecko``, ``coinpaprika``, ``coincap``, ``csv_files``) declares one
+:class:`SourceSpec`; the extract, replay, raw zone and staging code read these declarations
+instead of knowing any source by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+TimeFormat = Literal["iso8601", "epoch_ms", "csv_datetime"]
+RecordFormat = Literal["json", "csv"]
+
+# Canonical quote columns a source maps its fields to (see flows.transform.quotes).
+CANONICAL_FIELDS = (
+    "source_asset_id",
+    "symbol",
+    "name",
+    "price_usd",
+    "market_cap_usd",
+    "volume_24h_usd",
+    "pct_change_24h",
+    "circulating_supply",
+    "total_supply",
+    "max_supply",
+    "rank",
+    "observed_at",
+)
+
+ENVELOPE_PREFIX = "@"
+"""A mapped path starting with ``@`` is read from the response envelope, not the record
+(CoinCap puts the observation time in the envelope's ``timestamp``)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One HTTP endpoint of a source.
+
+    ``name`` is also the replay file or directory name and the raw-zone file prefix.
+    """
+
+    name: str
+    path: str
+    records_key: str | None
+    """``None`` when the body is a JSON array of records, else the envelope key holding it."""
+    page_of: Callable[[Mapping[str, str]], int] | None = None
+    """Page number (1-based) from a request's query parameters; ``None`` for unpaged endpoints."""
+
+    @property
+    def paged(self) -> bool:
+        return self.page_of is not None
+
+    @property
+    def empty_body(self) -> bytes:
+        return b"[]" if self.records_key is None else b'{"%s": []}' % self.records_key.encode()
+
+    def replay_file(self, page: int | None) -> str:
+        """Path of a recorded response relative to ``<replay dir>/<source>/``."""
+        if self.paged:
+            return f"{self.name}/page-{page or 1:04d}.json"
+        return f"{self.name}.json"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    title: str
+    natural_key: tuple[str, ...]
+    """Fields of a source record that identify one observation (documented in the README)."""
+    checkpoint_field: str
+    """The record field whose maximum is kept as the source's checkpoint."""
+    columns: Mapping[str, str]
+    """Canonical field -> dotted path in the record (or ``@key`` in the envelope)."""
+    time_format: TimeFormat
+    record_format: RecordFormat = "json"
+    endpoints: tuple[Endpoint, ...] = ()
+    sentinel_nulls: Mapping[str, str] = field(default_factory=dict)
+    """Canonical field -> served value that means "unknown" (CoinPaprika's ``max_supply: 0``)."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.columns) - set(CANONICAL_FIELDS)
+        missing = {"source_asset_id", "symbol", "name", "price_usd", "observed_at"} - set(
+            self.columns
+        )
+        if unknown or missing:
+            raise ValueError(
+                f"source {self.name}: column mapping has unknown fields {sorted(unknown)} "
+                f"and lacks required fields {sorted(missing)}"
+            )
+
+    def endpoint(self, name: str) -> Endpoint:
+        for endpoint in self.endpoints:
+            if endpoint.name == name:
+                return endpoint
+        raise KeyError(f"source {self.name} has no endpoint {name!r}")

@@ -1,0 +1,6 @@
+"""polars transforms: raw-zone rows -> staged text -> validated, typed quotes."""
+
+from flows.transform.quotes import VALIDATED, Validated, validate
+from flows.transform.staging import STAGED, Staged, stage
+
+__all__ = ["STAGED", "VALIDATED", "Staged", "Validated", "stage", "validate"]

@@ -1,0 +1,205 @@
+"""Staged text -> typed, validated quotes; everything else -> quarantine with a reason.
+
+One set of whole-frame polars expressions for every source:
+
+* money (price, market cap, volume) is parsed from its text straight to DECIMAL(38, 18), exactly:
+  decimal strings and exponents alike (``1.258e-09`` stays 0.000000001258). A value that needs more
+  than 18 decimal places or is >= 1e20 is quarantined as ``not_representable``, never rounded.
+* the price must be present, finite and positive; amounts and supplies must not be negative;
+* ``observed_at`` must parse, be no later than the fetch (plus clock skew) and no earlier than
+  Bitcoin's genesis block (which catches two-digit years);
+* a record with a present-but-unparseable number is quarantined, not nulled.
+
+A record is quarantined with the first rule it breaks; the rest of the batch loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from flows.transform.staging import TEXT_FIELDS, Staged
+from store.schema import MONEY, QUARANTINE, QUARANTINE_KEY, QUOTES
+
+CLOCK_SKEW = timedelta(minutes=5)
+GENESIS = datetime(2009, 1, 3, tzinfo=UTC)
+MONEY_FIELDS = ("price_usd", "market_cap_usd", "volume_24h_usd")
+FLOAT_FIELDS = ("pct_change_24h", "circulating_supply", "total_supply", "max_supply")
+NON_NEGATIVE = ("market_cap_usd", "volume_24h_usd", "circulating_supply", "total_supply",
+                "max_supply")  # fmt: skip
+NATURAL_KEY = ("source", "source_asset_id", "observed_at")
+"""Key of a validated observation before resolution assigns the coin."""
+
+VALIDATED = pl.Schema({name: dtype for name, dtype in QUOTES.items() if name != "coin_id"})
+
+
+@dataclass(frozen=True)
+class Validated:
+    quotes: pl.DataFrame
+    """Schema :data:`VALIDATED`, one row per natural key."""
+    quarantine: pl.DataFrame
+    """Schema :data:`store.schema.QUARANTINE`."""
+    duplicates: int
+    """Identical re-deliveries of an observation in the batch (kept once)."""
+
+
+def _float(name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.Float64, strict=False)
+
+
+def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
+    """(reason, broken-when, detail) in priority order; the first broken rule is reported."""
+    checks: list[tuple[str, pl.Expr, pl.Expr]] = [
+        ("missing_id", pl.col("source_asset_id").is_null(), pl.lit("the asset id is missing")),
+        ("missing_symbol", pl.col("symbol").is_null(), pl.lit("the symbol is missing")),
+        ("missing_name", pl.col("name").is_null(), pl.lit("the name is missing")),
+        (
+            "missing_observed_at",
+            pl.col("observed_at_text").is_null(),
+            pl.lit("the observation time is missing"),
+        ),
+        (
+            "bad_observed_at",
+            pl.col("observed_at").is_null(),
+            pl.format("observed_at is not a time with a UTC offset: '{}'", "observed_at_text"),
+        ),
+        (
+            "observed_at_in_future",
+            pl.col("observed_at")
+            > pl.max_horizontal(pl.col("fetched_at"), pl.lit(now)) + CLOCK_SKEW,
+            pl.format("observed_at {} is after the fetch time {}", "observed_at", "fetched_at"),
+        ),
+        (
+            "observed_at_implausible",
+            pl.col("observed_at") < GENESIS,
+            pl.format("observed_at {} is before 2009-01-03 (two-digit year?)", "observed_at"),
+        ),
+        ("missing_price", pl.col("price_usd").is_null(), pl.lit("price_usd is missing")),
+    ]
+    for field in (*MONEY_FIELDS, *FLOAT_FIELDS, "rank"):
+        checks.append(
+            (
+                "not_a_number",
+                pl.col(field).is_not_null() & _float(field).is_null(),
+                pl.format(f"{field} is not a number: '{{}}'", field),
+            )
+        )
+        checks.append(
+            (
+                "not_finite",
+                _float(field).is_nan() | _float(field).is_infinite(),
+                pl.format(f"{field} is not finite: '{{}}'", field),
+            )
+        )
+    for field in MONEY_FIELDS:
+        exact = pl.col(field).str.to_decimal(scale=MONEY.scale or 0)
+        approx = _float(field)
+        lossy = exact.is_null() | ((exact.cast(pl.Float64) - approx).abs() > 1e-9 * approx.abs())
+        checks.append(
+            (
+                "not_representable",
+                pl.col(field).is_not_null() & approx.is_not_null() & lossy,
+                pl.format(f"{field} '{{}}' needs more than 18 decimal places or is >= 1e20", field),
+            )
+        )
+    checks.append(
+        (
+            "price_not_positive",
+            _float("price_usd") <= 0,
+            pl.format("price_usd must be positive, got '{}'", "price_usd"),
+        )
+    )
+    for field in NON_NEGATIVE:
+        checks.append(
+            (
+                "negative_value",
+                _float(field) < 0,
+                pl.format(f"{field} must not be negative, got '{{}}'", field),
+            )
+        )
+    checks.append(
+        (
+            "not_a_number",
+            _float("rank").is_not_null() & (_float("rank") != _float("rank").round(0)),
+            pl.format("rank is not a whole number: '{}'", "rank"),
+        )
+    )
+    return checks
+
+
+def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
+    checks = _checks(now or datetime.now(UTC))
+    frame = staged.rows.with_columns(
+        # Surrounding whitespace (NBSP included) is not data; an empty field is a missing one.
+        pl.col(f).str.strip_chars().replace("", None).alias(f)
+        for f in TEXT_FIELDS
+    ).with_columns(
+        reason=pl.coalesce(pl.when(broken).then(pl.lit(reason)) for reason, broken, _ in checks),
+        detail=pl.coalesce(pl.when(broken).then(detail) for _, broken, detail in checks),
+    )
+    bad = frame.filter(pl.col("reason").is_not_null())
+    good = frame.filter(pl.col("reason").is_null()).select(
+        "source",
+        "observed_at",
+        "source_asset_id",
+        "symbol",
+        "name",
+        *[pl.col(f).str.to_decimal(scale=MONEY.scale or 0).alias(f) for f in MONEY_FIELDS],
+        *[_float(f).alias(f) for f in FLOAT_FIELDS],
+        _float("rank").cast(pl.Int32).alias("rank"),
+        "run_id",
+        "raw_file",
+        "raw_record",
+        "record_sha256",
+        "record",
+    )
+    kept, conflicts, duplicates = _dedupe(good)
+    quarantine = pl.concat(
+        [
+            _to_quarantine(staged.rejected.with_columns(source_asset_id=pl.lit(None, pl.String))),
+            _to_quarantine(bad),
+            _to_quarantine(conflicts),
+        ],
+        how="vertical",
+    ).unique(subset=list(QUARANTINE_KEY), keep="first", maintain_order=True)
+    quotes = kept.select(VALIDATED.names()).cast(VALIDATED)
+    return Validated(quotes, quarantine, duplicates)
+
+
+def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(
+        "source",
+        "record_sha256",
+        "reason",
+        "detail",
+        "source_asset_id",
+        "record",
+        "raw_file",
+        "raw_record",
+        pl.col("run_id").alias("first_run_id"),
+    ).cast(QUARANTINE)
+
+
+def _dedupe(quotes: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Keep the last delivery of each observation; report conflicting earlier ones."""
+    key = list(NATURAL_KEY)
+    ordered = quotes.sort("raw_file", "raw_record")
+    is_last = pl.int_range(pl.len()).over(key) == pl.len().over(key) - 1
+    kept = ordered.filter(is_last)
+    earlier = ordered.filter(~is_last)
+    values = [c for c in VALIDATED if c not in (*key, "run_id", "raw_file", "raw_record")]
+    compared = earlier.join(kept, on=key, how="left", suffix="_kept", nulls_equal=True)
+    differs = pl.any_horizontal(
+        pl.lit(False), *[pl.col(c).ne_missing(pl.col(f"{c}_kept")) for c in values]
+    )
+    conflicts = compared.filter(differs).with_columns(
+        reason=pl.lit("duplicate_conflict"),
+        detail=pl.format(
+            "the same observation was delivered again with different values; kept {} record {}",
+            "raw_file_kept",
+            "raw_record_kept",
+        ),
+    )
+    return kept, conflicts, earlier.height - conflicts.height

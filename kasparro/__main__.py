@@ -1,0 +1,3 @@
+from kasparro.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""``kasparro``: the command line, the one place that sees both the flows and the web app.
+
+kasparro ingest [--source NAME ...] [--replay DIR]   run the ingest flow once
+kasparro serve [--host HOST] [--port PORT]           serve the API over the snapshot
+kasparro record DIR [--source NAME ...]              capture live responses for replay
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Prefect reads its settings at import: set the defaults before anything imports it.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows,store")
+
+SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from flows.ingest import RunSummary, ingest
+
+    state = ingest(
+        sources=args.source or None,
+        replay_dir=str(args.replay) if args.replay else None,
+        return_state=True,
+    )
+    summary = state.result(raise_on_failure=False)
+    if isinstance(summary, RunSummary):
+        _print_summary(summary)
+    if state.is_failed():
+        print(f"ingest failed: {state.message or summary}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(summary: object) -> None:
+    from flows.ingest import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    header = f"{'source':<12} {'status':<8} {'fetched':>8} {'valid':>8} {'quarant.':>8} " \
+             f"{'inserted':>8} {'updated':>8} {'unchanged':>9}"  # fmt: skip
+    print(f"run {summary.run_id}: {summary.status}")
+    print(header)
+    for r in summary.results:
+        print(
+            f"{r.source:<12} {r.status:<8} {r.fetched:>8} {r.valid:>8} {r.quarantined:>8} "
+            f"{r.inserted:>8} {r.updated:>8} {r.unchanged:>9}"
+        )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from store.settings import get_store_settings
+    from web.app import create_app
+    from web.settings import get_web_settings
+
+    settings = get_web_settings()
+    host, port = args.host or settings.host, args.port or settings.port
+    snapshot = get_store_settings().serving_path
+    print(f"Kasparro API on http://{host}:{port}  (snapshot: {snapshot})")
+    print(f"  health      http://{host}:{port}/health")
+    print(f"  quotes      http://{host}:{port}/api/v1/data?limit=10")
+    print(f"  coins       http://{host}:{port}/api/v1/coins")
+    print(f"  runs        http://{host}:{port}/api/v1/runs")
+    print(f"  API docs    http://{host}:{port}/schema/swagger")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from flows.record import record
+
+    counts = record(Path(args.dir), args.source or list(SOURCES))
+    for source, files in counts.items():
+        print(f"{source}: {files} file(s) recorded under {Path(args.dir) / source}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kasparro", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="run the ingest flow once")
+    ingest.add_argument(
+        "--source", action="append", choices=SOURCES, help="only this source (repeatable)"
+    )
+    ingest.add_argument(
+        "--replay", type=Path, metavar="DIR", help="replay recorded responses from DIR"
+    )
+    ingest.set_defaults(run=_ingest)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API over the serving snapshot")
+    serve.add_argument("--host", help="interface to bind (default KASPARRO_API_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default KASPARRO_API_PORT or 8000)")
+    serve.set_defaults(run=_serve)
+
+    record = commands.add_parser("record", help="capture live responses into the replay layout")
+    record.add_argument("dir", help="replay directory to write")
+    record.add_argument(
+        "--source", action="append", choices=SOURCES, help="only this source (repeatable)"
+    )
+    record.set_defaults(run=_record)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # One line per HTTP request to Prefect's own API is noise; source requests log their retries.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,315 @@
+"""Read queries over a Kasparro DuckDB file (the serving snapshot, usually).
+
+Each function takes a cursor and returns a polars frame whose columns are documented here; the web
+layer turns them into response schemas. Money leaves as text (``23197.5``, ``0.000000001258``):
+exact, with trailing zeros trimmed, never through a float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+QUOTE_COLUMNS = """
+    q.coin_id,
+    q.source,
+    q.source_asset_id,
+    q.observed_at,
+    q.symbol,
+    q.name,
+    {price} as price_usd,
+    {market_cap} as market_cap_usd,
+    {volume} as volume_24h_usd,
+    q.pct_change_24h,
+    q.circulating_supply,
+    q.total_supply,
+    q.max_supply,
+    q.rank,
+    q.run_id
+"""
+
+
+def money_text(column: str) -> str:
+    """SQL rendering a DECIMAL as exact text without trailing zeros."""
+    return f"rtrim(rtrim({column}::varchar, '0'), '.')"
+
+
+def _frame(
+    cur: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
+) -> pl.DataFrame:
+    return cur.execute(sql, params or []).pl()
+
+
+def last_run(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """At most one row: run_id, status, started_at, finished_at, error."""
+    return _frame(
+        cur,
+        """
+        select run_id, status, started_at, finished_at, error
+        from runs
+        order by started_at desc
+        limit 1
+        """,
+    )
+
+
+def coins(
+    cur: duckdb.DuckDBPyConnection, *, symbol: str | None, limit: int, offset: int
+) -> tuple[pl.DataFrame, int]:
+    """coin_id, symbol, name, first_seen_at, sources (list); and the total matching."""
+    where = "where lower(c.symbol) = lower(?)" if symbol else ""
+    params: list[object] = [symbol] if symbol else []
+    total = cur.execute(f"select count(*) from coins as c {where}", params).fetchall()[0][0]
+    rows = _frame(
+        cur,
+        f"""
+        with mapped as (
+            select
+                coin_id,
+                list(distinct source order by source) as sources
+            from coin_source_ids
+            group by coin_id
+        )
+        select
+            c.coin_id,
+            c.symbol,
+            c.name,
+            c.first_seen_at,
+            coalesce(m.sources, []) as sources
+        from coins as c
+        left join mapped as m using (coin_id)
+        {where}
+        order by c.coin_id
+        limit ? offset ?
+        """,
+        [*params, limit, offset],
+    )
+    return rows, int(total)
+
+
+def coin(cur: duckdb.DuckDBPyConnection, coin_id: str) -> pl.DataFrame:
+    return _frame(
+        cur,
+        "select coin_id, symbol, name, first_seen_at from coins where coin_id = ?",
+        [coin_id],
+    )
+
+
+def coin_source_ids(cur: duckdb.DuckDBPyConnection, coin_id: str) -> pl.DataFrame:
+    """source, source_asset_id, method, confidence, evidence (JSON text), first/last_seen_at."""
+    return _frame(
+        cur,
+        """
+        select source, source_asset_id, method, confidence, evidence, first_seen_at, last_seen_at
+        from coin_source_ids
+        where coin_id = ?
+        order by source, source_asset_id
+        """,
+        [coin_id],
+    )
+
+
+@dataclass(frozen=True)
+class QuoteFilter:
+    coin_id: str | None = None
+    symbol: str | None = None
+    source: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    descending: bool = True
+    after: tuple[datetime, str, str] | None = None
+    """Keyset cursor: the (observed_at, coin_id, source) of the last row already returned."""
+
+
+def quotes(
+    cur: duckdb.DuckDBPyConnection, flt: QuoteFilter, *, limit: int, offset: int
+) -> pl.DataFrame:
+    """Quotes matching ``flt``, ordered by (observed_at, coin_id, source)."""
+    conditions: list[str] = []
+    params: list[object] = []
+    for column, value in (("q.coin_id", flt.coin_id), ("q.source", flt.source)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if flt.symbol is not None:
+        conditions.append("q.coin_id in (select coin_id from coins where lower(symbol) = lower(?))")
+        params.append(flt.symbol)
+    if flt.start is not None:
+        conditions.append("q.observed_at >= ?")
+        params.append(flt.start)
+    if flt.end is not None:
+        conditions.append("q.observed_at < ?")
+        params.append(flt.end)
+    direction = "desc" if flt.descending else "asc"
+    if flt.after is not None:
+        comparison = "<" if flt.descending else ">"
+        conditions.append(f"(q.observed_at, q.coin_id, q.source) {comparison} (?, ?, ?)")
+        params.extend(flt.after)
+    where = f"where {' and '.join(conditions)}" if conditions else ""
+    columns = QUOTE_COLUMNS.format(
+        price=money_text("q.price_usd"),
+        market_cap=money_text("q.market_cap_usd"),
+        volume=money_text("q.volume_24h_usd"),
+    )
+    return _frame(
+        cur,
+        f"""
+        select {columns}
+        from quotes as q
+        {where}
+        order by q.observed_at {direction}, q.coin_id {direction}, q.source {direction}
+        limit ? offset ?
+        """,
+        [*params, limit, offset],
+    )
+
+
+def totals(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    row = cur.execute(
+        """
+        select
+            (select count(*) from coins),
+            (select count(*) from quotes),
+            (select count(*) from quarantine),
+            (select count(*) from runs)
+        """
+    ).fetchall()[0]
+    return dict(zip(("coins", "quotes", "quarantined", "runs"), map(int, row), strict=True))
+
+
+def source_stats(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per source: quotes, coins, quarantined, last success/failure, last error, durations."""
+    return _frame(
+        cur,
+        """
+        with stored as (
+            select source, count(*) as quotes, count(distinct coin_id) as coins
+            from quotes
+            group by source
+        ),
+        held as (
+            select source, count(*) as quarantined
+            from quarantine
+            group by source
+        ),
+        attempts as (
+            select
+                rs.source,
+                rs.status,
+                rs.error,
+                r.started_at,
+                coalesce(rs.extract_seconds, 0) + coalesce(rs.transform_seconds, 0)
+                    + coalesce(rs.load_seconds, 0) as seconds,
+                row_number() over (partition by rs.source order by r.started_at desc) as recency
+            from run_sources as rs
+            join runs as r using (run_id)
+        ),
+        history as (
+            select
+                source,
+                max(started_at) filter (where status = 'loaded') as last_success_at,
+                max(started_at) filter (where status = 'failed') as last_failure_at,
+                arg_max(error, started_at) filter (where status = 'failed') as last_error,
+                arg_max(seconds, started_at) filter (where status = 'loaded') as last_seconds,
+                avg(seconds) filter (where status = 'loaded' and recency <= 10) as avg_seconds,
+                count(*) as runs
+            from attempts
+            group by source
+        ),
+        sources as (
+            select source from stored
+            union
+            select source from history
+        )
+        select
+            s.source,
+            coalesce(st.quotes, 0) as quotes,
+            coalesce(st.coins, 0) as coins,
+            coalesce(h.quarantined, 0) as quarantined,
+            hi.runs,
+            hi.last_success_at,
+            hi.last_failure_at,
+            hi.last_error,
+            hi.last_seconds,
+            hi.avg_seconds
+        from sources as s
+        left join stored as st using (source)
+        left join held as h using (source)
+        left join history as hi using (source)
+        order by s.source
+        """,
+    )
+
+
+def run_list(
+    cur: duckdb.DuckDBPyConnection,
+    *,
+    status: str | None = None,
+    run_id: str | None = None,
+    limit: int = 1,
+    offset: int = 0,
+) -> pl.DataFrame:
+    """run_id, flow_run_id, status, started_at, finished_at, sources, replay_dir, error."""
+    conditions = [c for c, v in (("status = ?", status), ("run_id = ?", run_id)) if v is not None]
+    params: list[object] = [v for v in (status, run_id) if v is not None]
+    where = f"where {' and '.join(conditions)}" if conditions else ""
+    return _frame(
+        cur,
+        f"""
+        select run_id, flow_run_id, status, started_at, finished_at, sources, replay_dir, error
+        from runs
+        {where}
+        order by started_at desc, run_id desc
+        limit ? offset ?
+        """,
+        [*params, limit, offset],
+    )
+
+
+def run_sources(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pl.DataFrame:
+    return _frame(
+        cur,
+        """
+        select
+            run_id, source, status, requests, fetched, valid, quarantined, duplicates, inserted,
+            updated, unchanged, extract_seconds, transform_seconds, load_seconds, error
+        from run_sources
+        where list_contains(?, run_id)
+        order by run_id, source
+        """,
+        [run_ids],
+    )
+
+
+def observed_prices(cur: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """What a run saw: per coin, the median price across the sources that observed it.
+
+    Columns: coin_id, symbol, name, price (DOUBLE, for comparison only), sources.
+    """
+    return _frame(
+        cur,
+        """
+        with seen as (
+            select o.coin_id, o.source, q.price_usd
+            from run_observations as o
+            join quotes as q
+                on q.coin_id = o.coin_id
+                and q.source = o.source
+                and q.observed_at = o.observed_at
+            where o.run_id = ?
+        )
+        select
+            s.coin_id,
+            c.symbol,
+            c.name,
+            median(s.price_usd::double) as price,
+            count(distinct s.source) as sources
+        from seen as s
+        join coins as c using (coin_id)
+        group by all
+        """,
+        [run_id],
+    )

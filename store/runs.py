@@ -1,0 +1,118 @@
+"""The run ledger (``runs``, ``run_sources``) and checkpoints, kept inside the warehouse.
+
+A source's result row and its checkpoint are written in the same transaction as its data, so the
+ledger never claims a load that did not commit and a checkpoint is never ahead of the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import duckdb
+
+RunStatus = Literal["running", "completed", "failed", "abandoned"]
+SourceStatus = Literal["loaded", "failed", "skipped"]
+
+
+@dataclass
+class SourceResult:
+    """One source's outcome within a run."""
+
+    run_id: str
+    source: str
+    status: SourceStatus
+    requests: int = 0
+    fetched: int = 0
+    valid: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    extract_seconds: float | None = None
+    transform_seconds: float | None = None
+    load_seconds: float | None = None
+    error: str | None = None
+    raw_files: list[str] = field(default_factory=list)
+
+
+_RESULT_COLUMNS = ("run_id", "source", "status", "requests", "fetched", "valid", "quarantined",
+                   "duplicates", "inserted", "updated", "unchanged", "started_at", "finished_at",
+                   "extract_seconds", "transform_seconds", "load_seconds", "error")  # fmt: skip
+
+
+def start_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    flow_run_id: str | None,
+    started_at: datetime,
+    sources: list[str],
+    replay_dir: str | None,
+) -> None:
+    # The caller holds the warehouse, so a run still marked running elsewhere died mid-way.
+    con.execute(
+        "update runs set status = 'abandoned', error = 'the process ended before the run "
+        "finished; its committed sources stay loaded' where status = 'running' and run_id <> ?",
+        [run_id],
+    )
+    con.execute(
+        """
+        insert into runs (run_id, flow_run_id, started_at, status, sources, replay_dir)
+        values (?, ?, ?, 'running', ?, ?)
+        on conflict (run_id) do update set status = 'running', finished_at = null, error = null
+        """,
+        [run_id, flow_run_id, started_at, sources, replay_dir],
+    )
+
+
+def record_source(con: duckdb.DuckDBPyConnection, result: SourceResult) -> None:
+    values = asdict(result)
+    placeholders = ", ".join("?" for _ in _RESULT_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _RESULT_COLUMNS[2:])
+    con.execute(
+        f"""
+        insert into run_sources ({", ".join(_RESULT_COLUMNS)})
+        values ({placeholders})
+        on conflict (run_id, source) do update set {updates}
+        """,
+        [values[c] for c in _RESULT_COLUMNS],
+    )
+
+
+def finish_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, status: RunStatus, error: str | None
+) -> None:
+    con.execute(
+        "update runs set status = ?, finished_at = ?, error = ? where run_id = ?",
+        [status, datetime.now(UTC), error, run_id],
+    )
+
+
+def advance_checkpoint(
+    con: duckdb.DuckDBPyConnection, *, source: str, stream: str, position: str, run_id: str
+) -> None:
+    """Move a checkpoint forward; an older or equal position leaves it as it is."""
+    con.execute(
+        """
+        insert into checkpoints (source, stream, position, run_id, updated_at)
+        values (?, ?, ?, ?, ?)
+        on conflict (source, stream) do update set
+            position = excluded.position,
+            run_id = excluded.run_id,
+            updated_at = excluded.updated_at
+        where excluded.position > checkpoints.position
+        """,
+        [source, stream, position, run_id, datetime.now(UTC)],
+    )
+
+
+def checkpoint(con: duckdb.DuckDBPyConnection, source: str, stream: str) -> str | None:
+    rows = con.execute(
+        "select position from checkpoints where source = ? and stream = ?", [source, stream]
+    ).fetchall()
+    return str(rows[0][0]) if rows else None

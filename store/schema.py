@@ -1,0 +1,89 @@
+"""The shapes of the warehouse tables as polars schemas, and their natural keys.
+
+Loaders accept frames of exactly these schemas; the DDL in ``store/migrations`` matches them.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+MONEY = pl.Decimal(38, 18)
+"""Prices, market caps and volumes: exact decimals, 18 places, never a float on the way in."""
+UTC_TIME = pl.Datetime("us", "UTC")
+
+QUOTES = pl.Schema(
+    {
+        "coin_id": pl.String(),
+        "source": pl.String(),
+        "observed_at": UTC_TIME,
+        "source_asset_id": pl.String(),
+        "symbol": pl.String(),
+        "name": pl.String(),
+        "price_usd": MONEY,
+        "market_cap_usd": MONEY,
+        "volume_24h_usd": MONEY,
+        "pct_change_24h": pl.Float64(),
+        "circulating_supply": pl.Float64(),
+        "total_supply": pl.Float64(),
+        "max_supply": pl.Float64(),
+        "rank": pl.Int32(),
+        "run_id": pl.String(),
+        "raw_file": pl.String(),
+        "raw_record": pl.Int32(),
+    }
+)
+QUOTES_KEY = ("coin_id", "source", "observed_at")
+QUOTES_LINEAGE = ("run_id", "raw_file", "raw_record")
+QUOTES_VALUES = tuple(c for c in QUOTES if c not in QUOTES_KEY and c not in QUOTES_LINEAGE)
+"""Columns whose change makes a re-delivered observation an update (lineage alone does not)."""
+
+QUARANTINE = pl.Schema(
+    {
+        "source": pl.String(),
+        "record_sha256": pl.String(),
+        "reason": pl.String(),
+        "detail": pl.String(),
+        "source_asset_id": pl.String(),
+        "record": pl.String(),
+        "raw_file": pl.String(),
+        "raw_record": pl.Int32(),
+        "first_run_id": pl.String(),
+    }
+)
+QUARANTINE_KEY = ("source", "record_sha256", "reason")
+
+COINS = pl.Schema(
+    {
+        "coin_id": pl.String(),
+        "symbol": pl.String(),
+        "name": pl.String(),
+        "match_key": pl.String(),
+        "first_seen_at": UTC_TIME,
+        "created_by_run": pl.String(),
+    }
+)
+
+COIN_SOURCE_IDS = pl.Schema(
+    {
+        "source": pl.String(),
+        "source_asset_id": pl.String(),
+        "coin_id": pl.String(),
+        "method": pl.String(),
+        "confidence": pl.Float64(),
+        "evidence": pl.String(),
+        "first_seen_at": UTC_TIME,
+        "last_seen_at": UTC_TIME,
+        "decided_by_run": pl.String(),
+    }
+)
+COIN_SOURCE_IDS_KEY = ("source", "source_asset_id")
+
+RUN_OBSERVATIONS = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "source": pl.String(),
+        "source_asset_id": pl.String(),
+        "coin_id": pl.String(),
+        "observed_at": UTC_TIME,
+    }
+)

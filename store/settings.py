@@ -1,0 +1,46 @@
+"""Where Kasparro keeps its runtime data.
+
+Every other tool and test relies on these names: ``warehouse.duckdb`` (written by the ingest flow
+only), ``serving.duckdb`` (the read-only snapshot the API and analysts open) and ``raw/`` (the raw
+zone, Parquet, every payload as received).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+SERVING_FILE = "serving.duckdb"
+RAW_DIR = "raw"
+
+
+class StoreSettings(BaseSettings):
+    """Location of the warehouse, the serving snapshot and the raw zone."""
+
+    model_config = SettingsConfigDict(env_prefix="KASPARRO_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data/local"),
+        description="Directory holding warehouse.duckdb, serving.duckdb and raw/ (git-ignored).",
+    )
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / WAREHOUSE_FILE
+
+    @property
+    def serving_path(self) -> Path:
+        return self.data_dir / SERVING_FILE
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / RAW_DIR
+
+
+@lru_cache(maxsize=1)
+def get_store_settings() -> StoreSettings:
+    return StoreSettings()

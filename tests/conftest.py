@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.settings import get_ingest_settings
+from store.settings import get_store_settings
+from web.settings import get_web_settings
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO / "data" / "demo"
+
+
+def _clear_settings() -> None:
+    for cached in (get_store_settings, get_ingest_settings, get_web_settings):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty KASPARRO_DATA_DIR for this test (settings re-read)."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("KASPARRO_DATA_DIR", str(path))
+    _clear_settings()
+    yield path
+    _clear_settings()
+
+
+@pytest.fixture
+def demo_dir() -> Path:
+    """The bundled demo recording (data/demo), in the replay layout."""
+    assert (DEMO_DIR / "coinpaprika" / "tickers.json").is_file(), "data/demo is missing"
+    return DEMO_DIR

@@ -1,0 +1,151 @@
+"""The real Prefect flow on the demo recording, end to end: ingest, re-ingest, failures, API."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.ingest import RunSummary, ingest
+from store.connection import open_read_only
+from tests.conftest import REPO
+from tests.helpers import assert_no_duplicates, checksums, table_counts
+from web.app import create_app
+from web.settings import WebSettings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One ephemeral Prefect API for the session (starting one costs ~10 s)."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KASPARRO_OVERRIDES_FILE", str(REPO / "data" / "asset_overrides.csv"))
+
+
+def snapshot_tables(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        assert_no_duplicates(con)
+        return table_counts(con), checksums(con)
+    finally:
+        con.close()
+
+
+def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
+    prefect_api: None, overrides: None, data_dir: Path, demo_dir: Path
+) -> None:
+    first = ingest(replay_dir=str(demo_dir))
+    assert isinstance(first, RunSummary)
+    assert first.status == "completed"
+    loaded = {r.source: r for r in first.results}
+    assert set(loaded) == {"coingecko", "coinpaprika", "coincap", "csv"}
+    for result in loaded.values():
+        assert result.status == "loaded"
+        assert result.inserted == result.valid > 0
+        assert result.fetched == result.valid + result.quarantined + result.duplicates
+    counts, sums = snapshot_tables(data_dir)
+    assert counts["quotes"] == sum(r.inserted for r in loaded.values())
+    assert counts["quarantine"] == sum(r.quarantined for r in loaded.values())
+
+    second = ingest(replay_dir=str(demo_dir))
+    assert second.status == "completed"
+    for result in second.results:
+        assert (result.inserted, result.updated) == (0, 0), result.source
+        assert result.unchanged == result.valid
+    assert snapshot_tables(data_dir) == (counts, sums), (
+        "a re-run over the same data changes nothing"
+    )
+
+    app = create_app(WebSettings(), snapshot_path=data_dir / "serving.duckdb")
+    with TestClient(app=app) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "ok"
+        assert health["last_run"]["run_id"] == second.run_id
+        quotes = client.get("/api/v1/data?coin_id=btc-bitcoin&limit=1000").json()["items"]
+        assert {q["source"] for q in quotes} == {"coingecko", "coinpaprika", "coincap", "csv"}
+        run = client.get(f"/api/v1/runs/{first.run_id}").json()
+        assert run["flow_run_id"], "the ledger links the Prefect flow run"
+
+
+def test_a_failing_source_fails_the_run_but_the_others_load(
+    prefect_api: None, overrides: None, data_dir: Path, demo_dir: Path, tmp_path: Path
+) -> None:
+    replay = tmp_path / "replay"
+    shutil.copytree(demo_dir, replay)
+    (replay / "coinpaprika" / "tickers.json").unlink()  # the unpaged endpoint now answers 404
+
+    state = ingest(replay_dir=str(replay), return_state=True)
+    assert state.is_failed()
+    assert "coinpaprika" in (state.message or "")
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        statuses = dict(con.execute("select source, status from run_sources").fetchall())
+        assert statuses == {
+            "coingecko": "loaded",
+            "coinpaprika": "failed",
+            "coincap": "loaded",
+            "csv": "loaded",
+        }
+        error = con.execute(
+            "select error from run_sources where source = 'coinpaprika'"
+        ).fetchall()[0][0]
+        assert "HTTP 404" in error
+        status, run_error = con.execute("select status, error from runs").fetchall()[0]
+        assert status == "failed"
+        assert "coinpaprika" in run_error
+        assert (
+            con.execute("select count(*) from quotes where source = 'coingecko'").fetchall()[0][0]
+            > 0
+        )
+        assert (
+            con.execute("select count(*) from quotes where source = 'coinpaprika'").fetchall()[0][0]
+            == 0
+        )
+    finally:
+        con.close()
+
+
+def test_a_second_ingest_while_one_writes_is_refused_clearly(
+    prefect_api: None, overrides: None, data_dir: Path, demo_dir: Path
+) -> None:
+    ingest(replay_dir=str(demo_dir), sources=["coinpaprika"])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys
+                from pathlib import Path
+                from store.connection import open_warehouse
+                con = open_warehouse(Path({str(data_dir / "warehouse.duckdb")!r}))
+                print("holding", flush=True)
+                sys.stdin.read()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        state = ingest(replay_dir=str(demo_dir), return_state=True)
+        assert state.is_failed()
+        assert "only one ingest may write at a time" in (state.message or "")
+    finally:
+        holder.communicate("", timeout=30)

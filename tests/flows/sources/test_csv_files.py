@@ -1,0 +1,217 @@
+"""Legacy CSV files: layout detection, encoding, and one data line per physical line."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from flows.errors import TerminalSourceError
+from flows.sources.csv_files import (
+    CANONICAL_REQUIRED,
+    DAILY_HISTORY_HEADER,
+    layout_of,
+    list_csv_files,
+    read_csv_file,
+    tokenize,
+)
+
+DAILY_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
+DAILY_ROW = "1,Dogecoin,DOGE,2013-12-16 23:59:59,0.00086,0.00015,0.00029,9.8e-05,0.0,1509085.15965"
+CANONICAL_HEADER = "asset_id,symbol,name,observed_at,price_usd"
+
+
+def write(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+# --- layouts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "layout"),
+    [
+        (DAILY_HEADER, "daily_history"),
+        (DAILY_HEADER.replace(",", ";"), "daily_history"),
+        (" SNo , Name , Symbol , Date , High , Low , Open , Close , Volume , Marketcap ",
+         "daily_history"),
+        (CANONICAL_HEADER, "canonical"),
+        ("price_usd,observed_at,name,symbol,asset_id", "canonical"),
+        (CANONICAL_HEADER + ",market_cap_usd,rank,source_note", "canonical"),
+        (CANONICAL_HEADER.replace(",", ";"), "canonical"),
+    ],
+    ids=["daily", "daily-semicolon", "daily-padded", "canonical", "canonical-reordered",
+         "canonical-extra-columns", "canonical-semicolon"],
+)  # fmt: skip
+def test_layout_is_recognised_from_the_header(header: str, layout: str, tmp_path: Path) -> None:
+    assert layout_of(header, tmp_path / "prices.csv") == layout
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "date,coin,close",
+        "asset_id,symbol,name,observed_at",  # canonical without price_usd
+        "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume",  # daily history missing Marketcap
+        "sno,name,symbol,date,high,low,open,close,volume,marketcap",  # wrong case
+    ],
+)
+def test_unrecognised_header_is_terminal_naming_the_file_and_both_layouts(
+    header: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "exports-2021.csv", f"{header}\n1,2,3\n".encode())
+
+    with pytest.raises(TerminalSourceError) as caught:
+        read_csv_file(path)
+
+    message = str(caught.value)
+    assert caught.value.source == "csv"
+    assert "exports-2021.csv" in message
+    assert "unrecognised header" in message
+    assert str(list(DAILY_HISTORY_HEADER)) in message
+    assert str(list(CANONICAL_REQUIRED)) in message
+
+
+def test_daily_history_file_is_read_with_comma_delimiter(tmp_path: Path) -> None:
+    content = f"{DAILY_HEADER}\n{DAILY_ROW}\n".encode()
+    path = write(tmp_path, "doge.csv", content)
+
+    file = read_csv_file(path)
+
+    assert file.layout == "daily_history"
+    assert file.delimiter == ","
+    assert file.header == DAILY_HEADER
+    assert file.lines == [DAILY_ROW]
+    assert file.sha256 == hashlib.sha256(content).hexdigest()
+
+
+def test_semicolon_file_is_read_with_semicolon_delimiter(tmp_path: Path) -> None:
+    header = CANONICAL_HEADER.replace(",", ";")
+    row = "bitcoin;BTC;Bitcoin;2021-07-06;34235,19"  # decimal comma stays inside the field
+    path = write(tmp_path, "eu.csv", f"{header}\n{row}\n".encode())
+
+    file = read_csv_file(path)
+
+    assert file.layout == "canonical"
+    assert file.delimiter == ";"
+    columns, rows = tokenize(file.header, file.lines)
+    assert columns == ["asset_id", "symbol", "name", "observed_at", "price_usd"]
+    assert rows == [["bitcoin", "BTC", "Bitcoin", "2021-07-06", "34235,19"]]
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def test_file_that_is_not_utf8_is_terminal_naming_the_file(tmp_path: Path) -> None:
+    content = f"{CANONICAL_HEADER}\ncafe,CAFE,Caf\u00e9 Coin,2021-07-06,1.0\n".encode("latin-1")
+    path = write(tmp_path, "latin1.csv", content)
+
+    with pytest.raises(TerminalSourceError) as caught:
+        read_csv_file(path)
+
+    message = str(caught.value)
+    assert "latin1.csv is not UTF-8" in message
+    assert "re-save it as UTF-8" in message
+    assert caught.value.url == str(path)
+
+
+def test_byte_order_mark_is_stripped_from_the_header(tmp_path: Path) -> None:
+    content = b"\xef\xbb\xbf" + f"{DAILY_HEADER}\r\n{DAILY_ROW}\r\n".encode()
+    path = write(tmp_path, "excel.csv", content)
+
+    file = read_csv_file(path)
+
+    assert file.layout == "daily_history"
+    assert file.header == DAILY_HEADER
+    assert not file.header.startswith("\ufeff")
+    assert file.sha256 == hashlib.sha256(content).hexdigest()  # of the file as stored
+
+
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf"], ids=["empty", "bom-only"])
+def test_empty_file_is_terminal(content: bytes, tmp_path: Path) -> None:
+    path = write(tmp_path, "empty.csv", content)
+
+    with pytest.raises(TerminalSourceError, match=r"empty\.csv is empty"):
+        read_csv_file(path)
+
+
+# --- lines -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_data_lines_are_split_on_any_line_ending_without_a_trailing_empty_line(
+    newline: str, tmp_path: Path
+) -> None:
+    rows = [DAILY_ROW, DAILY_ROW.replace("1,", "2,", 1)]
+    path = write(tmp_path, "d.csv", newline.join([DAILY_HEADER, *rows, ""]).encode())
+
+    assert read_csv_file(path).lines == rows
+
+
+def test_blank_lines_are_kept_so_lines_keep_their_file_line_numbers(tmp_path: Path) -> None:
+    text = f"{CANONICAL_HEADER}\nbtc,BTC,Bitcoin,2021-07-05,1\n\neth,ETH,Ether,2021-07-05,2\n"
+    path = write(tmp_path, "gap.csv", text.encode())
+
+    lines = read_csv_file(path).lines
+
+    # lines[i] is line i + 2 of the file: "eth" is on line 4.
+    assert lines[4 - 2].startswith("eth,")
+    assert lines[1] == ""
+
+
+def test_final_line_without_a_newline_is_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", f"{DAILY_HEADER}\n{DAILY_ROW}".encode())
+
+    assert read_csv_file(path).lines == [DAILY_ROW]
+
+
+@pytest.mark.parametrize(
+    "separator",
+    ["\u2028", "\x85", "\x0c"],
+    ids=["line-separator", "next-line", "form-feed"],
+)
+def test_unicode_line_separators_inside_a_field_do_not_split_the_record(
+    separator: str, tmp_path: Path
+) -> None:
+    # Names carry unicode traps. Only CR and LF end a CSV line (as for the csv module, polars
+    # and every editor line count); str.splitlines also breaks on these characters.
+    row = f"odd,ODD,Odd{separator}Coin,2021-07-06,1.5"
+    after = "btc,BTC,Bitcoin,2021-07-06,34235.19"
+    path = write(tmp_path, "odd.csv", f"{CANONICAL_HEADER}\n{row}\n{after}\n".encode())
+
+    file = read_csv_file(path)
+
+    assert file.lines == [row, after]
+    _, rows = tokenize(file.header, file.lines)
+    assert rows[0] == ["odd", "ODD", f"Odd{separator}Coin", "2021-07-06", "1.5"]
+
+
+def test_tokenize_honours_quoted_fields(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "q.csv",
+        f'{CANONICAL_HEADER}\nx,X,"Coin, the ""Original""",2021-07-06,1\n'.encode(),
+    )
+    file = read_csv_file(path)
+
+    _, rows = tokenize(file.header, file.lines)
+
+    assert rows == [["x", "X", 'Coin, the "Original"', "2021-07-06", "1"]]
+
+
+# --- listing ---------------------------------------------------------------------------------
+
+
+def test_list_csv_files_returns_only_csv_files_sorted(tmp_path: Path) -> None:
+    for name in ["b.csv", "a.CSV", "notes.txt", "c.csv.bak"]:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "dir.csv").mkdir()
+
+    assert [p.name for p in list_csv_files(tmp_path)] == ["a.CSV", "b.csv"]
+
+
+def test_list_csv_files_of_a_missing_directory_is_empty(tmp_path: Path) -> None:
+    assert list_csv_files(tmp_path / "missing") == []

@@ -1,0 +1,260 @@
+"""Staging and validation: exact money, times in UTC, and a reason for every rejected record."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flows.transform import stage, validate
+from tests.flows.transform.conftest import RawOf, raw_rows
+
+
+def gecko(**fields: Any) -> str:
+    record: dict[str, Any] = {
+        "id": "bitcoin",
+        "symbol": "btc",
+        "name": "Bitcoin",
+        "current_price": 23197,
+        "market_cap": 443243318907,
+        "total_volume": 44434195912,
+        "price_change_percentage_24h": -1.00053,
+        "circulating_supply": 19109818.0,
+        "total_supply": 21000000.0,
+        "max_supply": 21000000.0,
+        "market_cap_rank": 1,
+        "last_updated": "2026-11-24T11:58:26.342Z",
+    }
+    record.update(fields)
+    return json.dumps(record)
+
+
+def run(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    validated = validate(stage(raw))
+    return validated.quotes, validated.quarantine
+
+
+def reasons(quarantine: pl.DataFrame) -> list[str]:
+    return quarantine["reason"].to_list()
+
+
+def test_a_valid_coingecko_record_becomes_a_typed_quote(raw_of: RawOf) -> None:
+    quotes, quarantine = run(raw_of("coingecko", "coins_markets", [gecko()]))
+    assert quarantine.is_empty()
+    row = quotes.row(0, named=True)
+    assert row["source_asset_id"] == "bitcoin"
+    assert row["price_usd"] == Decimal("23197")
+    assert row["market_cap_usd"] == Decimal("443243318907")
+    assert row["observed_at"].isoformat() == "2026-11-24T11:58:26.342000+00:00"
+    assert row["rank"] == 1
+    assert row["raw_file"] == "file-1.parquet"
+    assert row["raw_record"] == 0
+
+
+def test_exponent_prices_round_trip_exactly(raw_of: RawOf) -> None:
+    # Written by hand: the exponent must reach the parser as served, not as Python prints it.
+    record = (
+        '{"id": "tiny", "symbol": "tny", "name": "Tiny", "current_price": 1.258e-09, '
+        '"last_updated": "2026-11-24T11:00:00Z"}'
+    )
+    quotes, _ = run(raw_of("coingecko", "coins_markets", [record]))
+    price = quotes["price_usd"][0]
+    assert price == Decimal("1.258e-09")
+    assert float(price) == 1.258e-09
+
+
+def test_decimal_strings_keep_every_digit(raw_of: RawOf) -> None:
+    record = json.dumps(
+        {
+            "id": "bitcoin",
+            "rank": "1",
+            "symbol": "BTC",
+            "name": "Bitcoin",
+            "supply": "19699693.0000000000000000",
+            "maxSupply": None,
+            "marketCapUsd": "1315269402102.4076428731440099",
+            "volumeUsd24Hr": "7202208890.0214744350826841",
+            "priceUsd": "66765.9847339959888143",
+            "changePercent24Hr": "2.3460302309865676",
+        }
+    )
+    envelope = '{"data": [], "timestamp": 1764000000000}'
+    quotes, quarantine = run(raw_of("coincap", "assets", [record], envelope=envelope))
+    assert quarantine.is_empty()
+    row = quotes.row(0, named=True)
+    assert row["price_usd"] == Decimal("66765.9847339959888143")
+    assert row["market_cap_usd"] == Decimal("1315269402102.4076428731440099")
+    assert row["observed_at"].isoformat() == "2025-11-24T16:00:00+00:00"
+    assert row["max_supply"] is None
+    assert row["rank"] == 1
+
+
+def test_coinpaprika_max_supply_zero_means_unknown(raw_of: RawOf) -> None:
+    record = json.dumps(
+        {
+            "id": "eos-eos",
+            "name": "EOS",
+            "symbol": "EOS",
+            "rank": 7,
+            "circulating_supply": 934430988,
+            "total_supply": 1031130999,
+            "max_supply": 0,
+            "last_updated": "2026-11-24T10:50:42Z",
+            "quotes": {
+                "USD": {
+                    "price": 2.99112754,
+                    "volume_24h": 1094167914.1657,
+                    "market_cap": 2795002262,
+                    "percent_change_24h": 1.07,
+                }
+            },
+        }
+    )
+    quotes, _ = run(raw_of("coinpaprika", "tickers", [record]))
+    row = quotes.row(0, named=True)
+    assert row["max_supply"] is None
+    assert row["total_supply"] == 1031130999
+    assert row["price_usd"] == Decimal("2.99112754")
+
+
+def test_coingecko_max_supply_zero_is_kept_as_zero(raw_of: RawOf) -> None:
+    quotes, _ = run(raw_of("coingecko", "coins_markets", [gecko(max_supply=0)]))
+    assert quotes["max_supply"][0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"current_price": None}, "missing_price"),
+        ({"current_price": -1.5}, "price_not_positive"),
+        ({"current_price": 0}, "price_not_positive"),
+        ({"current_price": "n/a"}, "not_a_number"),
+        ({"current_price": 1e-30}, "not_representable"),
+        ({"current_price": 3e25}, "not_representable"),
+        ({"market_cap": -10}, "negative_value"),
+        ({"total_supply": -1}, "negative_value"),
+        ({"market_cap_rank": 1.5}, "not_a_number"),
+        ({"id": ""}, "missing_id"),
+        ({"id": None}, "missing_id"),
+        ({"symbol": "  "}, "missing_symbol"),
+        ({"last_updated": None}, "missing_observed_at"),
+        ({"last_updated": "2026-11-24 11:00:00"}, "bad_observed_at"),
+        ({"last_updated": "yesterday"}, "bad_observed_at"),
+        ({"last_updated": "2027-01-01T00:00:00Z"}, "observed_at_in_future"),
+        ({"last_updated": "2008-01-01T00:00:00Z"}, "observed_at_implausible"),
+    ],
+)
+def test_bad_records_are_quarantined_with_their_reason(
+    raw_of: RawOf, fields: dict[str, Any], reason: str
+) -> None:
+    good = gecko(id="ethereum", symbol="eth", name="Ethereum")
+    quotes, quarantine = run(raw_of("coingecko", "coins_markets", [gecko(**fields), good]))
+    assert reasons(quarantine) == [reason]
+    assert quotes["source_asset_id"].to_list() == ["ethereum"], "the good record still loads"
+    held = quarantine.row(0, named=True)
+    assert held["raw_file"] == "file-1.parquet"
+    assert held["raw_record"] == 0
+    assert held["record"] == gecko(**fields), "the quarantine keeps the record as received"
+    assert held["detail"], "every quarantine row explains itself"
+
+
+def test_a_drifted_field_quarantines_only_that_record(raw_of: RawOf) -> None:
+    drifted = gecko(id="drift", current_price={"usd": 1.0})
+    quotes, quarantine = run(raw_of("coingecko", "coins_markets", [gecko(), drifted, "{not json"]))
+    assert quotes["source_asset_id"].to_list() == ["bitcoin"]
+    assert reasons(quarantine) == ["schema_drift", "schema_drift"]
+    assert "CoinGecko" in quarantine["detail"][0]
+
+
+def test_identical_redeliveries_are_kept_once(raw_of: RawOf) -> None:
+    raw = pl.concat(
+        [
+            raw_of("coingecko", "coins_markets", [gecko()], raw_file="page-0001.parquet"),
+            raw_of("coingecko", "coins_markets", [gecko()], raw_file="page-0002.parquet"),
+        ]
+    )
+    validated = validate(stage(raw))
+    assert validated.quotes.height == 1
+    assert validated.quotes["raw_file"][0] == "page-0002.parquet", "the later delivery wins"
+    assert validated.duplicates == 1
+    assert validated.quarantine.is_empty()
+
+
+def test_conflicting_redeliveries_keep_the_later_and_quarantine_the_earlier(raw_of: RawOf) -> None:
+    raw = pl.concat(
+        [
+            raw_of(
+                "coingecko",
+                "coins_markets",
+                [gecko(current_price=1.0)],
+                raw_file="page-0001.parquet",
+            ),
+            raw_of(
+                "coingecko",
+                "coins_markets",
+                [gecko(current_price=2.0)],
+                raw_file="page-0002.parquet",
+            ),
+        ]
+    )
+    validated = validate(stage(raw))
+    assert validated.quotes["price_usd"].to_list() == [Decimal("2")]
+    assert reasons(validated.quarantine) == ["duplicate_conflict"]
+    assert validated.quarantine["raw_file"][0] == "page-0001.parquet"
+
+
+def test_daily_history_csv_rows_become_quotes_in_utc(raw_of: RawOf) -> None:
+    header = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
+    lines = [
+        "1,Dogecoin,DOGE,2026-11-20 23:59:59,0.1,0.09,0.095,9.8e-05,0.0,1.4E+11",
+        "2,Dogecoin,DOGE,2026-11-21 23:59:59,0.1,0.09,0.095,0.099,12.5,14.748.800.659.179.600",
+        "3,Dogecoin,DOGE,16-12-13 23:59:59,0.1,0.09,0.095,0.099,12.5,1000",
+        "4,Dogecoin,DOGE,2026-11-22 23:59:59,0.1",
+    ]
+    validated = validate(
+        stage(raw_of("csv", "daily_history", lines, envelope=header, first_index=2))
+    )
+    row = validated.quotes.row(0, named=True)
+    assert row["source_asset_id"] == "DOGE:Dogecoin"
+    assert row["price_usd"] == Decimal("0.000098")
+    assert row["market_cap_usd"] == Decimal("140000000000")
+    assert row["observed_at"].isoformat() == "2026-11-20T23:59:59+00:00"
+    held = dict(
+        zip(validated.quarantine["raw_record"], validated.quarantine["reason"], strict=True)
+    )
+    assert held == {3: "not_a_number", 4: "observed_at_implausible", 5: "wrong_field_count"}
+
+
+def test_canonical_csv_with_semicolons(raw_of: RawOf) -> None:
+    header = "asset_id;symbol;name;observed_at;price_usd;market_cap_usd"
+    lines = ['kas-1;KAS;"Kasparro; Test";2026-11-20T00:00:00+00:00;1.5;']
+    validated = validate(stage(raw_of("csv", "canonical", lines, envelope=header)))
+    row = validated.quotes.row(0, named=True)
+    assert (row["source_asset_id"], row["name"], row["price_usd"]) == (
+        "kas-1",
+        "Kasparro; Test",
+        Decimal("1.5"),
+    )
+    assert row["market_cap_usd"] is None
+
+
+@given(
+    st.decimals(
+        min_value=Decimal("1e-18"),
+        max_value=Decimal("99999999999999999999"),
+        allow_nan=False,
+        allow_infinity=False,
+        places=18,
+    )
+)
+def test_any_decimal_string_with_at_most_18_places_is_stored_exactly(value: Decimal) -> None:
+    record = json.dumps({"id": "x", "symbol": "X", "name": "X", "priceUsd": format(value, "f")})
+    envelope = '{"data": [], "timestamp": 1764000000000}'
+    raw = raw_rows("coincap", "assets", [record], envelope=envelope)
+    quotes = validate(stage(raw)).quotes
+    assert quotes["price_usd"].to_list() == [value]

@@ -1,0 +1,119 @@
+"""Domain assertions and builders shared by the test packages."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import httpx
+import polars as pl
+
+from flows import raw_zone
+from flows.extract import Extracted, extract_api, extract_csv
+from flows.load import load_source
+from flows.resolution import Override
+from flows.sources import API_SOURCES
+from flows.transform import Validated, stage, validate
+from store import runs
+from store.connection import transaction, warehouse
+from store.snapshot import publish_snapshot
+
+DATA_TABLES = ("coins", "coin_source_ids", "quotes", "quarantine")
+# Columns that name the run or the wall-clock moment that wrote a row: two runs over the same
+# inputs legitimately differ there and nowhere else.
+RUN_COLUMNS = {
+    "coins": ("created_by_run",),
+    "coin_source_ids": ("decided_by_run",),
+    "quotes": ("run_id", "raw_file"),
+    "quarantine": ("first_run_id", "raw_file"),
+}
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in DATA_TABLES}
+
+
+def table_checksum(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A digest of a table's rows (order-independent), ignoring run/lineage columns."""
+    frame = con.sql(f"select * from {table}").pl().drop(RUN_COLUMNS.get(table, ()))
+    rows = sorted(repr(row) for row in frame.iter_rows())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def checksums(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {t: table_checksum(con, t) for t in DATA_TABLES}
+
+
+def assert_no_duplicates(con: duckdb.DuckDBPyConnection) -> None:
+    keys = {
+        "quotes": "coin_id, source, observed_at",
+        "coin_source_ids": "source, source_asset_id",
+        "coins": "coin_id",
+        "quarantine": "source, record_sha256, reason",
+    }
+    for table, key in keys.items():
+        dupes = con.execute(
+            f"select {key}, count(*) from {table} group by all having count(*) > 1"
+        ).fetchall()
+        assert dupes == [], f"{table} has duplicate natural keys: {dupes[:5]}"
+
+
+def extract_replay(replay_dir: Path, raw_root: Path, run_id: str, source: str) -> Extracted:
+    started = datetime.now(UTC)
+    if source == "csv":
+        return extract_csv(replay_dir / "csv", raw_root=raw_root, run_id=run_id, started_at=started)
+    api = API_SOURCES[source]
+    return extract_api(
+        api,
+        api.settings_type(),
+        raw_root=raw_root,
+        run_id=run_id,
+        started_at=started,
+        replay_dir=replay_dir,
+    )
+
+
+def transform(raw_root: Path, extracted: Extracted) -> Validated:
+    return validate(stage(raw_zone.read_raw(raw_root, extracted.raw_files)))
+
+
+def ingest_without_prefect(
+    replay_dir: Path,
+    data_dir: Path,
+    *,
+    run_id: str,
+    sources: tuple[str, ...] = ("coingecko", "coinpaprika", "coincap", "csv"),
+    overrides: dict[tuple[str, str], Override] | None = None,
+) -> dict[str, runs.SourceResult]:
+    """The flow's steps as plain functions (the e2e tests run the real Prefect flow)."""
+    raw_root = data_dir / "raw"
+    results: dict[str, runs.SourceResult] = {}
+    with warehouse(data_dir / "warehouse.duckdb") as con:
+        with transaction(con):
+            runs.start_run(
+                con,
+                run_id=run_id,
+                flow_run_id=None,
+                started_at=datetime.now(UTC),
+                sources=list(sources),
+                replay_dir=str(replay_dir),
+            )
+        for source in sources:
+            extracted = extract_replay(replay_dir, raw_root, run_id, source)
+            result = runs.SourceResult(run_id, source, "loaded", fetched=extracted.records)
+            load_source(con, transform(raw_root, extracted), result, overrides or {})
+            results[source] = result
+        runs.finish_run(con, run_id, "completed", None)
+        con.execute("checkpoint")
+    publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
+    return results
+
+
+def frame_of(records: list[dict[str, object]]) -> pl.DataFrame:
+    return pl.DataFrame(records)
+
+
+def mock_client(body: bytes) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(200, content=body))

@@ -1,0 +1,142 @@
+"""MERGE upserts: idempotent, counted exactly, committed together with checkpoint and ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from store import merge, runs
+from store.connection import open_warehouse, transaction
+from store.schema import QUARANTINE, QUOTES
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = open_warehouse(tmp_path / "warehouse.duckdb")
+    yield connection
+    connection.close()
+
+
+def quote_rows(
+    n: int, *, price: str = "1.5", run_id: str = "r1", start: datetime = T0
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "coin_id": [f"coin-{i}" for i in range(n)],
+            "source": ["coingecko"] * n,
+            "observed_at": [start + timedelta(minutes=i) for i in range(n)],
+            "source_asset_id": [f"asset-{i}" for i in range(n)],
+            "symbol": ["C"] * n,
+            "name": ["Coin"] * n,
+            "price_usd": [Decimal(price)] * n,
+            "market_cap_usd": [None] * n,
+            "volume_24h_usd": [None] * n,
+            "pct_change_24h": [None] * n,
+            "circulating_supply": [None] * n,
+            "total_supply": [None] * n,
+            "max_supply": [None] * n,
+            "rank": [None] * n,
+            "run_id": [run_id] * n,
+            "raw_file": [f"{run_id}.parquet"] * n,
+            "raw_record": list(range(n)),
+        },
+        schema=QUOTES,
+    )
+
+
+def count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
+
+
+def test_first_load_inserts_every_row(con: duckdb.DuckDBPyConnection) -> None:
+    assert merge.merge_quotes(con, quote_rows(5)) == merge.MergeCounts(5, 0, 0)
+    assert count(con, "quotes") == 5
+
+
+def test_loading_the_same_batch_twice_changes_nothing(con: duckdb.DuckDBPyConnection) -> None:
+    merge.merge_quotes(con, quote_rows(5))
+    before = con.sql("select * from quotes order by coin_id").fetchall()
+    assert merge.merge_quotes(con, quote_rows(5, run_id="r2")) == merge.MergeCounts(0, 0, 5)
+    after = con.sql("select * from quotes order by coin_id").fetchall()
+    assert after == before, "lineage alone (a new run id) does not rewrite a row"
+
+
+def test_a_changed_value_is_one_update(con: duckdb.DuckDBPyConnection) -> None:
+    merge.merge_quotes(con, quote_rows(3))
+    changed = quote_rows(3, run_id="r2").with_columns(
+        pl.when(pl.col("coin_id") == "coin-1")
+        .then(pl.lit(Decimal("2.25")).cast(QUOTES["price_usd"]))
+        .otherwise(pl.col("price_usd"))
+        .alias("price_usd")
+    )
+    assert merge.merge_quotes(con, changed) == merge.MergeCounts(0, 1, 2)
+    price, run_id = con.execute(
+        "select price_usd, run_id from quotes where coin_id = 'coin-1'"
+    ).fetchall()[0]
+    assert (price, run_id) == (Decimal("2.25"), "r2")
+
+
+def test_prices_are_stored_without_rounding(con: duckdb.DuckDBPyConnection) -> None:
+    merge.merge_quotes(con, quote_rows(1, price="66765.984733995988814312"))
+    assert con.execute("select price_usd from quotes").fetchall()[0][0] == Decimal(
+        "66765.984733995988814312"
+    )
+
+
+def test_a_batch_with_the_wrong_schema_is_refused(con: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(TypeError, match="expected schema"):
+        merge.merge_quotes(con, quote_rows(1).drop("rank"))
+
+
+def test_quarantine_rows_are_added_once(con: duckdb.DuckDBPyConnection) -> None:
+    rows = pl.DataFrame(
+        {
+            "source": ["coincap"],
+            "record_sha256": ["abc"],
+            "reason": ["not_a_number"],
+            "detail": ["priceUsd is not a number: 'n/a'"],
+            "source_asset_id": ["x"],
+            "record": ['{"id": "x"}'],
+            "raw_file": ["f.parquet"],
+            "raw_record": [3],
+            "first_run_id": ["r1"],
+        },
+        schema=QUARANTINE,
+    )
+    assert merge.merge_quarantine(con, rows) == 1
+    assert merge.merge_quarantine(con, rows.with_columns(first_run_id=pl.lit("r2"))) == 0
+    assert con.execute("select first_run_id from quarantine").fetchall() == [("r1",)]
+
+
+def test_a_checkpoint_only_moves_forward(con: duckdb.DuckDBPyConnection) -> None:
+    for position in ("2026-11-24T12:00:00", "2026-11-24T11:00:00", "2026-11-24T13:00:00"):
+        runs.advance_checkpoint(
+            con, source="coingecko", stream="quotes", position=position, run_id="r"
+        )
+    assert runs.checkpoint(con, "coingecko", "quotes") == "2026-11-24T13:00:00"
+
+
+def test_data_and_checkpoint_roll_back_together(con: duckdb.DuckDBPyConnection) -> None:
+    class Crash(Exception):
+        pass
+
+    def load_then_crash() -> None:
+        with transaction(con):
+            merge.merge_quotes(con, quote_rows(3))
+            runs.advance_checkpoint(
+                con, source="coingecko", stream="quotes", position="z", run_id="r1"
+            )
+            raise Crash
+
+    with pytest.raises(Crash):
+        load_then_crash()
+    assert count(con, "quotes") == 0
+    assert runs.checkpoint(con, "coingecko", "quotes") is None

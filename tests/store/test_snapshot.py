@@ -1,0 +1,115 @@
+"""The serving snapshot: published atomically; readers and the single writer never collide."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from store.connection import open_read_only, open_warehouse
+from store.errors import SnapshotNotFoundError, StoreError, WarehouseBusyError
+from store.snapshot import publish_snapshot
+
+
+def write_rows(path: Path, n: int) -> None:
+    con = open_warehouse(path)
+    con.execute("delete from runs")
+    for i in range(n):
+        con.execute(
+            "insert into runs (run_id, started_at, status, sources) "
+            "values (?, now(), 'completed', [])",
+            [f"run-{i}"],
+        )
+    con.execute("checkpoint")
+    con.close()
+
+
+def runs_in(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("select count(*) from runs").fetchall()[0][0])
+
+
+def test_a_reader_keeps_its_snapshot_while_a_new_one_is_published(tmp_path: Path) -> None:
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb"
+    write_rows(warehouse, 1)
+    publish_snapshot(warehouse, serving)
+    reader = open_read_only(serving)
+    assert runs_in(reader) == 1
+
+    write_rows(warehouse, 3)
+    publish_snapshot(warehouse, serving)
+
+    assert runs_in(reader) == 1, "an open reader keeps reading the snapshot it opened"
+    fresh = open_read_only(serving)
+    assert runs_in(fresh) == 3, "a new reader sees the new snapshot"
+    reader.close()
+    fresh.close()
+    assert not list(tmp_path.glob(".serving.duckdb.*")), "no temporary file is left behind"
+
+
+def test_many_readers_can_open_the_snapshot_while_the_flow_writes(tmp_path: Path) -> None:
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb"
+    write_rows(warehouse, 2)
+    publish_snapshot(warehouse, serving)
+    writer = open_warehouse(warehouse)
+    readers = [open_read_only(serving) for _ in range(4)]
+    writer.execute(
+        "insert into runs (run_id, started_at, status, sources) values ('x', now(), 'running', [])"
+    )
+    assert [runs_in(r) for r in readers] == [2, 2, 2, 2]
+    for r in readers:
+        r.close()
+    writer.close()
+
+
+def test_publishing_an_open_warehouse_is_refused(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_rows(warehouse, 1)
+    con = open_warehouse(warehouse)
+    con.execute(
+        "insert into runs (run_id, started_at, status, sources) values ('x', now(), 'running', [])"
+    )
+    try:
+        with pytest.raises(StoreError, match="still open"):
+            publish_snapshot(warehouse, tmp_path / "serving.duckdb")
+    finally:
+        con.close()
+
+
+def test_a_missing_snapshot_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(SnapshotNotFoundError, match="kasparro ingest"):
+        open_read_only(tmp_path / "serving.duckdb")
+
+
+def test_a_second_writer_process_gets_a_clear_busy_error(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    open_warehouse(warehouse).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from pathlib import Path
+                from store.connection import open_warehouse
+                con = open_warehouse(Path({str(warehouse)!r}))
+                print("holding", flush=True)
+                sys.stdin.read()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(WarehouseBusyError, match="only one ingest may write at a time"):
+            open_warehouse(warehouse)
+    finally:
+        holder.communicate("", timeout=30)

@@ -1,0 +1,64 @@
+"""The API follows published snapshots without a restart, and readers never see a broken one."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from litestar.testing import TestClient
+
+from flows.resolution import read_overrides
+from tests.conftest import REPO
+from tests.helpers import ingest_without_prefect
+from web.app import create_app
+from web.settings import WebSettings
+
+
+def test_the_api_serves_a_newly_published_snapshot_without_restarting(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    overrides = read_overrides(REPO / "data" / "asset_overrides.csv")
+    ingest_without_prefect(
+        demo_dir, data_dir, run_id="run-1", sources=("coingecko",), overrides=overrides
+    )
+    app = create_app(WebSettings(), snapshot_path=data_dir / "serving.duckdb")
+    with TestClient(app=app) as client:
+        assert client.get("/api/v1/stats").json()["totals"]["runs"] == 1
+        ingest_without_prefect(
+            demo_dir, data_dir, run_id="run-2", sources=("coincap",), overrides=overrides
+        )
+        stats = client.get("/api/v1/stats").json()
+        assert stats["totals"]["runs"] == 2
+        assert {s["source"] for s in stats["sources"]} == {"coingecko", "coincap"}
+
+
+def test_concurrent_readers_keep_answering_while_snapshots_are_published(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    ingest_without_prefect(demo_dir, data_dir, run_id="run-0", sources=("coinpaprika",))
+    app = create_app(WebSettings(), snapshot_path=data_dir / "serving.duckdb")
+    failures: list[str] = []
+    answered = [0]
+    stop = threading.Event()
+
+    def read(client: TestClient) -> None:  # type: ignore[type-arg]
+        while not stop.is_set():
+            response = client.get("/api/v1/data?limit=50&source=coinpaprika")
+            if response.status_code != 200 or not response.json()["items"]:
+                failures.append(f"{response.status_code}: {response.text[:200]}")
+            answered[0] += 1
+
+    with TestClient(app=app) as client:
+        readers = [threading.Thread(target=read, args=(client,)) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        for i in range(1, 4):
+            ingest_without_prefect(demo_dir, data_dir, run_id=f"run-{i}", sources=("coinpaprika",))
+        stop.set()
+        for reader in readers:
+            reader.join(timeout=60)
+        assert client.get("/api/v1/stats").json()["totals"]["runs"] == 4
+    assert failures == []
+    assert answered[0] > 4

@@ -1,0 +1,66 @@
+"""Liveness and readiness: ``/ping`` (the process answers) and ``/health`` (data is servable)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar import Response, get
+from litestar.di import NamedDependency
+
+from store import queries
+from store.errors import SnapshotNotFoundError
+from web.schemas import Health, LastRun, SnapshotInfo
+from web.settings import WebSettings
+from web.snapshot import Snapshot
+
+
+@get("/ping", operation_id="ping", summary="The process is up", tags=["health"])
+async def ping() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get(
+    "/health",
+    operation_id="health",
+    summary="Snapshot reachable, last run status and age",
+    description="200 with status `ok` or `degraded` (last run failed or older than "
+    "KASPARRO_API_STALE_AFTER_SECONDS); 503 with status `unavailable` when no snapshot can be "
+    "read.",
+    tags=["health"],
+    sync_to_thread=True,
+)
+def health(
+    snapshot: NamedDependency[Snapshot], web_settings: NamedDependency[WebSettings]
+) -> Response[Health]:
+    try:
+        cursor = snapshot.cursor()
+    except SnapshotNotFoundError:
+        info = SnapshotInfo(path=str(snapshot.path), reachable=False)
+        return Response(Health(status="unavailable", snapshot=info), status_code=503)
+    try:
+        rows = queries.last_run(cursor).to_dicts()
+    finally:
+        cursor.close()
+    info = SnapshotInfo(
+        path=str(snapshot.path),
+        reachable=True,
+        published_at=snapshot.published_at(),
+        bytes=snapshot.size(),
+    )
+    last = None
+    status: str = "degraded"
+    if rows:
+        row = rows[0]
+        reference = row["finished_at"] or row["started_at"]
+        age = (datetime.now(UTC) - reference).total_seconds()
+        last = LastRun(
+            run_id=row["run_id"],
+            status=row["status"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            age_seconds=round(age, 3),
+            error=row["error"],
+        )
+        if row["status"] == "completed" and age <= web_settings.stale_after_seconds:
+            status = "ok"
+    return Response(Health(status=status, snapshot=info, last_run=last))  # type: ignore[arg-type]
