@@ -23,9 +23,10 @@ from web.settings import WebSettings
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def prefect_api() -> Iterator[None]:
-    """One ephemeral Prefect API for the session (starting one costs ~10 s)."""
+    """One ephemeral Prefect API for this module (starting one costs ~10 s), stopped before
+    other modules run so its background log shipping cannot reach their mocked httpx."""
     with prefect_test_harness(server_startup_timeout=120):
         yield
 
