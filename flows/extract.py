@@ -16,10 +16,10 @@ from typing import Any
 
 from flows import raw_zone
 from flows.errors import ContractError
-from flows.sources import ApiSource
+from flows.sources import API_SOURCES, ApiSource, csv_files
 from flows.sources.csv_files import list_csv_files, read_csv_file
 from flows.sources.replay import replay_transport
-from flows.sources.settings import HttpSourceSettings
+from flows.sources.settings import CsvSettings, HttpSourceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,24 @@ def extract_api(
         out.seconds = time.perf_counter() - clock
         http.client.close()
     return out
+
+
+def extract(
+    source: str, *, raw_root: Path, run_id: str, started_at: datetime, replay_dir: Path | None
+) -> Extracted:
+    """Extract one source by name: live, or from ``replay_dir`` in the replay layout."""
+    if source == csv_files.SOURCE_NAME:
+        csv_dir = replay_dir / "csv" if replay_dir else CsvSettings().dir
+        return extract_csv(csv_dir, raw_root=raw_root, run_id=run_id, started_at=started_at)
+    api = API_SOURCES[source]
+    return extract_api(
+        api,
+        api.settings_type(),
+        raw_root=raw_root,
+        run_id=run_id,
+        started_at=started_at,
+        replay_dir=replay_dir,
+    )
 
 
 def extract_csv(csv_dir: Path, *, raw_root: Path, run_id: str, started_at: datetime) -> Extracted:

@@ -29,16 +29,14 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.tasks import Task
 
-from flows import raw_zone
 from flows.errors import IngestError, SourceError, SourceSkipped, TransientSourceError
-from flows.extract import Extracted, extract_api, extract_csv
+from flows.extract import Extracted, extract
 from flows.load import load_source
 from flows.resolution import Override, read_overrides
 from flows.settings import get_ingest_settings
 from flows.sources import API_SOURCES, SOURCE_NAMES
 from flows.sources.replay import check_replay_dir
-from flows.sources.settings import CsvSettings
-from flows.transform import Validated, stage, validate
+from flows.transform import Validated, transform_raw_files
 from store import runs
 from store.connection import warehouse
 from store.settings import get_store_settings
@@ -75,15 +73,9 @@ def _only_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) 
 def extract_source(
     source: str, run_id: str, started_at: datetime, replay_dir: Path | None
 ) -> Extracted:
-    raw_root = get_store_settings().raw_dir
-    if source == "csv":
-        csv_dir = replay_dir / "csv" if replay_dir else CsvSettings().dir
-        return extract_csv(csv_dir, raw_root=raw_root, run_id=run_id, started_at=started_at)
-    api = API_SOURCES[source]
-    return extract_api(
-        api,
-        api.settings_type(),
-        raw_root=raw_root,
+    return extract(
+        source,
+        raw_root=get_store_settings().raw_dir,
         run_id=run_id,
         started_at=started_at,
         replay_dir=replay_dir,
@@ -93,8 +85,7 @@ def extract_source(
 @task(name="transform", task_run_name="transform-{extracted.source}")
 def transform_source(extracted: Extracted) -> tuple[Validated, float]:
     clock = time.perf_counter()
-    raw = raw_zone.read_raw(get_store_settings().raw_dir, extracted.raw_files)
-    validated = validate(stage(raw))
+    validated = transform_raw_files(get_store_settings().raw_dir, extracted.raw_files)
     return validated, time.perf_counter() - clock
 
 

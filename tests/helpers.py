@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import httpx
-import polars as pl
 
-from flows import raw_zone
-from flows.extract import Extracted, extract_api, extract_csv
+from flows.extract import extract
 from flows.load import load_source
 from flows.resolution import Override
-from flows.sources import API_SOURCES
-from flows.transform import Validated, stage, validate
+from flows.transform import transform_raw_files
 from store import runs
 from store.connection import transaction, warehouse
 from store.snapshot import publish_snapshot
@@ -60,23 +60,27 @@ def assert_no_duplicates(con: duckdb.DuckDBPyConnection) -> None:
         assert dupes == [], f"{table} has duplicate natural keys: {dupes[:5]}"
 
 
-def extract_replay(replay_dir: Path, raw_root: Path, run_id: str, source: str) -> Extracted:
-    started = datetime.now(UTC)
-    if source == "csv":
-        return extract_csv(replay_dir / "csv", raw_root=raw_root, run_id=run_id, started_at=started)
-    api = API_SOURCES[source]
-    return extract_api(
-        api,
-        api.settings_type(),
-        raw_root=raw_root,
-        run_id=run_id,
-        started_at=started,
-        replay_dir=replay_dir,
+@contextmanager
+def warehouse_held_elsewhere(path: Path) -> Iterator[None]:
+    """Another process holds the warehouse open for writing while the block runs."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from store.connection import open_warehouse; "
+            f"con = open_warehouse(Path({str(path)!r})); print('holding', flush=True); "
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-
-
-def transform(raw_root: Path, extracted: Extracted) -> Validated:
-    return validate(stage(raw_zone.read_raw(raw_root, extracted.raw_files)))
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        yield
+    finally:
+        holder.communicate("", timeout=30)
 
 
 def ingest_without_prefect(
@@ -101,19 +105,18 @@ def ingest_without_prefect(
                 replay_dir=str(replay_dir),
             )
         for source in sources:
-            extracted = extract_replay(replay_dir, raw_root, run_id, source)
+            extracted = extract(
+                source,
+                raw_root=raw_root,
+                run_id=run_id,
+                started_at=datetime.now(UTC),
+                replay_dir=replay_dir,
+            )
             result = runs.SourceResult(run_id, source, "loaded", fetched=extracted.records)
-            load_source(con, transform(raw_root, extracted), result, overrides or {})
+            validated = transform_raw_files(raw_root, extracted.raw_files)
+            load_source(con, validated, result, overrides or {})
             results[source] = result
         runs.finish_run(con, run_id, "completed", None)
         con.execute("checkpoint")
     publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
     return results
-
-
-def frame_of(records: list[dict[str, object]]) -> pl.DataFrame:
-    return pl.DataFrame(records)
-
-
-def mock_client(body: bytes) -> httpx.MockTransport:
-    return httpx.MockTransport(lambda request: httpx.Response(200, content=body))

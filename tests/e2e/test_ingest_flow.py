@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.ingest import RunSummary, ingest
+from kasparro.cli import main
 from store.connection import open_read_only
 from tests.conftest import REPO
-from tests.helpers import assert_no_duplicates, checksums, table_counts
+from tests.helpers import (
+    assert_no_duplicates,
+    checksums,
+    table_counts,
+    warehouse_held_elsewhere,
+)
 from web.app import create_app
 from web.settings import WebSettings
 
@@ -80,6 +85,18 @@ def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
         run = client.get(f"/api/v1/runs/{first.run_id}").json()
         assert run["flow_run_id"], "the ledger links the Prefect flow run"
 
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run["flow_run_id"]])
+            )
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert by_key["ingest-progress"].data == 100.0
+    table = by_key["ingest-summary"].data
+    assert isinstance(table, str)
+    assert all(source in table for source in ("coingecko", "coinpaprika", "coincap", "csv"))
+
 
 def test_a_failing_source_fails_the_run_but_the_others_load(
     prefect_api: None, overrides: None, data_dir: Path, demo_dir: Path, tmp_path: Path
@@ -123,30 +140,31 @@ def test_a_second_ingest_while_one_writes_is_refused_clearly(
     prefect_api: None, overrides: None, data_dir: Path, demo_dir: Path
 ) -> None:
     ingest(replay_dir=str(demo_dir), sources=["coinpaprika"])
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sys
-                from pathlib import Path
-                from store.connection import open_warehouse
-                con = open_warehouse(Path({str(data_dir / "warehouse.duckdb")!r}))
-                print("holding", flush=True)
-                sys.stdin.read()
-                """
-            ),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
+    with warehouse_held_elsewhere(data_dir / "warehouse.duckdb"):
         state = ingest(replay_dir=str(demo_dir), return_state=True)
-        assert state.is_failed()
-        assert "only one ingest may write at a time" in (state.message or "")
-    finally:
-        holder.communicate("", timeout=30)
+    assert state.is_failed()
+    assert "only one ingest may write at a time" in (state.message or "")
+
+
+def test_the_command_line_exits_non_zero_when_a_source_fails(
+    prefect_api: None,
+    overrides: None,
+    data_dir: Path,
+    demo_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["ingest", "--replay", str(demo_dir), "--source", "coincap"]) == 0
+    out = capsys.readouterr().out
+    assert "completed" in out
+    assert "coincap" in out
+
+    replay = tmp_path / "replay"
+    shutil.copytree(demo_dir, replay)
+    (replay / "coinpaprika" / "tickers.json").write_text('{"error": "not the tickers array"}')
+    assert main(["ingest", "--replay", str(replay), "--source", "coinpaprika"]) == 1
+    captured = capsys.readouterr()
+    assert "coinpaprika" in captured.err
+    assert "raw zone" in captured.err, "the message says where the payload was kept"
+    kept = list((data_dir / "raw").glob("source=coinpaprika/**/*.parquet"))
+    assert kept, "the drifted payload is in the raw zone"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import duckdb
@@ -13,6 +10,7 @@ import pytest
 from store.connection import open_read_only, open_warehouse
 from store.errors import SnapshotNotFoundError, StoreError, WarehouseBusyError
 from store.snapshot import publish_snapshot
+from tests.helpers import warehouse_held_elsewhere
 
 
 def write_rows(path: Path, n: int) -> None:
@@ -87,29 +85,8 @@ def test_a_missing_snapshot_says_how_to_make_one(tmp_path: Path) -> None:
 def test_a_second_writer_process_gets_a_clear_busy_error(tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     open_warehouse(warehouse).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sys, time
-                from pathlib import Path
-                from store.connection import open_warehouse
-                con = open_warehouse(Path({str(warehouse)!r}))
-                print("holding", flush=True)
-                sys.stdin.read()
-                """
-            ),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
-        with pytest.raises(WarehouseBusyError, match="only one ingest may write at a time"):
-            open_warehouse(warehouse)
-    finally:
-        holder.communicate("", timeout=30)
+    with (
+        warehouse_held_elsewhere(warehouse),
+        pytest.raises(WarehouseBusyError, match="only one ingest may write at a time"),
+    ):
+        open_warehouse(warehouse)
