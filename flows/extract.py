@@ -17,7 +17,7 @@ from typing import Any
 from flows import raw_zone
 from flows.errors import ContractError
 from flows.sources import API_SOURCES, ApiSource, csv_files
-from flows.sources.csv_files import list_csv_files, read_csv_file
+from flows.sources.csv_files import inspect_csv_file, list_csv_files
 from flows.sources.replay import replay_transport
 from flows.sources.settings import CsvSettings, HttpSourceSettings
 
@@ -33,6 +33,11 @@ class Extracted:
     seconds: float = 0.0
     drift: list[str] = field(default_factory=list)
     """Schema-drift notes: mapped fields absent from every record of a page."""
+    problems: list[str] = field(default_factory=list)
+    """Inputs kept in the raw zone but not loadable (a CSV file with an unknown header): the
+    source loads the rest and is reported failed with these messages."""
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    """Per-input checkpoint positions to commit with the data (CSV: file name -> sha256)."""
 
 
 def extract_api(
@@ -105,8 +110,14 @@ def extract_csv(csv_dir: Path, *, raw_root: Path, run_id: str, started_at: datet
     if not files:
         logger.info("csv: no *.csv files in %s; nothing to load", csv_dir)
     for path in files:
-        raw = raw_zone.write_csv(raw_root, run_id, started_at, read_csv_file(path))
-        out.raw_files.append(raw.relative)
+        file = inspect_csv_file(path)
+        raw = raw_zone.write_csv(raw_root, run_id, started_at, file)
         out.records += raw.records
+        if file.problem:
+            out.problems.append(f"{file.problem} (kept in the raw zone at {raw.relative})")
+            logger.error("csv: %s", out.problems[-1])
+            continue
+        out.raw_files.append(raw.relative)
+        out.checkpoints[f"file:{path.name}"] = file.sha256
     out.seconds = time.perf_counter() - clock
     return out

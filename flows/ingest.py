@@ -141,7 +141,10 @@ def _run_source(
         result.extract_seconds, result.raw_files = extracted.seconds, extracted.raw_files
         validated, result.transform_seconds = transform_source(extracted)
         result.finished_at = datetime.now(UTC)
-        resolution = load_source(con, validated, result, overrides)
+        if extracted.problems:
+            # What could be loaded is; the run still says, and fails on, what could not.
+            result.status, result.error = "failed", "; ".join(extracted.problems)
+        resolution = load_source(con, validated, result, overrides, extracted.checkpoints)
     # One source's failure must not stop the others: it is recorded in the ledger, logged, and
     # fails the run at the end.
     except Exception as exc:

@@ -8,12 +8,14 @@ transaction, and the flow is the warehouse's only writer, so decisions never rac
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
 from flows.resolution import Override, Resolution, resolve
+from flows.sources import SOURCE_NAMES
 from flows.transform import Validated
 from store import merge, runs
 from store.connection import transaction
@@ -25,21 +27,27 @@ def load_source(
     validated: Validated,
     result: runs.SourceResult,
     overrides: dict[tuple[str, str], Override],
+    checkpoints: Mapping[str, str] | None = None,
 ) -> Resolution:
-    """Merge ``validated`` and record ``result`` (filled in with the counts) atomically."""
+    """Merge ``validated`` and record ``result`` (filled in with the counts) atomically, with the
+    source's checkpoints: the latest observation loaded (stream ``quotes``) and ``checkpoints``
+    (stream -> position, e.g. a CSV file's sha256)."""
     clock = time.perf_counter()
     with transaction(con):
         resolution = resolve(
             validated.quotes,
             stored_mappings=con.sql(
-                "select source, source_asset_id, coin_id from coin_source_ids"
+                "select source, source_asset_id, coin_id, match_key from coin_source_ids"
             ).pl(),
-            stored_coins=con.sql("select coin_id, match_key from coins").pl(),
+            stored_coin_ids=[c for (c,) in con.execute("select coin_id from coins").fetchall()],
             overrides=overrides,
             run_id=result.run_id,
         )
         merge.merge_coins(con, resolution.new_coins)
         merge.merge_source_ids(con, resolution.mappings)
+        merge.refresh_coins(
+            con, resolution.mappings["coin_id"].unique().to_list(), list(SOURCE_NAMES)
+        )
         quotes = _with_coin_ids(validated.quotes, resolution)
         counts = merge.merge_quotes(con, quotes)
         merge.merge_quarantine(con, validated.quarantine)
@@ -53,6 +61,10 @@ def load_source(
                 stream="quotes",
                 position=latest.isoformat(timespec="microseconds"),
                 run_id=result.run_id,
+            )
+        for stream, position in (checkpoints or {}).items():
+            runs.set_checkpoint(
+                con, source=result.source, stream=stream, position=position, run_id=result.run_id
             )
         result.valid = validated.quotes.height
         result.quarantined = validated.quarantine.height

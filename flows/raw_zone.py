@@ -2,8 +2,9 @@
 
 Layout: ``<data>/raw/source=<s>/date=<YYYY-MM-DD>/run=<run_id>/<endpoint>-page-NNNN.parquet``
 for API pages and ``.../csv-<file name>-<sha8>.parquet`` for CSV files. ``date`` is the run's start
-day (UTC) so a run's files stay together. Files are written to a temporary name and renamed, so a
-crash never leaves half a file; the raw zone is only ever added to.
+day (UTC) so a run's files stay together. Files are written to a temporary name and linked into
+place, so a crash never leaves half a file, and never over an existing file (a retried extract
+adds ``...-page-0001.2.parquet``): the raw zone is only ever added to.
 
 Each row holds the record's text exactly as served (``record``), the response with its record
 array emptied (``envelope``: CoinCap's ``timestamp`` lives there; for CSV it is the header line),
@@ -62,13 +63,25 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _write_atomically(frame: pl.DataFrame, path: Path) -> None:
+def _write_atomically(frame: pl.DataFrame, path: Path) -> Path:
+    """Write ``frame`` under ``path``, or ``<stem>.2.parquet``... if a retry already wrote it:
+    a file is published whole (link of a fsynced temporary file) and never replaced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     frame.write_parquet(tmp, compression="zstd", statistics=True)
     with tmp.open("rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        for attempt in range(1, 10_000):
+            target = path if attempt == 1 else path.with_name(f"{path.stem}.{attempt}{path.suffix}")
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                continue
+            return target
+        raise FileExistsError(f"{path}: too many attempts already in the raw zone")
+    finally:
+        tmp.unlink()
 
 
 def _frame(rows: Mapping[str, Sequence[object]]) -> pl.DataFrame:
@@ -105,8 +118,8 @@ def write_page(raw_root: Path, run_id: str, started_at: datetime, page: Page) ->
             "record_sha256": [_sha256(t) if t is not None else None for t in texts],
         }
     )
-    _write_atomically(frame, path)
-    return RawFile(str(path.relative_to(raw_root)), len(records))
+    written = _write_atomically(frame, path)
+    return RawFile(str(written.relative_to(raw_root)), len(records))
 
 
 def write_csv(raw_root: Path, run_id: str, started_at: datetime, file: CsvFile) -> RawFile:
@@ -132,8 +145,8 @@ def write_csv(raw_root: Path, run_id: str, started_at: datetime, file: CsvFile) 
             "record_sha256": [_sha256(line) for line in file.lines],
         }
     )
-    _write_atomically(frame, path)
-    return RawFile(str(path.relative_to(raw_root)), n)
+    written = _write_atomically(frame, path)
+    return RawFile(str(written.relative_to(raw_root)), n)
 
 
 def read_raw(raw_root: Path, files: Iterable[str]) -> pl.DataFrame:

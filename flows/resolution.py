@@ -5,17 +5,20 @@ Decisions, strongest first, each recorded in ``coin_source_ids`` with its method
 1. ``sticky``: an asset already mapped keeps its coin, whatever else changes;
 2. ``override``: the curated file ``data/asset_overrides.csv`` (``source,source_asset_id,
    coin_id,note``) names the coin;
-3. ``exact_symbol_name``: an existing coin has the same normalised (symbol, name) and no asset from
-   this source yet (a source never lists one asset twice, so two same-source assets are two coins);
+3. ``exact_symbol_name``: a coin holding an asset with the same normalised (symbol, name), or
+   the coin this asset would found (an override may have founded it from another source), has no
+   asset from this source yet (a source never lists one asset twice, so two same-source assets
+   are two coins);
 4. ``new_coin``: otherwise the asset founds a new coin.
 
 A symbol alone never merges two assets. Normalisation is NFKC (which turns NBSP into a space),
 zero-width characters removed, whitespace collapsed and trimmed, then casefolded.
 
 ``coin_id`` is a readable slug of the founding asset's symbol and name (``btc-bitcoin``), with a
-hash of the founding asset's ``source:id`` appended when the slug is taken. Assets are decided in
-a fixed order (source order, then id), so the same inputs give the same ids on every run,
-whatever crashed or was retried before.
+hash of the asset's ``source:id`` appended only when another asset of the same source holds the
+slug. Assets are decided in a fixed order (source order, then id), and a coin's id does not depend
+on which of its sources arrived first, so the same inputs give the same coins and links on every
+run, whatever crashed, failed or was retried before.
 
 Resolution works on the batch's distinct assets (thousands), not on its quotes (millions).
 """
@@ -29,7 +32,7 @@ import logging
 import re
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -46,6 +49,7 @@ _COIN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
 KEY_SEPARATOR = "\x1f"
 
 CONFIDENCE = {"override": 1.0, "exact_symbol_name": 0.9, "new_coin": 1.0}
+SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
 
 def normalise(text: str) -> str:
@@ -63,12 +67,9 @@ def _slug(text: str) -> str:
     return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:40].strip("-")
 
 
-def new_coin_id(symbol: str, name: str, source: str, source_asset_id: str, taken: set[str]) -> str:
-    base = "-".join(part for part in (_slug(symbol), _slug(name)) if part) or "asset"
-    if base not in taken:
-        return base
-    digest = hashlib.sha256(f"{source}:{source_asset_id}".encode()).hexdigest()[:8]
-    return f"{base}-{digest}"
+def natural_coin_id(symbol: str, name: str) -> str:
+    """The id an asset founds a coin under: ``btc-bitcoin``."""
+    return "-".join(part for part in (_slug(symbol), _slug(name)) if part) or "asset"
 
 
 @dataclass(frozen=True)
@@ -133,20 +134,57 @@ class Resolution:
         return dict(zip(counts["method"].to_list(), counts["len"].to_list(), strict=True))
 
 
+@dataclass
+class _Known:
+    """What the resolver knows while it decides a batch, asset by asset."""
+
+    taken: set[str]
+    sources_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    coins_of_key: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, coin: str, source: str, key: str) -> None:
+        self.taken.add(coin)
+        self.sources_of[coin].add(source)
+        self.coins_of_key[key].add(coin)
+
+    def free_for(self, coin: str, source: str) -> bool:
+        return coin in self.taken and source not in self.sources_of[coin]
+
+
+def _decide(
+    known: _Known, *, source: str, asset: str, symbol: str, name: str, key: str
+) -> tuple[str, str, dict[str, object]]:
+    """Coin, method and evidence for an asset that has no stored mapping and no override."""
+    same_key = sorted(c for c in known.coins_of_key.get(key, ()) if known.free_for(c, source))
+    if same_key:
+        return (
+            same_key[0],
+            "exact_symbol_name",
+            {"matched_coin_sources": sorted(known.sources_of[same_key[0]])},
+        )
+    natural = natural_coin_id(symbol, name)
+    if known.free_for(natural, source):
+        # The coin this asset would found exists already (an override founded it from another
+        # source's asset): joining it keeps ids independent of which source loaded first.
+        return natural, "exact_symbol_name", {"matched_coin_id": natural}
+    if natural not in known.taken:
+        return natural, "new_coin", {}
+    digest = hashlib.sha256(f"{source}:{asset}".encode()).hexdigest()[:8]
+    return f"{natural}-{digest}", "new_coin", {"coin_id_taken_by_same_source": natural}
+
+
 def resolve(
     quotes: pl.DataFrame,
     *,
     stored_mappings: pl.DataFrame,
-    stored_coins: pl.DataFrame,
+    stored_coin_ids: list[str],
     overrides: dict[tuple[str, str], Override],
     run_id: str,
 ) -> Resolution:
     """Decide a coin for every distinct (source, source_asset_id) in ``quotes``.
 
-    ``stored_mappings`` has (source, source_asset_id, coin_id); ``stored_coins`` has
-    (coin_id, match_key).
+    ``stored_mappings`` has (source, source_asset_id, coin_id, match_key).
     """
-    order = {name: i for i, name in enumerate(SOURCE_NAMES)}
     assets = (
         quotes.sort("observed_at")
         .group_by("source", "source_asset_id")
@@ -156,66 +194,59 @@ def resolve(
             pl.col("observed_at").min().alias("first_seen_at"),
             pl.col("observed_at").max().alias("last_seen_at"),
         )
-        .with_columns(_order=pl.col("source").replace_strict(order, default=len(order)))
+        .with_columns(
+            _order=pl.col("source").replace_strict(SOURCE_ORDER, default=len(SOURCE_ORDER))
+        )
         .sort("_order", "source_asset_id")
     )
-    stored = {
-        (s, a): c
-        for s, a, c in stored_mappings.select("source", "source_asset_id", "coin_id").iter_rows()
-    }
-    coin_sources: dict[str, set[str]] = defaultdict(set)
-    for (source, _), coin in stored.items():
-        coin_sources[coin].add(source)
-    by_key: dict[str, list[str]] = defaultdict(list)
-    for coin, key in stored_coins.select("coin_id", "match_key").sort("coin_id").iter_rows():
-        by_key[key].append(coin)
-    taken = set(stored_coins["coin_id"].to_list())
+    known = _Known(taken=set(stored_coin_ids))
+    stored: dict[tuple[str, str], str] = {}
+    for source, asset, coin, key in stored_mappings.select(
+        "source", "source_asset_id", "coin_id", "match_key"
+    ).iter_rows():
+        stored[(source, asset)] = coin
+        known.add(coin, source, key)
 
     mappings: list[dict[str, object]] = []
     new_coins: list[dict[str, object]] = []
     for source, asset, symbol, name, first_seen, last_seen, _ in assets.iter_rows():
         key = match_key(symbol, name)
         evidence: dict[str, object] = {"symbol": symbol, "name": name, "match_key": key}
+        override = overrides.get((source, asset))
         if (source, asset) in stored:
             coin, method = stored[(source, asset)], "sticky"
-            override = overrides.get((source, asset))
             if override and override.coin_id != coin:
                 logger.warning(
                     "override %s/%s -> %s ignored: the asset is already mapped to %s and mappings "
                     "are sticky", source, asset, override.coin_id, coin,
                 )  # fmt: skip
-        elif (source, asset) in overrides:
-            override = overrides[(source, asset)]
+        elif override:
             coin, method = override.coin_id, "override"
             evidence |= {"override_line": override.line, "note": override.note}
         else:
-            free = [c for c in by_key.get(key, []) if source not in coin_sources[c]]
-            if free:
-                coin, method = free[0], "exact_symbol_name"
-                evidence["matched_sources"] = sorted(coin_sources[free[0]])
-            else:
-                coin, method = new_coin_id(symbol, name, source, asset, taken), "new_coin"
-                if by_key.get(key):
-                    evidence["same_key_coins_taken_by_source"] = by_key[key]
-        if coin not in taken:
-            taken.add(coin)
-            by_key[key].append(coin)
+            coin, method, found = _decide(
+                known, source=source, asset=asset, symbol=symbol, name=name, key=key
+            )
+            evidence |= found
+        if coin not in known.taken:
             new_coins.append(
                 {
                     "coin_id": coin,
                     "symbol": symbol,
                     "name": name,
-                    "match_key": key,
                     "first_seen_at": first_seen,
                     "created_by_run": run_id,
                 }
             )
-        coin_sources[coin].add(source)
+        known.add(coin, source, key)
         mappings.append(
             {
                 "source": source,
                 "source_asset_id": asset,
                 "coin_id": coin,
+                "symbol": symbol,
+                "name": name,
+                "match_key": key,
                 "method": method,
                 "confidence": CONFIDENCE.get(method, 1.0),
                 "evidence": json.dumps(evidence, ensure_ascii=False, sort_keys=True),

@@ -74,9 +74,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
+    from flows.errors import IngestError
     from flows.record import record
 
-    counts = record(Path(args.dir), args.source or list(SOURCES))
+    try:
+        counts = record(Path(args.dir), args.source or list(SOURCES))
+    except IngestError as exc:
+        print(f"record failed: {exc}", file=sys.stderr)
+        return 1
     for source, files in counts.items():
         print(f"{source}: {files} file(s) recorded under {Path(args.dir) / source}")
     return 0

@@ -155,7 +155,9 @@ def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> 
                 on {_on(COIN_SOURCE_IDS_KEY)}
             when matched and ({widened}) then update set
                 first_seen_at = least(t.first_seen_at, s.first_seen_at),
-                last_seen_at = greatest(t.last_seen_at, s.last_seen_at)
+                last_seen_at = greatest(t.last_seen_at, s.last_seen_at),
+                symbol = if(s.last_seen_at > t.last_seen_at, s.symbol, t.symbol),
+                name = if(s.last_seen_at > t.last_seen_at, s.name, t.name)
             when not matched then insert ({_columns(COIN_SOURCE_IDS)})
                 values ({_columns(COIN_SOURCE_IDS, "s.")})
             """
@@ -163,6 +165,43 @@ def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> 
     finally:
         con.unregister("stage_source_ids")
     return MergeCounts(inserted, updated, total - inserted - updated)
+
+
+def refresh_coins(
+    con: duckdb.DuckDBPyConnection, coin_ids: list[str], source_order: list[str]
+) -> None:
+    """Name each coin after its asset from the first source in ``source_order`` and date it by
+    its earliest asset, so a coin reads the same whichever source happened to found it."""
+    if not coin_ids:
+        return
+    con.execute(
+        """
+        with assets as (
+            select *
+            from coin_source_ids
+            where list_contains(?, coin_id)
+        ),
+        best as (
+            select
+                coin_id,
+                arg_min(symbol, (list_position(?, source), source_asset_id)) as symbol,
+                arg_min(name, (list_position(?, source), source_asset_id)) as name,
+                min(first_seen_at) as first_seen_at
+            from assets
+            group by coin_id
+        )
+        update coins
+        set symbol = best.symbol, name = best.name, first_seen_at = best.first_seen_at
+        from best
+        where coins.coin_id = best.coin_id
+            and (
+                coins.symbol is distinct from best.symbol
+                or coins.name is distinct from best.name
+                or coins.first_seen_at is distinct from best.first_seen_at
+            )
+        """,
+        [coin_ids, source_order, source_order],
+    )
 
 
 def merge_observations(con: duckdb.DuckDBPyConnection, observations: pl.DataFrame) -> None:

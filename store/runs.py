@@ -111,6 +111,24 @@ def advance_checkpoint(
     )
 
 
+def set_checkpoint(
+    con: duckdb.DuckDBPyConnection, *, source: str, stream: str, position: str, run_id: str
+) -> None:
+    """Record a checkpoint that is not ordered (a file's sha256): the latest load wins."""
+    con.execute(
+        """
+        insert into checkpoints (source, stream, position, run_id, updated_at)
+        values (?, ?, ?, ?, ?)
+        on conflict (source, stream) do update set
+            position = excluded.position,
+            run_id = excluded.run_id,
+            updated_at = excluded.updated_at
+        where excluded.position <> checkpoints.position
+        """,
+        [source, stream, position, run_id, datetime.now(UTC)],
+    )
+
+
 def checkpoint(con: duckdb.DuckDBPyConnection, source: str, stream: str) -> str | None:
     rows = con.execute(
         "select position from checkpoints where source = ? and stream = ?", [source, stream]

@@ -57,7 +57,6 @@ COINS = pl.Schema(
         "coin_id": pl.String(),
         "symbol": pl.String(),
         "name": pl.String(),
-        "match_key": pl.String(),
         "first_seen_at": UTC_TIME,
         "created_by_run": pl.String(),
     }
@@ -68,6 +67,9 @@ COIN_SOURCE_IDS = pl.Schema(
         "source": pl.String(),
         "source_asset_id": pl.String(),
         "coin_id": pl.String(),
+        "symbol": pl.String(),
+        "name": pl.String(),
+        "match_key": pl.String(),
         "method": pl.String(),
         "confidence": pl.Float64(),
         "evidence": pl.String(),

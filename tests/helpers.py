@@ -114,7 +114,7 @@ def ingest_without_prefect(
             )
             result = runs.SourceResult(run_id, source, "loaded", fetched=extracted.records)
             validated = transform_raw_files(raw_root, extracted.raw_files)
-            load_source(con, validated, result, overrides or {})
+            load_source(con, validated, result, overrides or {}, extracted.checkpoints)
             results[source] = result
         runs.finish_run(con, run_id, "completed", None)
         con.execute("checkpoint")

@@ -20,7 +20,7 @@ from web.controllers.runs import RunsController
 from web.controllers.stats import stats
 from web.dependencies import provide_db
 from web.errors import EXCEPTION_HANDLERS
-from web.middleware import RequestContextMiddleware
+from web.middleware import RequestContextApp
 from web.settings import WebSettings, get_web_settings
 from web.snapshot import Snapshot
 
@@ -39,14 +39,13 @@ def create_app(
         finally:
             snapshot.close()
 
-    return Litestar(
+    return RequestContextApp(
         route_handlers=[ping, health, stats, CoinsController, DataController, RunsController],
         dependencies={
             "snapshot": Provide(lambda: snapshot, use_cache=True, sync_to_thread=False),
             "web_settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "db": Provide(provide_db),
         },
-        middleware=[RequestContextMiddleware()],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

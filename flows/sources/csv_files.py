@@ -77,52 +77,74 @@ class CsvFile:
     header: str
     lines: list[str]
     """Data lines; ``lines[i]`` is line ``i + 2`` of the file (line 1 is the header)."""
+    problem: str | None = None
+    """Why the file cannot be loaded (not UTF-8, empty, unrecognised header); None if it can."""
 
 
 def _delimiter(header: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
-def layout_of(header: str, path: Path) -> str:
-    columns = tuple(next(csv.reader([header], delimiter=_delimiter(header))))
-    columns = tuple(c.strip() for c in columns)
+UNREADABLE = "unreadable"
+"""Layout recorded in the raw zone for a file that cannot be loaded (it is kept, not staged)."""
+
+
+def _layout_problem(header: str, path: Path) -> tuple[str, str | None]:
+    columns = tuple(c.strip() for c in next(csv.reader([header], delimiter=_delimiter(header)), []))
     if columns == DAILY_HISTORY_HEADER:
-        return "daily_history"
+        return "daily_history", None
     if set(CANONICAL_REQUIRED) <= set(columns):
-        return "canonical"
-    raise TerminalSourceError(
-        SOURCE_NAME,
+        return "canonical", None
+    return UNREADABLE, (
         f"{path.name}: unrecognised header {list(columns)}; expected the daily-history layout "
         f"{list(DAILY_HISTORY_HEADER)} or the canonical layout (at least "
-        f"{list(CANONICAL_REQUIRED)}); see the README's CSV section",
-        url=str(path),
+        f"{list(CANONICAL_REQUIRED)}); see the README's CSV section"
     )
 
 
-def read_csv_file(path: Path) -> CsvFile:
+def layout_of(header: str, path: Path) -> str:
+    """The layout a header announces, or TerminalSourceError naming the file and the layouts."""
+    layout, problem = _layout_problem(header, path)
+    if problem:
+        raise TerminalSourceError(SOURCE_NAME, problem, url=str(path))
+    return layout
+
+
+def inspect_csv_file(path: Path) -> CsvFile:
+    """Read a CSV file into lines; a file that cannot be loaded says why in ``problem``."""
     data = path.read_bytes()
+    problem = None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise TerminalSourceError(
-            SOURCE_NAME, f"{path.name} is not UTF-8 ({exc}); re-save it as UTF-8", url=str(path)
-        ) from exc
+        text = data.decode("utf-8-sig", errors="replace")
+        problem = f"{path.name} is not UTF-8 ({exc}); re-save it as UTF-8"
     # Only CR/LF end a line: str.splitlines would also split on U+2028, form feeds and the like
     # inside a name, cutting a record in two and shifting every later line number.
     lines = _LINE_END.split(text)
     if lines and lines[-1] == "":
         lines.pop()
+    header = lines[0] if lines else ""
+    layout, header_problem = _layout_problem(header, path) if lines else (UNREADABLE, None)
     if not lines:
-        raise TerminalSourceError(SOURCE_NAME, f"{path.name} is empty", url=str(path))
-    header = lines[0]
+        problem = problem or f"{path.name} is empty"
     return CsvFile(
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
-        layout=layout_of(header, path),
+        layout=UNREADABLE if problem else layout,
         delimiter=_delimiter(header),
         header=header,
         lines=lines[1:],
+        problem=problem or header_problem,
     )
+
+
+def read_csv_file(path: Path) -> CsvFile:
+    """A loadable CSV file, or TerminalSourceError naming the file and what to do."""
+    file = inspect_csv_file(path)
+    if file.problem:
+        raise TerminalSourceError(SOURCE_NAME, file.problem, url=str(path))
+    return file
 
 
 def list_csv_files(directory: Path) -> list[Path]:
@@ -136,6 +158,12 @@ def header_columns(header: str) -> list[str]:
 
 
 def tokenize(header: str, lines: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Split data lines into fields (C-speed ``csv``); typing happens later, in polars."""
+    """Split each physical line into fields (C-speed ``csv``); typing happens later, in polars.
+
+    Lines are tokenized one by one: a stray quote must cost its own line (which then has the
+    wrong number of fields), never swallow the lines after it.
+    """
     delimiter = _delimiter(header)
-    return header_columns(header), list(csv.reader(lines, delimiter=delimiter))
+    return header_columns(header), [
+        next(csv.reader([line], delimiter=delimiter), []) for line in lines
+    ]

@@ -24,6 +24,8 @@ from flows.transform.staging import TEXT_FIELDS, Staged
 from store.schema import MONEY, QUARANTINE, QUARANTINE_KEY, QUOTES
 
 CLOCK_SKEW = timedelta(minutes=5)
+MONEY_SCALE = MONEY.scale or 0
+RANK_MAX = 2**31 - 1
 GENESIS = datetime(2009, 1, 3, tzinfo=UTC)
 MONEY_FIELDS = ("price_usd", "market_cap_usd", "volume_24h_usd")
 FLOAT_FIELDS = ("pct_change_24h", "circulating_supply", "total_supply", "max_supply")
@@ -47,6 +49,20 @@ class Validated:
 
 def _float(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Float64, strict=False)
+
+
+_NUMBER = r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$"
+
+
+def decimal_places(text: pl.Expr) -> pl.Expr:
+    """Decimal places a number's text needs to be held exactly (``1.2500e-3`` needs 5)."""
+    parts = text.str.extract_groups(_NUMBER)
+    integer, fraction = parts.struct.field("1"), parts.struct.field("2").fill_null("")
+    exponent = parts.struct.field("3").cast(pl.Int64, strict=False).fill_null(0)
+    digits = pl.concat_str(integer.fill_null(""), fraction)
+    trailing_zeros = digits.str.len_chars() - digits.str.strip_chars_end("0").str.len_chars()
+    places = fraction.str.len_chars().cast(pl.Int64) - exponent - trailing_zeros
+    return pl.max_horizontal(places, pl.lit(0))
 
 
 def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
@@ -94,16 +110,24 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
             )
         )
     for field in MONEY_FIELDS:
-        exact = pl.col(field).str.to_decimal(scale=MONEY.scale or 0)
-        approx = _float(field)
-        lossy = exact.is_null() | ((exact.cast(pl.Float64) - approx).abs() > 1e-9 * approx.abs())
+        # Decided from the text, not a float: DECIMAL(38, 18) holds the value exactly or the
+        # record is quarantined; str.to_decimal would otherwise round silently.
+        too_big = pl.col(field).str.to_decimal(scale=MONEY_SCALE).is_null()
+        lossy = (decimal_places(pl.col(field)) > MONEY_SCALE) | too_big
         checks.append(
             (
                 "not_representable",
-                pl.col(field).is_not_null() & approx.is_not_null() & lossy,
+                pl.col(field).is_not_null() & _float(field).is_not_null() & lossy,
                 pl.format(f"{field} '{{}}' needs more than 18 decimal places or is >= 1e20", field),
             )
         )
+    checks.append(
+        (
+            "rank_out_of_range",
+            (_float("rank") < 0) | (_float("rank") > RANK_MAX),
+            pl.format("rank is outside 0..2147483647: '{}'", "rank"),
+        )
+    )
     checks.append(
         (
             "price_not_positive",
@@ -146,9 +170,9 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
         "source_asset_id",
         "symbol",
         "name",
-        *[pl.col(f).str.to_decimal(scale=MONEY.scale or 0).alias(f) for f in MONEY_FIELDS],
+        *[pl.col(f).str.to_decimal(scale=MONEY_SCALE).alias(f) for f in MONEY_FIELDS],
         *[_float(f).alias(f) for f in FLOAT_FIELDS],
-        _float("rank").cast(pl.Int32).alias("rank"),
+        _float("rank").cast(pl.Int32, strict=False).alias("rank"),
         "run_id",
         "raw_file",
         "raw_record",

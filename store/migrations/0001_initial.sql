@@ -13,11 +13,12 @@
 -- Money columns are DECIMAL(38, 18): parsed exactly from the text served, never via a float.
 -- Every timestamp is TIMESTAMPTZ in UTC.
 
+-- A coin's symbol and name are those of its asset from the first source in source order
+-- (coingecko, coinpaprika, coincap, csv), whatever order the assets arrived in.
 create table coins (
     coin_id varchar primary key,
     symbol varchar not null,
     name varchar not null,
-    match_key varchar not null,
     first_seen_at timestamptz not null,
     created_by_run varchar not null
 );
@@ -26,6 +27,9 @@ create table coin_source_ids (
     source varchar not null,
     source_asset_id varchar not null,
     coin_id varchar not null,
+    symbol varchar not null,
+    name varchar not null,
+    match_key varchar not null,
     method varchar not null,
     confidence double not null,
     evidence varchar not null,

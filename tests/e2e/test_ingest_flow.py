@@ -104,6 +104,7 @@ def test_a_failing_source_fails_the_run_but_the_others_load(
     replay = tmp_path / "replay"
     shutil.copytree(demo_dir, replay)
     (replay / "coinpaprika" / "tickers.json").unlink()  # the unpaged endpoint now answers 404
+    (replay / "csv" / "zz_export.csv").write_text("Date,Coin,Price\n2026-11-20,BTC,97000.5\n")
 
     state = ingest(replay_dir=str(replay), return_state=True)
     assert state.is_failed()
@@ -115,12 +116,19 @@ def test_a_failing_source_fails_the_run_but_the_others_load(
             "coingecko": "loaded",
             "coinpaprika": "failed",
             "coincap": "loaded",
-            "csv": "loaded",
+            "csv": "failed",
         }
         error = con.execute(
             "select error from run_sources where source = 'coinpaprika'"
         ).fetchall()[0][0]
         assert "HTTP 404" in error
+        csv_error = con.execute("select error from run_sources where source = 'csv'").fetchall()[0][
+            0
+        ]
+        assert "zz_export.csv: unrecognised header" in csv_error
+        assert (
+            con.execute("select count(*) from quotes where source = 'csv'").fetchall()[0][0] > 0
+        ), "the readable CSV files still load"
         status, run_error = con.execute("select status, error from runs").fetchall()[0]
         assert status == "failed"
         assert "coinpaprika" in run_error

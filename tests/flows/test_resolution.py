@@ -22,10 +22,7 @@ from flows.resolution import (
 from flows.transform import VALIDATED
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-NO_MAPPINGS = pl.DataFrame(
-    schema={"source": pl.String, "source_asset_id": pl.String, "coin_id": pl.String}
-)
-NO_COINS = pl.DataFrame(schema={"coin_id": pl.String, "match_key": pl.String})
+MAPPING_COLUMNS = ["source", "source_asset_id", "coin_id", "match_key"]
 
 
 def quotes(*assets: tuple[str, str, str, str]) -> pl.DataFrame:
@@ -49,10 +46,17 @@ def decide(
     stored: Resolution | None = None,
     overrides: dict[tuple[str, str], Override] | None = None,
 ) -> Resolution:
-    mappings = NO_MAPPINGS if stored is None else stored.mappings.select(NO_MAPPINGS.columns)
-    coins = NO_COINS if stored is None else stored.new_coins.select(NO_COINS.columns)
+    mappings = (
+        pl.DataFrame(schema=dict.fromkeys(MAPPING_COLUMNS, pl.String))
+        if stored is None
+        else stored.mappings.select(MAPPING_COLUMNS)
+    )
     return resolve(
-        batch, stored_mappings=mappings, stored_coins=coins, overrides=overrides or {}, run_id="r1"
+        batch,
+        stored_mappings=mappings,
+        stored_coin_ids=mappings["coin_id"].unique().to_list(),
+        overrides=overrides or {},
+        run_id="r1",
     )
 
 
@@ -135,6 +139,20 @@ def test_an_override_links_assets_exact_matching_cannot() -> None:
     assert paprika["method"] == "override"
     assert paprika["confidence"] == 1.0
     assert '"override_line": 2' in paprika["evidence"]
+
+
+def test_a_coin_founded_by_an_override_is_joined_by_the_asset_it_is_named_after() -> None:
+    """CoinGecko failed in the first run: CoinPaprika's renamed BNB founded `bnb-bnb` through the
+    override. When CoinGecko's BNB arrives it joins that coin instead of founding a twin."""
+    overrides = {("coinpaprika", "bnb-binance-coin"): Override("bnb-bnb", "renamed", 2)}
+    first = decide(
+        quotes(("coinpaprika", "bnb-binance-coin", "BNB", "Binance Coin")), overrides=overrides
+    )
+    later = decide(
+        quotes(("coingecko", "binancecoin", "bnb", "BNB")), stored=first, overrides=overrides
+    )
+    assert coin_of(later) == {("coingecko", "binancecoin"): "bnb-bnb"}
+    assert later.new_coins.is_empty()
 
 
 def test_without_the_override_a_renamed_asset_founds_its_own_coin() -> None:

@@ -52,7 +52,7 @@ def test_health_is_503_without_a_snapshot(tmp_path: Path) -> None:
 
 
 def test_every_response_carries_a_request_id_and_its_latency(client: Client) -> None:
-    for url in ("/ping", "/api/v1/coins?limit=1", "/api/v1/coins/no-such-coin"):
+    for url in ("/ping", "/api/v1/coins?limit=1", "/api/v1/coins/no-such-coin", "/no/such/route"):
         response = client.get(url)
         assert len(response.headers["x-request-id"]) >= 16
         assert response.headers["server-timing"].startswith("app;dur=")
@@ -61,6 +61,21 @@ def test_every_response_carries_a_request_id_and_its_latency(client: Client) -> 
     assert echoed.headers["x-request-id"] == "trace-42"
     hostile = client.get("/ping", headers={"x-request-id": "bad id\r\nx: y"})
     assert hostile.headers["x-request-id"] != "bad id\r\nx: y"
+
+
+def test_unmatched_routes_and_methods_get_json_errors_with_a_request_id(client: Client) -> None:
+    missing = client.get("/no/such/route")
+    assert missing.status_code == 404
+    assert missing.json()["request_id"] == missing.headers["x-request-id"]
+    wrong_method = client.post("/api/v1/coins")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["request_id"] == wrong_method.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("url", ["/api/v1/coins", "/api/v1/runs", "/api/v1/data"])
+def test_an_absurd_offset_is_a_400_not_a_500(client: Client, url: str) -> None:
+    body = get_json(client, f"{url}?offset=99999999999999999999", status=400)
+    assert "offset" in str(body["extra"])
 
 
 def test_coins_sharing_a_symbol_are_listed_apart(client: Client) -> None:

@@ -31,7 +31,7 @@ class CoinsController(Controller):
             Parameter(description="Only coins with this symbol (case-insensitive).", max_length=64),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
-        offset: Annotated[int, Parameter(ge=0, description="Rows to skip.")] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
     ) -> CoinPage:
         rows, total = queries.coins(db, symbol=symbol, limit=limit, offset=offset)
         return CoinPage(

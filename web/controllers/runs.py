@@ -66,7 +66,7 @@ class RunsController(Controller):
             RunStatus | None, Parameter(description="Only runs in this status.")
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size.")] = 50,
-        offset: Annotated[int, Parameter(ge=0, description="Rows to skip.")] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
     ) -> RunPage:
         runs = queries.run_list(db, status=status, limit=limit, offset=offset)
         return RunPage(items=_runs(db, runs), limit=limit, offset=offset)

@@ -139,6 +139,9 @@ def test_coingecko_max_supply_zero_is_kept_as_zero(raw_of: RawOf) -> None:
         ({"market_cap": -10}, "negative_value"),
         ({"total_supply": -1}, "negative_value"),
         ({"market_cap_rank": 1.5}, "not_a_number"),
+        ({"market_cap_rank": 3000000000}, "rank_out_of_range"),
+        ({"current_price": "0.00000001234567890123456"}, "not_representable"),
+        ({"current_price": "1.9999999999999999999"}, "not_representable"),
         ({"id": ""}, "missing_id"),
         ({"id": None}, "missing_id"),
         ({"symbol": "  "}, "missing_symbol"),
@@ -215,6 +218,8 @@ def test_daily_history_csv_rows_become_quotes_in_utc(raw_of: RawOf) -> None:
         "2,Dogecoin,DOGE,2026-11-21 23:59:59,0.1,0.09,0.095,0.099,12.5,14.748.800.659.179.600",
         "3,Dogecoin,DOGE,16-12-13 23:59:59,0.1,0.09,0.095,0.099,12.5,1000",
         "4,Dogecoin,DOGE,2026-11-22 23:59:59,0.1",
+        '5,"Dogecoin,DOGE,2026-11-23 23:59:59,0.1,0.09,0.095,0.099,12.5,1000',
+        "6,Dogecoin,DOGE,2026-11-24 23:59:59,0.1,0.09,0.095,0.099,12.5,1000",
     ]
     validated = validate(
         stage(raw_of("csv", "daily_history", lines, envelope=header, first_index=2))
@@ -227,7 +232,13 @@ def test_daily_history_csv_rows_become_quotes_in_utc(raw_of: RawOf) -> None:
     held = dict(
         zip(validated.quarantine["raw_record"], validated.quarantine["reason"], strict=True)
     )
-    assert held == {3: "not_a_number", 4: "observed_at_implausible", 5: "wrong_field_count"}
+    assert held == {
+        3: "not_a_number",
+        4: "observed_at_implausible",
+        5: "wrong_field_count",
+        6: "wrong_field_count",
+    }
+    assert validated.quotes["raw_record"].to_list() == [2, 7], "a stray quote costs one line"
 
 
 def test_canonical_csv_with_semicolons(raw_of: RawOf) -> None:
