@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flows import raw_zone
 from flows.errors import ContractError
+from flows.faults import fault_point
 from flows.sources import API_SOURCES, ApiSource, csv_files
-from flows.sources.csv_files import inspect_csv_file, list_csv_files
+from flows.sources.csv_files import CsvProgress, inspect_csv_file, list_csv_files
 from flows.sources.replay import replay_transport
 from flows.sources.settings import CsvSettings, HttpSourceSettings
 
@@ -31,13 +34,17 @@ class Extracted:
     records: int = 0
     requests: int = 0
     seconds: float = 0.0
-    drift: list[str] = field(default_factory=list)
-    """Schema-drift notes: mapped fields absent from every record of a page."""
+    warnings: list[str] = field(default_factory=list)
+    """Worth an operator's look, kept in the run ledger: schema drift (a mapped field absent from
+    every record of a page), a CSV file that changed since it was loaded."""
     problems: list[str] = field(default_factory=list)
     """Inputs kept in the raw zone but not loadable (a CSV file with an unknown header): the
     source loads the rest and is reported failed with these messages."""
     checkpoints: dict[str, str] = field(default_factory=dict)
-    """Per-input checkpoint positions to commit with the data (CSV: file name -> sha256)."""
+    """Per-input checkpoint positions to commit with the data (CSV: ``file:<name>`` ->
+    :class:`CsvProgress` position)."""
+    reused_pages: int = 0
+    """Pages a resumed run took from its own raw zone instead of fetching them again."""
 
 
 def extract_api(
@@ -55,11 +62,24 @@ def extract_api(
     http = source.open(
         settings, transport=transport, replay=replay_dir is not None, rate_limit=replay_dir is None
     )
+    # A resumed run (a retry, or the next run after a crash) takes the pages it already holds.
+    http.reuse = partial(
+        raw_zone.stored_page,
+        raw_root=raw_root,
+        source=spec.name,
+        run_id=run_id,
+        started_at=started_at,
+    )
     expected = {p.split(".")[0] for p in spec.columns.values() if not p.startswith("@")}
     out = Extracted(spec.name)
     try:
         for page in source.pages(http, settings):
-            raw = raw_zone.write_page(raw_root, run_id, started_at, page)
+            if page.reused_from:
+                raw = raw_zone.RawFile(page.reused_from, len(page.records))
+                out.reused_pages += 1
+            else:
+                raw = raw_zone.write_page(raw_root, run_id, started_at, page)
+                fault_point("after_page", source=spec.name, page=page.page or 1)
             out.raw_files.append(raw.relative)
             out.records += raw.records
             if page.shape_error:
@@ -76,22 +96,36 @@ def extract_api(
                         f"{page.endpoint.name} page {page.page or 1}: field {missing!r} is "
                         "absent from every record"
                     )
-                    out.drift.append(note)
+                    out.warnings.append(f"schema drift: {note}")
                     logger.warning("%s schema drift: %s", spec.name, note)
     finally:
         out.requests = http.requests
         out.seconds = time.perf_counter() - clock
         http.client.close()
+    fault_point("after_raw", source=spec.name)
     return out
 
 
 def extract(
-    source: str, *, raw_root: Path, run_id: str, started_at: datetime, replay_dir: Path | None
+    source: str,
+    *,
+    raw_root: Path,
+    run_id: str,
+    started_at: datetime,
+    replay_dir: Path | None,
+    csv_loaded: Mapping[str, str] | None = None,
 ) -> Extracted:
-    """Extract one source by name: live, or from ``replay_dir`` in the replay layout."""
+    """Extract one source by name: live, or from ``replay_dir`` in the replay layout.
+    ``csv_loaded`` holds the CSV checkpoints (``file:<name>`` -> position) already committed."""
     if source == csv_files.SOURCE_NAME:
         csv_dir = replay_dir / "csv" if replay_dir else CsvSettings().dir
-        return extract_csv(csv_dir, raw_root=raw_root, run_id=run_id, started_at=started_at)
+        loaded = {
+            stream.removeprefix("file:"): CsvProgress.from_position(position)
+            for stream, position in (csv_loaded or {}).items()
+        }
+        return extract_csv(
+            csv_dir, raw_root=raw_root, run_id=run_id, started_at=started_at, loaded=loaded
+        )
     api = API_SOURCES[source]
     return extract_api(
         api,
@@ -103,21 +137,44 @@ def extract(
     )
 
 
-def extract_csv(csv_dir: Path, *, raw_root: Path, run_id: str, started_at: datetime) -> Extracted:
+def extract_csv(
+    csv_dir: Path,
+    *,
+    raw_root: Path,
+    run_id: str,
+    started_at: datetime,
+    loaded: Mapping[str, CsvProgress] | None = None,
+) -> Extracted:
+    """Read the CSV files not loaded yet into the raw zone: a file loaded before with the same
+    bytes is skipped, a grown file contributes only its new lines, a changed one is loaded again
+    as a new version (with a warning)."""
     clock = time.perf_counter()
     out = Extracted("csv")
     files = list_csv_files(csv_dir)
     if not files:
         logger.info("csv: no *.csv files in %s; nothing to load", csv_dir)
     for path in files:
-        file = inspect_csv_file(path)
+        file = inspect_csv_file(path, (loaded or {}).get(path.name))
+        if file.change == "unchanged":
+            logger.info("csv: %s is already loaded (same sha256); skipped", path.name)
+            continue
         raw = raw_zone.write_csv(raw_root, run_id, started_at, file)
         out.records += raw.records
         if file.problem:
             out.problems.append(f"{file.problem} (kept in the raw zone at {raw.relative})")
             logger.error("csv: %s", out.problems[-1])
             continue
+        if file.change == "grown":
+            logger.info("csv: %s grew; loading its %d new lines", path.name, len(file.lines))
+        if file.change == "changed":
+            out.warnings.append(
+                f"{path.name} changed since it was loaded: loaded again as a new version "
+                f"({raw.relative}); rows for the same asset and date take the new values"
+            )
+            logger.warning("csv: %s", out.warnings[-1])
         out.raw_files.append(raw.relative)
-        out.checkpoints[f"file:{path.name}"] = file.sha256
+        assert file.progress is not None
+        out.checkpoints[f"file:{path.name}"] = file.progress.position()
     out.seconds = time.perf_counter() - clock
+    fault_point("after_raw", source=csv_files.SOURCE_NAME)
     return out

@@ -24,6 +24,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
@@ -31,6 +32,7 @@ from prefect.tasks import Task
 
 from flows.errors import IngestError, SourceError, SourceSkipped, TransientSourceError
 from flows.extract import Extracted, extract
+from flows.faults import arm, fault_point
 from flows.load import load_source
 from flows.resolution import Override, read_overrides
 from flows.settings import get_ingest_settings
@@ -69,9 +71,22 @@ def _only_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) 
     return isinstance(state.data, TransientSourceError)
 
 
-@task(name="extract", retry_condition_fn=_only_transient, task_run_name="extract-{source}")
+# The result is persisted (to PREFECT_LOCAL_STORAGE_PATH, which `kasparro` points at
+# <data dir>/prefect-results) and cached on (inputs, task source, flow run id): when an operator
+# retries a failed flow run, a source whose extract completed is not fetched again.
+@task(
+    name="extract",
+    retry_condition_fn=_only_transient,
+    task_run_name="extract-{source}",
+    persist_result=True,
+    cache_policy=INPUTS + TASK_SOURCE + RUN_ID,
+)
 def extract_source(
-    source: str, run_id: str, started_at: datetime, replay_dir: Path | None
+    source: str,
+    run_id: str,
+    started_at: datetime,
+    replay_dir: Path | None,
+    csv_loaded: dict[str, str],
 ) -> Extracted:
     return extract(
         source,
@@ -79,10 +94,17 @@ def extract_source(
         run_id=run_id,
         started_at=started_at,
         replay_dir=replay_dir,
+        csv_loaded=csv_loaded,
     )
 
 
-@task(name="transform", task_run_name="transform-{extracted.source}")
+# Cheap to recompute from the raw zone, and polars frames: never cached.
+@task(
+    name="transform",
+    task_run_name="transform-{extracted.source}",
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
 def transform_source(extracted: Extracted) -> tuple[Validated, float]:
     clock = time.perf_counter()
     validated = transform_raw_files(get_store_settings().raw_dir, extracted.raw_files)
@@ -139,6 +161,7 @@ def _run_source(
         extracted = future.result()
         result.requests, result.fetched = extracted.requests, extracted.records
         result.extract_seconds, result.raw_files = extracted.seconds, extracted.raw_files
+        result.warnings = list(extracted.warnings)
         validated, result.transform_seconds = transform_source(extracted)
         result.finished_at = datetime.now(UTC)
         if extracted.problems:
@@ -162,40 +185,77 @@ def _run_source(
     )  # fmt: skip
 
 
-@flow(name="ingest", log_prints=False)
-def ingest(sources: list[str] | None = None, replay_dir: str | None = None) -> RunSummary:
-    """Run every selected source once into the warehouse and publish the serving snapshot."""
+def _start(
+    con: duckdb.DuckDBPyConnection, selected: list[str], replay: Path | None
+) -> runs.Resumable:
+    """Resume this flow run's earlier attempt, or a run that died mid-way with the same sources;
+    else start a new run."""
     logger = get_run_logger()
+    flow_run_id = str(flow_run.id) if flow_run.id else None
+    replay_text = str(replay) if replay else None
+    previous = runs.resumable_run(
+        con, flow_run_id=flow_run_id, sources=selected, replay_dir=replay_text
+    )
+    if previous is not None:
+        logger.warning(
+            "resuming run %s (started %s): %s already loaded, pages already fetched are reused",
+            previous.run_id, previous.started_at, previous.loaded or "no source",
+        )  # fmt: skip
+        run = previous
+    else:
+        now = datetime.now(UTC)
+        run = runs.Resumable(new_run_id(now), now, [])
+    runs.start_run(
+        con,
+        run_id=run.run_id,
+        flow_run_id=flow_run_id,
+        started_at=run.started_at,
+        sources=selected,
+        replay_dir=replay_text,
+    )
+    return run
+
+
+@flow(name="ingest", log_prints=False)
+def ingest(
+    sources: list[str] | None = None,
+    replay_dir: str | None = None,
+    fault: str | None = None,
+) -> RunSummary:
+    """Run every selected source once into the warehouse and publish the serving snapshot.
+
+    ``fault`` injects a failure at a named point (testing and drills only; see flows.faults).
+    """
+    logger = get_run_logger()
+    arm(fault, "raise" if fault else None)
     selected = _selected(sources)
     replay = Path(replay_dir) if replay_dir else None
     if replay:
         check_replay_dir(replay)
     store, settings = get_store_settings(), get_ingest_settings()
     overrides = read_overrides(settings.overrides_file)
-    started_at = datetime.now(UTC)
-    run_id = new_run_id(started_at)
-    summary = RunSummary(run_id, "running")
-    progress = create_progress_artifact(0.0, key="ingest-progress", description=f"run {run_id}")
-    assert isinstance(progress, UUID)  # the sync call returns the id, not a coroutine
     extract = extract_source.with_options(
-        retries=settings.extract_retries, retry_delay_seconds=settings.extract_retry_delay_seconds
+        retries=settings.extract_retries,
+        retry_delay_seconds=settings.extract_retry_delay_seconds,
     )
 
     with warehouse(store.warehouse_path) as con:
-        runs.start_run(
-            con,
-            run_id=run_id,
-            flow_run_id=str(flow_run.id) if flow_run.id else None,
-            started_at=started_at,
-            sources=selected,
-            replay_dir=str(replay) if replay else None,
-        )
+        run = _start(con, selected, replay)
+        run_id = run.run_id
+        summary = RunSummary(run_id, "running", runs.source_results(con, run_id, run.loaded))
+        progress = create_progress_artifact(0.0, key="ingest-progress", description=f"run {run_id}")
+        assert isinstance(progress, UUID)  # the sync call returns the id, not a coroutine
         logger.info("run %s: %s%s", run_id, selected, f", replaying {replay}" if replay else "")
+        csv_loaded = runs.checkpoints_of(con, "csv", prefix="file:")
         futures: dict[str, PrefectFuture[Extracted]] = {}
         for source in selected:
+            if source in run.loaded:
+                continue
             reason = _skip_reason(source, replay)
             if reason is None:
-                futures[source] = extract.submit(source, run_id, started_at, replay)
+                futures[source] = extract.submit(
+                    source, run_id, run.started_at, replay, csv_loaded if source == "csv" else {}
+                )
                 continue
             logger.warning("%s skipped: %s", source, reason)
             skipped = runs.SourceResult(run_id, source, "skipped", error=reason)
@@ -209,13 +269,16 @@ def ingest(sources: list[str] | None = None, replay_dir: str | None = None) -> R
             _run_source(con, future, result, overrides)
             summary.results.append(result)
             update_progress_artifact(progress, 100.0 * done / len(futures))
+        update_progress_artifact(progress, 100.0)
 
+        summary.results.sort(key=lambda r: SOURCE_NAMES.index(r.source))
         failed = summary.failed
         summary.status = "failed" if failed else "completed"
         error = "; ".join(f"{r.source}: {r.error}" for r in failed) or None
         runs.finish_run(con, run_id, summary.status, error)
         con.execute("checkpoint")
 
+    fault_point("after_commit")
     published = publish_snapshot(store.warehouse_path, store.serving_path)
     summary.snapshot_seconds = published.seconds
     logger.info(

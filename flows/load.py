@@ -1,8 +1,12 @@
 """Load one source's validated batch: resolve entities and merge, all in one transaction.
 
-Coins, mappings, quotes, quarantine, the run's observations, the source's checkpoint and its
-ledger row commit together or not at all. Resolution reads the stored mappings inside the same
+Coins, mappings, quotes, quarantine, the source's checkpoints and its ledger row (with what it
+delivered) commit together or not at all. Resolution reads the stored mappings inside the same
 transaction, and the flow is the warehouse's only writer, so decisions never race.
+
+Snapshot records are loaded incrementally: one whose observation time is not newer than the
+newest stored for its asset (``coin_source_ids.last_snapshot_at``) is counted unchanged and
+written nowhere, so a re-run over unchanged upstream data writes no data row at all.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from flows.faults import fault_point
 from flows.resolution import Override, Resolution, resolve
 from flows.sources import SOURCE_NAMES
 from flows.transform import Validated
 from store import merge, runs
 from store.connection import transaction
-from store.schema import QUOTES, QUOTES_KEY, RUN_OBSERVATIONS
+from store.schema import QUOTES, QUOTES_KEY, SEEN
 
 
 def load_source(
@@ -43,17 +48,17 @@ def load_source(
             overrides=overrides,
             run_id=result.run_id,
         )
+        delivered = _with_coin_ids(validated.quotes, resolution)
+        fresh = _newer_than_stored(con, result.source, delivered)
         merge.merge_coins(con, resolution.new_coins)
-        merge.merge_source_ids(con, resolution.mappings)
+        merge.merge_source_ids(con, _with_snapshot_times(resolution.mappings, fresh))
         merge.refresh_coins(
             con, resolution.mappings["coin_id"].unique().to_list(), list(SOURCE_NAMES)
         )
-        quotes = _with_coin_ids(validated.quotes, resolution)
-        counts = merge.merge_quotes(con, quotes)
+        counts = merge.merge_quotes(con, fresh)
         merge.merge_quarantine(con, validated.quarantine)
-        merge.merge_observations(con, _observations(quotes, result.run_id))
-        if not quotes.is_empty():
-            latest = quotes["observed_at"].max()
+        if not fresh.is_empty():
+            latest = fresh["observed_at"].max()
             assert isinstance(latest, datetime)
             runs.advance_checkpoint(
                 con,
@@ -69,13 +74,12 @@ def load_source(
         result.valid = validated.quotes.height
         result.quarantined = validated.quarantine.height
         result.duplicates = validated.duplicates
-        result.inserted, result.updated, result.unchanged = (
-            counts.inserted,
-            counts.updated,
-            counts.unchanged,
-        )
+        result.inserted, result.updated = counts.inserted, counts.updated
+        result.unchanged = delivered.height - counts.inserted - counts.updated
+        result.seen = _seen(delivered)
         result.load_seconds = time.perf_counter() - clock
         runs.record_source(con, result)
+        fault_point("before_commit", source=result.source)
     return resolution
 
 
@@ -90,11 +94,49 @@ def _with_coin_ids(quotes: pl.DataFrame, resolution: Resolution) -> pl.DataFrame
     )
 
 
-def _observations(quotes: pl.DataFrame, run_id: str) -> pl.DataFrame:
+def _newer_than_stored(
+    con: duckdb.DuckDBPyConnection, source: str, quotes: pl.DataFrame
+) -> pl.DataFrame:
+    """The rows worth merging: history rows, and snapshot rows newer than the stored newest."""
+    stored = con.execute(
+        """
+        select source_asset_id, last_snapshot_at
+        from coin_source_ids
+        where source = ? and last_snapshot_at is not null
+        """,
+        [source],
+    ).pl()
+    if stored.is_empty():
+        return quotes
+    return (
+        quotes.join(stored, on="source_asset_id", how="left")
+        .filter(
+            (pl.col("kind") != "snapshot")
+            | pl.col("last_snapshot_at").is_null()
+            | (pl.col("observed_at") > pl.col("last_snapshot_at"))
+        )
+        .select(QUOTES.names())
+    )
+
+
+def _with_snapshot_times(mappings: pl.DataFrame, fresh: pl.DataFrame) -> pl.DataFrame:
+    newest = (
+        fresh.filter(pl.col("kind") == "snapshot")
+        .group_by("source", "source_asset_id")
+        .agg(pl.col("observed_at").max().alias("newest"))
+    )
+    return (
+        mappings.join(newest, on=["source", "source_asset_id"], how="left")
+        .with_columns(last_snapshot_at=pl.col("newest"))
+        .drop("newest")
+    )
+
+
+def _seen(quotes: pl.DataFrame) -> pl.DataFrame:
     return (
         quotes.sort("observed_at")
-        .group_by("source", "source_asset_id")
+        .group_by("source_asset_id")
         .agg(pl.col("coin_id").last(), pl.col("observed_at").last())
-        .with_columns(run_id=pl.lit(run_id))
-        .select(RUN_OBSERVATIONS.names())
+        .select(SEEN.names())
+        .sort("source_asset_id")
     )

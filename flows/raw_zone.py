@@ -16,6 +16,7 @@ as a single row with ``record`` null and the whole body in ``envelope``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +28,8 @@ import polars as pl
 
 from flows.sources.csv_files import CsvFile
 from flows.sources.http import Page
+from flows.sources.records import SplitBody
+from flows.sources.spec import Endpoint
 
 RAW_SCHEMA = pl.Schema(
     {
@@ -140,13 +143,55 @@ def write_csv(raw_root: Path, run_id: str, started_at: datetime, file: CsvFile) 
             "payload_sha256": [file.sha256] * n,
             "envelope": [file.header] * n,
             # Line numbers as an editor shows them: the header is line 1.
-            "record_index": list(range(2, n + 2)),
+            "record_index": list(range(file.first_line, file.first_line + n)),
             "record": list(file.lines),
             "record_sha256": [_sha256(line) for line in file.lines],
         }
     )
     written = _write_atomically(frame, path)
     return RawFile(str(written.relative_to(raw_root)), n)
+
+
+def stored_page(
+    endpoint: Endpoint,
+    page: int | None,
+    *,
+    raw_root: Path,
+    source: str,
+    run_id: str,
+    started_at: datetime,
+) -> Page | None:
+    """The page a run already wrote (its last attempt), if it holds records: a resumed run takes
+    it from here instead of fetching it again. A page kept whole (unsplittable) is fetched again."""
+    directory = run_directory(raw_root, source, run_id, started_at)
+    stem = f"{endpoint.name}-page-{page:04d}" if page is not None else endpoint.name
+    attempts = sorted(
+        directory.glob(f"{stem}*.parquet"),
+        key=lambda p: int(p.suffixes[0][1:]) if len(p.suffixes) > 1 else 1,
+    )
+    attempts = [p for p in attempts if p.name == f"{stem}.parquet" or p.name.startswith(f"{stem}.")]
+    if not attempts:
+        return None
+    frame = pl.read_parquet(attempts[-1])
+    if frame["record"].null_count():
+        return None
+    records = frame["record"].to_list()
+    first = frame.row(0, named=True)
+    keys: set[str] = set()
+    for record in records:
+        keys.update(json.loads(record))
+    return Page(
+        source=source,
+        endpoint=endpoint,
+        page=page,
+        url=first["request_url"],
+        status=first["http_status"],
+        fetched_at=first["fetched_at"],
+        body=b"",
+        split=SplitBody(records, first["envelope"], frozenset(keys)),
+        reused_from=str(attempts[-1].relative_to(raw_root)),
+        stored_sha256=first["payload_sha256"],
+    )
 
 
 def read_raw(raw_root: Path, files: Iterable[str]) -> pl.DataFrame:

@@ -5,11 +5,14 @@ Decisions, strongest first, each recorded in ``coin_source_ids`` with its method
 1. ``sticky``: an asset already mapped keeps its coin, whatever else changes;
 2. ``override``: the curated file ``data/asset_overrides.csv`` (``source,source_asset_id,
    coin_id,note``) names the coin;
-3. ``exact_symbol_name``: a coin holding an asset with the same normalised (symbol, name), or
-   the coin this asset would found (an override may have founded it from another source), has no
-   asset from this source yet (a source never lists one asset twice, so two same-source assets
-   are two coins);
-4. ``new_coin``: otherwise the asset founds a new coin.
+3. ``symbol_name``: the asset joins the coin holding an asset with the same normalised (symbol,
+   name), or the coin its own symbol and name name (an override may have founded it from another
+   source), or founds that coin. A coin takes at most one asset per source (a source never lists
+   one asset twice), so a second same-source asset with the same symbol and name founds
+4. ``symbol_name_disambiguated``: a coin of its own, its id suffixed with a hash of its id.
+
+Methods and evidence describe the link, not the order assets happened to arrive in, so a run
+that crashed and resumed, or whose sources loaded in another order, records the same decisions.
 
 A symbol alone never merges two assets. Normalisation is NFKC (which turns NBSP into a space),
 zero-width characters removed, whitespace collapsed and trimmed, then casefolded.
@@ -48,7 +51,7 @@ _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _COIN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
 KEY_SEPARATOR = "\x1f"
 
-CONFIDENCE = {"override": 1.0, "exact_symbol_name": 0.9, "new_coin": 1.0}
+CONFIDENCE = {"override": 1.0, "symbol_name": 0.9, "symbol_name_disambiguated": 0.9}
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
 
@@ -157,20 +160,14 @@ def _decide(
     """Coin, method and evidence for an asset that has no stored mapping and no override."""
     same_key = sorted(c for c in known.coins_of_key.get(key, ()) if known.free_for(c, source))
     if same_key:
-        return (
-            same_key[0],
-            "exact_symbol_name",
-            {"matched_coin_sources": sorted(known.sources_of[same_key[0]])},
-        )
+        return same_key[0], "symbol_name", {}
     natural = natural_coin_id(symbol, name)
-    if known.free_for(natural, source):
-        # The coin this asset would found exists already (an override founded it from another
-        # source's asset): joining it keeps ids independent of which source loaded first.
-        return natural, "exact_symbol_name", {"matched_coin_id": natural}
-    if natural not in known.taken:
-        return natural, "new_coin", {}
+    # Joining the coin this asset would found, when it exists already (an override founded it
+    # from another source's asset), keeps ids independent of which source loaded first.
+    if natural not in known.taken or known.free_for(natural, source):
+        return natural, "symbol_name", {}
     digest = hashlib.sha256(f"{source}:{asset}".encode()).hexdigest()[:8]
-    return f"{natural}-{digest}", "new_coin", {"coin_id_taken_by_same_source": natural}
+    return f"{natural}-{digest}", "symbol_name_disambiguated", {"disambiguated_from": natural}
 
 
 def resolve(
@@ -252,6 +249,7 @@ def resolve(
                 "evidence": json.dumps(evidence, ensure_ascii=False, sort_keys=True),
                 "first_seen_at": first_seen,
                 "last_seen_at": last_seen,
+                "last_snapshot_at": None,
                 "decided_by_run": run_id,
             }
         )

@@ -14,9 +14,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from store.settings import get_store_settings
+
 # Prefect reads its settings at import: set the defaults before anything imports it.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows,store")
+# Task results (what a retried flow run reuses) live beside the warehouse they describe.
+os.environ.setdefault(
+    "PREFECT_LOCAL_STORAGE_PATH", str(get_store_settings().data_dir.resolve() / "prefect-results")
+)
 
 SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
 

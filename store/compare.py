@@ -3,8 +3,11 @@
 * per-source count deltas (fetched, valid, quarantined, inserted, updated, unchanged);
 * coins added (seen by head, not base) and removed (seen by base, not head);
 * the distribution of price changes of coins both saw (median across sources per run);
-* the top movers, and anomalies: a price move beyond ``anomaly_pct`` percent, or a source that
-  delivered records in base and none in head.
+* the top movers, and anomalies: a price move beyond ``anomaly_pct`` percent, or a listing
+  source that delivered records in base and none in head.
+
+Coins added and removed, and prices, come from the listings (snapshot sources): a history file
+left unchanged, and so skipped, says nothing about which coins exist now.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from itertools import pairwise
 import duckdb
 import polars as pl
 
-from store.queries import observed_prices, run_sources
+from store.queries import observed_prices, run_sources, snapshot_sources
 
 COUNTS = ("fetched", "valid", "quarantined", "inserted", "updated", "unchanged")
 BUCKETS = (-50.0, -10.0, -1.0, 1.0, 10.0, 50.0)
@@ -118,7 +121,9 @@ def compare_runs(
             f"(head status: {row['head_status']})",
         }
         for row in sources.filter(
-            (pl.col("base_fetched") > 0) & (pl.col("head_fetched") == 0)
+            (pl.col("base_fetched") > 0)
+            & (pl.col("head_fetched") == 0)
+            & pl.col("source").is_in(snapshot_sources(cur))
         ).iter_rows(named=True)
     ]
     return Comparison(

@@ -23,7 +23,6 @@ from store.schema import (
     QUOTES_KEY,
     QUOTES_LINEAGE,
     QUOTES_VALUES,
-    RUN_OBSERVATIONS,
 )
 
 
@@ -51,11 +50,16 @@ def _stage(
 
 
 def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeCounts:
-    """Upsert quotes on (coin_id, source, observed_at); the batch must hold each key once."""
+    """Upsert quotes on (coin_id, source, observed_at); the batch must hold each key once.
+
+    A history row meeting a stored snapshot row for the same key leaves it as it is (counted
+    unchanged); a snapshot replaces a history row."""
     if quotes.is_empty():
         return MergeCounts()
     _stage(con, "stage_quotes", quotes, QUOTES)
-    changed = " or ".join(f"t.{c} is distinct from s.{c}" for c in QUOTES_VALUES)
+    differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in QUOTES_VALUES)
+    # Precedence: a history row (a CSV or backfilled daily value) never overwrites a snapshot.
+    changed = f"({differs}) and not (s.kind = 'history' and t.kind = 'snapshot')"
     try:
         inserted, updated, total = con.execute(
             f"""
@@ -135,7 +139,10 @@ def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> 
     if mappings.is_empty():
         return MergeCounts()
     _stage(con, "stage_source_ids", mappings, COIN_SOURCE_IDS)
-    widened = "s.first_seen_at < t.first_seen_at or s.last_seen_at > t.last_seen_at"
+    widened = (
+        "s.first_seen_at < t.first_seen_at or s.last_seen_at > t.last_seen_at"
+        " or s.last_snapshot_at > coalesce(t.last_snapshot_at, '-infinity'::timestamptz)"
+    )
     try:
         inserted, updated, total = con.execute(
             f"""
@@ -157,7 +164,8 @@ def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> 
                 first_seen_at = least(t.first_seen_at, s.first_seen_at),
                 last_seen_at = greatest(t.last_seen_at, s.last_seen_at),
                 symbol = if(s.last_seen_at > t.last_seen_at, s.symbol, t.symbol),
-                name = if(s.last_seen_at > t.last_seen_at, s.name, t.name)
+                name = if(s.last_seen_at > t.last_seen_at, s.name, t.name),
+                last_snapshot_at = greatest(t.last_snapshot_at, s.last_snapshot_at)
             when not matched then insert ({_columns(COIN_SOURCE_IDS)})
                 values ({_columns(COIN_SOURCE_IDS, "s.")})
             """
@@ -202,27 +210,3 @@ def refresh_coins(
         """,
         [coin_ids, source_order, source_order],
     )
-
-
-def merge_observations(con: duckdb.DuckDBPyConnection, observations: pl.DataFrame) -> None:
-    """Record what a run saw (latest observation per asset); re-recording changes nothing."""
-    if observations.is_empty():
-        return
-    _stage(con, "stage_observations", observations, RUN_OBSERVATIONS)
-    try:
-        con.execute(
-            f"""
-            merge into run_observations as t
-            using stage_observations as s
-                on t.run_id = s.run_id
-                and t.source = s.source
-                and t.source_asset_id = s.source_asset_id
-            when matched and t.observed_at < s.observed_at then update set
-                observed_at = s.observed_at,
-                coin_id = s.coin_id
-            when not matched then insert ({_columns(RUN_OBSERVATIONS)})
-                values ({_columns(RUN_OBSERVATIONS, "s.")})
-            """
-        )
-    finally:
-        con.unregister("stage_observations")

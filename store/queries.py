@@ -285,21 +285,28 @@ def run_sources(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pl.DataFr
 
 
 def observed_prices(cur: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
-    """What a run saw: per coin, the median price across the sources that observed it.
+    """What a run saw in the sources' listings (snapshots): per coin, the median price across
+    the sources that listed it.
 
     Columns: coin_id, symbol, name, price (DOUBLE, for comparison only), sources.
     """
     return _frame(
         cur,
         """
-        with seen as (
-            select o.coin_id, o.source, q.price_usd
-            from run_observations as o
+        with delivered as (
+            select source, unnest(seen) as asset
+            from run_sources
+            where run_id = ?
+        ),
+        seen as (
+            select d.asset.coin_id as coin_id, d.source, q.price_usd
+            from delivered as d
             join quotes as q
-                on q.coin_id = o.coin_id
-                and q.source = o.source
-                and q.observed_at = o.observed_at
-            where o.run_id = ?
+                on q.coin_id = d.asset.coin_id
+                and q.source = d.source
+                and q.observed_at = d.asset.observed_at
+            -- A listing says what is there now; history files say nothing about that.
+            where q.kind = 'snapshot'
         )
         select
             s.coin_id,
@@ -313,3 +320,11 @@ def observed_prices(cur: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame
         """,
         [run_id],
     )
+
+
+def snapshot_sources(cur: duckdb.DuckDBPyConnection) -> list[str]:
+    """Sources that deliver listings (snapshots), as opposed to history files."""
+    rows = cur.execute(
+        "select distinct source from coin_source_ids where last_snapshot_at is not null"
+    ).fetchall()
+    return sorted(str(s) for (s,) in rows)

@@ -6,11 +6,14 @@ ledger never claims a load that did not commit and a checkpoint is never ahead o
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
 import duckdb
+import polars as pl
+
+from store.schema import SEEN
 
 RunStatus = Literal["running", "completed", "failed", "abandoned"]
 SourceStatus = Literal["loaded", "failed", "skipped"]
@@ -37,12 +40,16 @@ class SourceResult:
     transform_seconds: float | None = None
     load_seconds: float | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
     raw_files: list[str] = field(default_factory=list)
+    seen: pl.DataFrame | None = None
+    """:data:`store.schema.SEEN`: the latest valid observation of each asset delivered."""
 
 
 _RESULT_COLUMNS = ("run_id", "source", "status", "requests", "fetched", "valid", "quarantined",
                    "duplicates", "inserted", "updated", "unchanged", "started_at", "finished_at",
-                   "extract_seconds", "transform_seconds", "load_seconds", "error")  # fmt: skip
+                   "extract_seconds", "transform_seconds", "load_seconds", "error",
+                   "warnings")  # fmt: skip
 
 
 def start_run(
@@ -71,7 +78,6 @@ def start_run(
 
 
 def record_source(con: duckdb.DuckDBPyConnection, result: SourceResult) -> None:
-    values = asdict(result)
     placeholders = ", ".join("?" for _ in _RESULT_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _RESULT_COLUMNS[2:])
     con.execute(
@@ -80,8 +86,29 @@ def record_source(con: duckdb.DuckDBPyConnection, result: SourceResult) -> None:
         values ({placeholders})
         on conflict (run_id, source) do update set {updates}
         """,
-        [values[c] for c in _RESULT_COLUMNS],
+        [getattr(result, c) for c in _RESULT_COLUMNS],
     )
+    if result.seen is not None:
+        if result.seen.schema != SEEN:
+            raise TypeError(f"seen: expected schema {SEEN}, got {result.seen.schema}")
+        con.register("stage_seen", result.seen)
+        try:
+            con.execute(
+                """
+                update run_sources
+                set seen = (
+                    select list(
+                        struct_pack(source_asset_id, coin_id, observed_at)
+                        order by source_asset_id
+                    )
+                    from stage_seen
+                )
+                where run_id = ? and source = ?
+                """,
+                [result.run_id, result.source],
+            )
+        finally:
+            con.unregister("stage_seen")
 
 
 def finish_run(
@@ -134,3 +161,65 @@ def checkpoint(con: duckdb.DuckDBPyConnection, source: str, stream: str) -> str 
         "select position from checkpoints where source = ? and stream = ?", [source, stream]
     ).fetchall()
     return str(rows[0][0]) if rows else None
+
+
+def checkpoints_of(con: duckdb.DuckDBPyConnection, source: str, *, prefix: str) -> dict[str, str]:
+    """A source's checkpoints whose stream starts with ``prefix`` (stream -> position)."""
+    rows = con.execute(
+        "select stream, position from checkpoints where source = ? and starts_with(stream, ?)",
+        [source, prefix],
+    ).fetchall()
+    return {str(stream): str(position) for stream, position in rows}
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """A run to carry on: its id, start time, and the sources it already loaded."""
+
+    run_id: str
+    started_at: datetime
+    loaded: list[str]
+
+
+def resumable_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    flow_run_id: str | None,
+    sources: list[str],
+    replay_dir: str | None,
+) -> Resumable | None:
+    """The run this ingest continues, if any: the earlier attempt of the same Prefect flow run
+    (an operator's retry), or a run still marked running with the same sources and replay
+    directory. The caller holds the warehouse, so such a run is not alive: it died mid-way."""
+    rows = con.execute(
+        """
+        select run_id, started_at
+        from runs
+        where flow_run_id = ?
+            or (status = 'running' and sources = ? and replay_dir is not distinct from ?)
+        order by (flow_run_id = ?) desc nulls last, started_at desc
+        limit 1
+        """,
+        [flow_run_id, sources, replay_dir, flow_run_id],
+    ).fetchall()
+    if not rows:
+        return None
+    run_id, started_at = rows[0]
+    loaded = con.execute(
+        "select source from run_sources where run_id = ? and status = 'loaded'", [run_id]
+    ).fetchall()
+    return Resumable(str(run_id), started_at, sorted(str(s) for (s,) in loaded))
+
+
+def source_results(
+    con: duckdb.DuckDBPyConnection, run_id: str, sources: list[str]
+) -> list[SourceResult]:
+    """The ledger rows of ``sources`` in a run (for a resumed run's summary)."""
+    if not sources:
+        return []
+    frame = con.execute(
+        f"select {', '.join(_RESULT_COLUMNS)} from run_sources "
+        "where run_id = ? and list_contains(?, source)",
+        [run_id, sources],
+    ).pl()
+    return [SourceResult(**row) for row in frame.to_dicts()]

@@ -16,6 +16,7 @@ QUOTES = pl.Schema(
         "coin_id": pl.String(),
         "source": pl.String(),
         "observed_at": UTC_TIME,
+        "kind": pl.String(),
         "source_asset_id": pl.String(),
         "symbol": pl.String(),
         "name": pl.String(),
@@ -75,17 +76,20 @@ COIN_SOURCE_IDS = pl.Schema(
         "evidence": pl.String(),
         "first_seen_at": UTC_TIME,
         "last_seen_at": UTC_TIME,
+        "last_snapshot_at": UTC_TIME,
         "decided_by_run": pl.String(),
     }
 )
 COIN_SOURCE_IDS_KEY = ("source", "source_asset_id")
 
-RUN_OBSERVATIONS = pl.Schema(
+SEEN = pl.Schema(
     {
-        "run_id": pl.String(),
-        "source": pl.String(),
         "source_asset_id": pl.String(),
         "coin_id": pl.String(),
         "observed_at": UTC_TIME,
     }
 )
+"""What a source delivered in a run: its latest valid observation of each asset."""
+
+KINDS = ("snapshot", "history")
+"""A quote's kind: a live listing, or a daily history row (API or CSV)."""

@@ -111,8 +111,11 @@ def ingest_without_prefect(
                 run_id=run_id,
                 started_at=datetime.now(UTC),
                 replay_dir=replay_dir,
+                csv_loaded=runs.checkpoints_of(con, "csv", prefix="file:"),
             )
-            result = runs.SourceResult(run_id, source, "loaded", fetched=extracted.records)
+            result = runs.SourceResult(
+                run_id, source, "loaded", fetched=extracted.records, warnings=extracted.warnings
+            )
             validated = transform_raw_files(raw_root, extracted.raw_files)
             load_source(con, validated, result, overrides or {}, extracted.checkpoints)
             results[source] = result

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from flows.errors import TerminalSourceError
 from flows.sources.spec import SourceSpec
@@ -43,6 +45,7 @@ DAILY_HISTORY = SourceSpec(
     },
     time_format="csv_datetime",
     record_format="csv",
+    kind="history",
 )
 DAILY_HISTORY_HEADER = ("SNo", "Name", "Symbol", "Date", "High", "Low", "Open", "Close",
                         "Volume", "Marketcap")  # fmt: skip
@@ -61,6 +64,7 @@ CANONICAL = SourceSpec(
     },
     time_format="csv_datetime",
     record_format="csv",
+    kind="history",
 )
 
 LAYOUTS = {"daily_history": DAILY_HISTORY, "canonical": CANONICAL}
@@ -76,9 +80,32 @@ class CsvFile:
     delimiter: str
     header: str
     lines: list[str]
-    """Data lines; ``lines[i]`` is line ``i + 2`` of the file (line 1 is the header)."""
+    """Data lines to load; ``lines[i]`` is line ``i + first_line`` of the file."""
     problem: str | None = None
     """Why the file cannot be loaded (not UTF-8, empty, unrecognised header); None if it can."""
+    first_line: int = 2
+    """Line number of ``lines[0]`` (line 1 is the header; a grown file starts after the rows
+    loaded before)."""
+    progress: CsvProgress | None = None
+    """The checkpoint to commit once ``lines`` are loaded: the whole file as read."""
+    change: Literal["new", "unchanged", "grown", "changed"] = "new"
+
+
+@dataclass(frozen=True)
+class CsvProgress:
+    """How much of a CSV file is loaded: its sha256, size and data-line count at that moment."""
+
+    sha256: str
+    bytes: int
+    lines: int
+
+    def position(self) -> str:
+        return json.dumps({"sha256": self.sha256, "bytes": self.bytes, "lines": self.lines})
+
+    @classmethod
+    def from_position(cls, position: str) -> CsvProgress:
+        fields = json.loads(position)
+        return cls(str(fields["sha256"]), int(fields["bytes"]), int(fields["lines"]))
 
 
 def _delimiter(header: str) -> str:
@@ -110,9 +137,30 @@ def layout_of(header: str, path: Path) -> str:
     return layout
 
 
-def inspect_csv_file(path: Path) -> CsvFile:
-    """Read a CSV file into lines; a file that cannot be loaded says why in ``problem``."""
+def inspect_csv_file(path: Path, loaded: CsvProgress | None = None) -> CsvFile:
+    """Read a CSV file into the lines still to load; a file that cannot be loaded says why in
+    ``problem``. Against ``loaded`` (its checkpoint): the same bytes are ``unchanged`` (nothing to
+    load), bytes appended after a complete last line are ``grown`` (only the new lines load), any
+    other difference is ``changed`` (the whole file loads again as a new version)."""
     data = path.read_bytes()
+    file = _read(path, data)
+    if file.problem or loaded is None:
+        return file
+    if loaded.sha256 == file.sha256:
+        return replace(file, lines=[], change="unchanged")
+    prefix = data[: loaded.bytes]
+    if (
+        len(data) > loaded.bytes
+        and prefix.endswith(b"\n")
+        and hashlib.sha256(prefix).hexdigest() == loaded.sha256
+    ):
+        return replace(
+            file, lines=file.lines[loaded.lines :], first_line=loaded.lines + 2, change="grown"
+        )
+    return replace(file, change="changed")
+
+
+def _read(path: Path, data: bytes) -> CsvFile:
     problem = None
     try:
         text = data.decode("utf-8-sig")
@@ -136,6 +184,7 @@ def inspect_csv_file(path: Path) -> CsvFile:
         header=header,
         lines=lines[1:],
         problem=problem or header_problem,
+        progress=CsvProgress(hashlib.sha256(data).hexdigest(), len(data), len(lines) - 1),
     )
 
 

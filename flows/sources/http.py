@@ -52,10 +52,14 @@ class Page:
     body: bytes
     split: SplitBody | None
     shape_error: str | None = None
+    reused_from: str | None = None
+    """Set when the page was not fetched but taken from this run's raw zone (a resumed run):
+    the raw file holding it. ``body`` is then empty and ``stored_sha256`` is the payload's."""
+    stored_sha256: str | None = None
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.body).hexdigest()
+        return self.stored_sha256 or hashlib.sha256(self.body).hexdigest()
 
     @property
     def records(self) -> list[str]:
@@ -142,6 +146,8 @@ class SourceHttp:
         self.policy = policy
         self.limiter = limiter
         self.requests = 0
+        self.reuse: Callable[[Endpoint, int | None], Page | None] | None = None
+        """Where a resumed run finds pages it already fetched (then no request is made)."""
         self._sleep = sleep
         self._jitter = jitter
 
@@ -152,6 +158,8 @@ class SourceHttp:
     def get_page(
         self, endpoint: Endpoint, params: Mapping[str, str | int], page: int | None
     ) -> Page:
+        if self.reuse is not None and (kept := self.reuse(endpoint, page)) is not None:
+            return kept
         request = self.client.build_request("GET", endpoint.path, params=dict(params))
         url = redact_url(request.url)
         for attempt in range(self.policy.max_attempts):

@@ -13,6 +13,7 @@ from typing import Literal
 
 TimeFormat = Literal["iso8601", "epoch_ms", "csv_datetime"]
 RecordFormat = Literal["json", "csv"]
+Kind = Literal["snapshot", "history"]
 
 # Canonical quote columns a source maps its fields to (see flows.transform.quotes).
 CANONICAL_FIELDS = (
@@ -76,6 +77,9 @@ class SourceSpec:
     """Canonical field -> dotted path in the record (or ``@key`` in the envelope)."""
     time_format: TimeFormat
     record_format: RecordFormat = "json"
+    kind: Kind = "snapshot"
+    """``snapshot``: a live listing, loaded incrementally (a record not newer than the stored one
+    for its asset is unchanged); ``history``: daily rows, which never overwrite a snapshot."""
     endpoints: tuple[Endpoint, ...] = ()
     sentinel_nulls: Mapping[str, str] = field(default_factory=dict)
     """Canonical field -> served value that means "unknown" (CoinPaprika's ``max_supply: 0``)."""

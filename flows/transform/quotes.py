@@ -85,7 +85,7 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
             "observed_at_in_future",
             pl.col("observed_at")
             > pl.max_horizontal(pl.col("fetched_at"), pl.lit(now)) + CLOCK_SKEW,
-            pl.format("observed_at {} is after the fetch time {}", "observed_at", "fetched_at"),
+            pl.format("observed_at {} is later than the moment it was fetched", "observed_at"),
         ),
         (
             "observed_at_implausible",
@@ -167,6 +167,7 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
     good = frame.filter(pl.col("reason").is_null()).select(
         "source",
         "observed_at",
+        "kind",
         "source_asset_id",
         "symbol",
         "name",

@@ -33,6 +33,7 @@ STAGED = pl.Schema(
         "record_sha256": pl.String(),
         "record": pl.String(),
         "fetched_at": UTC_TIME,
+        "kind": pl.String(),
         **dict.fromkeys(TEXT_FIELDS, pl.String()),
         "observed_at_text": pl.String(),
         "observed_at": UTC_TIME,
@@ -265,7 +266,7 @@ def _finish(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     ]
     text = pl.col("observed_at").str.strip_chars()
     return (
-        frame.with_columns(*sentinels)
+        frame.with_columns(*sentinels, kind=pl.lit(spec.kind))
         .with_columns(
             observed_at_text=pl.col("observed_at"),
             observed_at=_TIME_PARSERS[spec.time_format](text),

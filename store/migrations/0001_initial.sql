@@ -6,7 +6,6 @@
 --   coin_source_ids  (source, source_asset_id)
 --   quotes           (coin_id, source, observed_at)
 --   quarantine       (source, record_sha256, reason)
---   run_observations (run_id, source, source_asset_id)
 --   checkpoints      (source, stream)
 --
 -- quotes has no PRIMARY KEY on purpose: in DuckDB a MERGE into a table with one is ~2.5x slower.
@@ -23,6 +22,8 @@ create table coins (
     created_by_run varchar not null
 );
 
+-- last_snapshot_at is the newest snapshot observation loaded for the asset: a snapshot record
+-- not newer than it is unchanged and written nowhere.
 create table coin_source_ids (
     source varchar not null,
     source_asset_id varchar not null,
@@ -35,14 +36,18 @@ create table coin_source_ids (
     evidence varchar not null,
     first_seen_at timestamptz not null,
     last_seen_at timestamptz not null,
+    last_snapshot_at timestamptz,
     decided_by_run varchar not null,
     primary key (source, source_asset_id)
 );
 
+-- kind: 'snapshot' (a live listing) or 'history' (a daily history row, from an API or a CSV);
+-- a history row never overwrites a snapshot row.
 create table quotes (
     coin_id varchar not null,
     source varchar not null,
     observed_at timestamptz not null,
+    kind varchar not null,
     source_asset_id varchar not null,
     symbol varchar not null,
     name varchar not null,
@@ -82,6 +87,8 @@ create table runs (
     error varchar
 );
 
+-- seen: what the source delivered in this run (its latest valid observation of each asset,
+-- unchanged ones included), a pointer into quotes that run comparisons read.
 create table run_sources (
     run_id varchar not null,
     source varchar not null,
@@ -100,17 +107,9 @@ create table run_sources (
     transform_seconds double,
     load_seconds double,
     error varchar,
+    warnings varchar[] not null default [],
+    seen struct(source_asset_id varchar, coin_id varchar, observed_at timestamptz)[],
     primary key (run_id, source)
-);
-
--- What each run saw, including records it found unchanged: a pointer into quotes, so that two
--- runs can be compared (coins added and removed, price moves) without copying prices.
-create table run_observations (
-    run_id varchar not null,
-    source varchar not null,
-    source_asset_id varchar not null,
-    coin_id varchar not null,
-    observed_at timestamptz not null
 );
 
 create table checkpoints (

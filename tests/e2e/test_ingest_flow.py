@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.ingest import RunSummary, ingest
 from kasparro.cli import main
 from store.connection import open_read_only
-from tests.conftest import REPO
 from tests.helpers import (
     assert_no_duplicates,
     checksums,
@@ -28,19 +25,6 @@ from web.settings import WebSettings
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    """One ephemeral Prefect API for this module (starting one costs ~10 s), stopped before
-    other modules run so its background log shipping cannot reach their mocked httpx."""
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture
-def overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KASPARRO_OVERRIDES_FILE", str(REPO / "data" / "asset_overrides.csv"))
-
-
 def snapshot_tables(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
     con = open_read_only(data_dir / "serving.duckdb")
     try:
@@ -51,7 +35,7 @@ def snapshot_tables(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
 
 
 def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
-    prefect_api: None, overrides: None, data_dir: Path, demo_dir: Path
+    prefect_api: str, overrides: None, data_dir: Path, demo_dir: Path
 ) -> None:
     first = ingest(replay_dir=str(demo_dir))
     assert isinstance(first, RunSummary)
@@ -99,7 +83,7 @@ def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
 
 
 def test_a_failing_source_fails_the_run_but_the_others_load(
-    prefect_api: None, overrides: None, data_dir: Path, demo_dir: Path, tmp_path: Path
+    prefect_api: str, overrides: None, data_dir: Path, demo_dir: Path, tmp_path: Path
 ) -> None:
     replay = tmp_path / "replay"
     shutil.copytree(demo_dir, replay)
@@ -145,7 +129,7 @@ def test_a_failing_source_fails_the_run_but_the_others_load(
 
 
 def test_a_second_ingest_while_one_writes_is_refused_clearly(
-    prefect_api: None, overrides: None, data_dir: Path, demo_dir: Path
+    prefect_api: str, overrides: None, data_dir: Path, demo_dir: Path
 ) -> None:
     ingest(replay_dir=str(demo_dir), sources=["coinpaprika"])
     with warehouse_held_elsewhere(data_dir / "warehouse.duckdb"):
@@ -155,7 +139,7 @@ def test_a_second_ingest_while_one_writes_is_refused_clearly(
 
 
 def test_the_command_line_exits_non_zero_when_a_source_fails(
-    prefect_api: None,
+    prefect_api: str,
     overrides: None,
     data_dir: Path,
     demo_dir: Path,

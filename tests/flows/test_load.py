@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from flows.resolution import read_overrides
+from store import runs
 from store.connection import open_read_only
 from tests.conftest import REPO
 from tests.helpers import assert_no_duplicates, ingest_without_prefect
@@ -83,3 +86,83 @@ def test_the_demo_resolves_renamed_and_colliding_assets(
     assert coin_of[("coinpaprika", "doge-dogecoin")] == coin_of[("csv", "DOGE:Dogecoin")], "NBSP"
     names = {coin: name for coin, _, name, _ in coins}
     assert names["btc-bitcoin"] == "Bitcoin"
+
+
+def csv_run(replay: Path, data_dir: Path, run_id: str) -> runs.SourceResult:
+    return ingest_without_prefect(replay, data_dir, run_id=run_id, sources=("csv",))["csv"]
+
+
+HEADER = "asset_id,symbol,name,observed_at,price_usd\n"
+
+
+def test_csv_files_load_incrementally(tmp_path: Path) -> None:
+    replay, data_dir = tmp_path / "replay", tmp_path / "data"
+    (replay / "csv").mkdir(parents=True)
+    prices = replay / "csv" / "prices.csv"
+    prices.write_text(
+        HEADER + "btc,BTC,Bitcoin,2026-11-01,70000\nbtc,BTC,Bitcoin,2026-11-02,71000\n"
+    )
+    first = csv_run(replay, data_dir, "run-1")
+    assert (first.fetched, first.inserted) == (2, 2)
+
+    same = csv_run(replay, data_dir, "run-2")
+    assert (same.fetched, same.inserted, same.updated) == (0, 0, 0), "same sha256: skipped"
+
+    with prices.open("a") as handle:
+        handle.write("btc,BTC,Bitcoin,2026-11-03,72000\n")
+    grown = csv_run(replay, data_dir, "run-3")
+    assert (grown.fetched, grown.inserted, grown.updated) == (1, 1, 0), "only the new line"
+    assert grown.warnings == []
+
+    prices.write_text(prices.read_text().replace("71000", "71500"))
+    changed = csv_run(replay, data_dir, "run-4")
+    assert (changed.fetched, changed.inserted, changed.updated) == (3, 0, 1)
+    assert "prices.csv changed since it was loaded" in changed.warnings[0]
+
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        lines = con.execute(
+            "select raw_record, price_usd::varchar from quotes order by observed_at"
+        ).fetchall()
+        assert [price for _, price in lines] == [
+            "70000.000000000000000000",
+            "71500.000000000000000000",
+            "72000.000000000000000000",
+        ]
+        warnings = con.execute(
+            "select warnings from run_sources where run_id = 'run-4'"
+        ).fetchall()[0][0]
+        assert "changed since it was loaded" in warnings[0]
+    finally:
+        con.close()
+
+
+def test_a_snapshot_record_not_newer_than_the_stored_one_is_written_nowhere(
+    tmp_path: Path, demo: Path
+) -> None:
+    replay, data_dir = tmp_path / "replay", tmp_path / "data"
+    shutil.copytree(demo / "coinpaprika", replay / "coinpaprika")
+    ingest_without_prefect(replay, data_dir, run_id="run-1", sources=("coinpaprika",))
+    tickers_path = replay / "coinpaprika" / "tickers.json"
+    tickers = json.loads(tickers_path.read_text())
+    for ticker in tickers:
+        if ticker["id"] == "btc-bitcoin":
+            ticker["quotes"]["USD"]["price"] = 1.0  # a correction without a newer last_updated
+    tickers_path.write_text(json.dumps(tickers))
+
+    result = ingest_without_prefect(replay, data_dir, run_id="run-2", sources=("coinpaprika",))[
+        "coinpaprika"
+    ]
+    assert (result.inserted, result.updated) == (0, 0)
+    assert result.unchanged == result.valid
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        price = con.execute(
+            "select price_usd from quotes where source_asset_id = 'btc-bitcoin'"
+        ).fetchall()
+        assert price[0][0] != 1
+        assert con.execute("select count(*) from quotes where run_id = 'run-2'").fetchall() == [
+            (0,)
+        ]
+    finally:
+        con.close()

@@ -83,10 +83,10 @@ def test_one_asset_across_three_apis_and_a_csv_is_one_coin() -> None:
     assert resolution.new_coins["coin_id"].to_list() == ["btc-bitcoin"]
     methods = dict(zip(resolution.mappings["source"], resolution.mappings["method"], strict=True))
     assert methods == {
-        "coingecko": "new_coin",
-        "coinpaprika": "exact_symbol_name",
-        "coincap": "exact_symbol_name",
-        "csv": "exact_symbol_name",
+        "coingecko": "symbol_name",
+        "coinpaprika": "symbol_name",
+        "coincap": "symbol_name",
+        "csv": "symbol_name",
     }
 
 
@@ -115,6 +115,10 @@ def test_two_assets_of_one_source_with_the_same_name_are_never_merged() -> None:
     assert coins[("coingecko", "weth")] != coins[("coingecko", "weth-bridged")]
     assert coins[("coinpaprika", "weth-weth")] == coins[("coingecko", "weth")] == "weth-weth"
     assert coins[("coingecko", "weth-bridged")].startswith("weth-weth-")
+    methods = dict(
+        zip(resolution.mappings["source_asset_id"], resolution.mappings["method"], strict=True)
+    )
+    assert methods["weth-bridged"] == "symbol_name_disambiguated"
 
 
 def test_an_existing_mapping_is_sticky_even_when_the_asset_is_renamed() -> None:

@@ -26,13 +26,14 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def quote_rows(
-    n: int, *, price: str = "1.5", run_id: str = "r1", start: datetime = T0
+    n: int, *, price: str = "1.5", run_id: str = "r1", start: datetime = T0, kind: str = "snapshot"
 ) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "coin_id": [f"coin-{i}" for i in range(n)],
             "source": ["coingecko"] * n,
             "observed_at": [start + timedelta(minutes=i) for i in range(n)],
+            "kind": [kind] * n,
             "source_asset_id": [f"asset-{i}" for i in range(n)],
             "symbol": ["C"] * n,
             "name": ["Coin"] * n,
@@ -82,6 +83,23 @@ def test_a_changed_value_is_one_update(con: duckdb.DuckDBPyConnection) -> None:
         "select price_usd, run_id from quotes where coin_id = 'coin-1'"
     ).fetchall()[0]
     assert (price, run_id) == (Decimal("2.25"), "r2")
+
+
+def test_a_history_row_never_overwrites_a_snapshot_row(con: duckdb.DuckDBPyConnection) -> None:
+    merge.merge_quotes(con, quote_rows(2))
+    history = quote_rows(2, price="9.99", run_id="r2", kind="history")
+    assert merge.merge_quotes(con, history) == merge.MergeCounts(0, 0, 2)
+    assert con.execute("select distinct price_usd, kind from quotes").fetchall() == [
+        (Decimal("1.5"), "snapshot")
+    ]
+
+
+def test_a_snapshot_row_replaces_a_history_row(con: duckdb.DuckDBPyConnection) -> None:
+    merge.merge_quotes(con, quote_rows(1, price="9.99", kind="history"))
+    assert merge.merge_quotes(con, quote_rows(1, run_id="r2")) == merge.MergeCounts(0, 1, 0)
+    assert con.execute("select price_usd, kind from quotes").fetchall() == [
+        (Decimal("1.5"), "snapshot")
+    ]
 
 
 def test_prices_are_stored_without_rounding(con: duckdb.DuckDBPyConnection) -> None:

@@ -38,8 +38,9 @@ class Published:
 
 
 def _second_capture(tmp: Path) -> Path:
-    """The demo recording an hour later: Ethereum up 80% on every API (CoinCap corrects the
-    price of its earlier observation in place) and a new asset on CoinPaprika."""
+    """The demo recording an hour later: Ethereum up 80% on every API and a new asset on
+    CoinPaprika. CoinGecko and CoinPaprika re-date only what changed; CoinCap's capture is a
+    new moment, so all its records are new observations."""
     replay = tmp / "replay-2"
     shutil.copytree(DEMO_DIR, replay)
     tickers_path = replay / "coinpaprika" / "tickers.json"
@@ -58,6 +59,7 @@ def _second_capture(tmp: Path) -> Path:
     markets_path.write_text(json.dumps(markets))
     for assets_path in sorted((replay / "coincap" / "assets").glob("page-*.json")):
         assets = json.loads(assets_path.read_text())
+        assets["timestamp"] += 3_600_000
         for asset in assets["data"]:
             if asset["id"] == MOVED["coincap"]:
                 asset["priceUsd"] = str(Decimal(asset["priceUsd"]) * Decimal("1.8"))
