@@ -93,6 +93,40 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from flows.rebuild import RawBatch, raw_batches, rebuild_from_raw
+    from flows.resolution import read_overrides
+    from flows.settings import get_ingest_settings
+    from store.runs import SourceResult
+    from store.snapshot import publish_snapshot
+
+    store = get_store_settings()
+    if not args.from_raw:
+        published = publish_snapshot(store.warehouse_path, store.serving_path)
+        print(f"republished {published.path} ({published.bytes} bytes) in {published.seconds:.2f}s")
+        return 0
+    batches = raw_batches(store.raw_dir)
+    overrides = read_overrides(get_ingest_settings().overrides_file)
+    with Progress() as progress:
+        bar = progress.add_task("rebuilding from the raw zone", total=len(batches))
+
+        def advance(batch: RawBatch, result: SourceResult) -> None:
+            progress.update(
+                bar,
+                advance=1,
+                description=f"run {batch.run_id} {batch.source}: {result.inserted} inserted",
+            )
+
+        published = rebuild_from_raw(store.data_dir, overrides, on_batch=advance)
+    print(
+        f"rebuilt {store.warehouse_path} from {len(batches)} raw batches (previous warehouse kept "
+        f"as {store.warehouse_path.name}.bak); published {published.path}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kasparro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (default KASPARRO_API_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default KASPARRO_API_PORT or 8000)")
     serve.set_defaults(run=_serve)
+
+    rebuild = commands.add_parser(
+        "rebuild", help="republish the snapshot, or re-derive the warehouse from the raw zone"
+    )
+    rebuild.add_argument(
+        "--from-raw",
+        action="store_true",
+        help="replay every run's raw files with today's rules (e.g. after a resolution change)",
+    )
+    rebuild.set_defaults(run=_rebuild)
 
     record = commands.add_parser("record", help="capture live responses into the replay layout")
     record.add_argument("dir", help="replay directory to write")

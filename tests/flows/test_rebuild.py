@@ -1,0 +1,112 @@
+"""`kasparro rebuild --from-raw` re-derives the same warehouse from the raw zone, or applies
+changed resolution rules to all of history."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows.rebuild import raw_batches, rebuild_from_raw
+from flows.resolution import read_overrides
+from kasparro.cli import main
+from store.connection import open_read_only
+from store.settings import get_store_settings
+from tests.conftest import REPO
+from tests.helpers import assert_no_duplicates, checksums, ingest_without_prefect
+
+OVERRIDES = REPO / "data" / "asset_overrides.csv"
+
+
+def later_capture(demo: Path, tmp: Path) -> Path:
+    replay = tmp / "later"
+    shutil.copytree(demo / "coinpaprika", replay / "coinpaprika")
+    path = replay / "coinpaprika" / "tickers.json"
+    tickers = json.loads(path.read_text())
+    for ticker in tickers:
+        ticker["last_updated"] = "2026-11-24T13:00:00Z"
+        ticker["quotes"]["USD"]["price"] *= 1.01
+    path.write_text(json.dumps(tickers))
+    return replay
+
+
+def snapshot(data_dir: Path) -> tuple[dict[str, str], list[tuple[object, ...]]]:
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        assert_no_duplicates(con)
+        ledger = con.execute("select run_id, status from runs order by run_id").fetchall()
+        return checksums(con), ledger
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def history(tmp_path: Path, demo_dir: Path) -> Path:
+    """Three runs: the demo, the demo again (nothing new), and a later CoinPaprika capture."""
+    data_dir = tmp_path / "data"
+    overrides = read_overrides(OVERRIDES)
+    ingest_without_prefect(
+        demo_dir, data_dir, run_id="20261124T120000Z-aaaaaa", overrides=overrides
+    )
+    ingest_without_prefect(
+        demo_dir, data_dir, run_id="20261124T121000Z-bbbbbb", overrides=overrides
+    )
+    ingest_without_prefect(
+        later_capture(demo_dir, tmp_path),
+        data_dir,
+        run_id="20261124T130000Z-cccccc",
+        sources=("coinpaprika",),
+        overrides=overrides,
+    )
+    return data_dir
+
+
+def test_rebuilding_from_the_raw_zone_gives_the_same_warehouse(history: Path) -> None:
+    before = snapshot(history)
+    batches = raw_batches(history / "raw")
+    assert [(b.run_id[-6:], b.source) for b in batches][:4] == [
+        ("aaaaaa", "coingecko"),
+        ("aaaaaa", "coinpaprika"),
+        ("aaaaaa", "coincap"),
+        ("aaaaaa", "csv"),
+    ]
+    rebuild_from_raw(history, read_overrides(OVERRIDES))
+    assert snapshot(history) == before
+    assert (history / "warehouse.duckdb.bak").exists()
+    assert not (history / "warehouse.rebuild.duckdb").exists()
+
+
+def test_a_rebuild_applies_changed_resolution_rules_to_all_history(history: Path) -> None:
+    rebuild_from_raw(history, overrides={})
+    con = open_read_only(history / "serving.duckdb")
+    try:
+        coin = con.execute(
+            "select coin_id from coin_source_ids where source_asset_id = 'bnb-binance-coin'"
+        ).fetchall()[0][0]
+        assert coin == "bnb-binance-coin", "without the override, Binance Coin is its own coin"
+        moved = con.execute(
+            "select count(distinct observed_at) from quotes where coin_id = 'bnb-binance-coin'"
+        ).fetchall()[0][0]
+        assert moved == 2, "both of its CoinPaprika observations moved with it"
+    finally:
+        con.close()
+
+
+def test_the_command_line_rebuilds_and_republishes(
+    history: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KASPARRO_DATA_DIR", str(history))
+    monkeypatch.setenv("KASPARRO_OVERRIDES_FILE", str(OVERRIDES))
+    get_store_settings.cache_clear()
+    try:
+        before = snapshot(history)
+        (history / "serving.duckdb").unlink()
+        assert main(["rebuild"]) == 0
+        assert snapshot(history) == before
+        assert main(["rebuild", "--from-raw"]) == 0
+        assert snapshot(history) == before
+        assert "rebuilt" in capsys.readouterr().out
+    finally:
+        get_store_settings.cache_clear()
