@@ -16,14 +16,6 @@ from pathlib import Path
 
 from store.settings import get_store_settings
 
-# Prefect reads its settings at import: set the defaults before anything imports it.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows,store")
-# Task results (what a retried flow run reuses) live beside the warehouse they describe.
-os.environ.setdefault(
-    "PREFECT_LOCAL_STORAGE_PATH", str(get_store_settings().data_dir.resolve() / "prefect-results")
-)
-
 SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
 
 
@@ -164,7 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _prefect_defaults() -> None:
+    """Prefect reads its settings when first imported: set our defaults before any command
+    imports it (an operator's own environment still wins)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows,store")
+    # Outside a flow run (a rebuild), our log lines go to the terminal only, quietly.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    # Task results (what a retried flow run reuses) live beside the warehouse they describe.
+    os.environ.setdefault(
+        "PREFECT_LOCAL_STORAGE_PATH",
+        str(get_store_settings().data_dir.resolve() / "prefect-results"),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _prefect_defaults()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,15 @@ DEMO_DIR = REPO / "data" / "demo"
 def _clear_settings() -> None:
     for cached in (get_store_settings, get_ingest_settings, get_web_settings):
         cached.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def restored_environment() -> Iterator[None]:
+    """The command line sets Prefect defaults in os.environ; no test leaks them to the next."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture
