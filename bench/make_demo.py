@@ -15,6 +15,9 @@ request with the body exactly as served (see ``flows.sources.replay``)::
     coincap/assets/page-0003.json            81 records
     csv/legacy_daily_history.csv             12 assets x 60 days, 2026-09-25 .. 2026-11-23
     csv/kasparro_canonical.csv               4 assets x 5 days, 2026-11-16 .. 2026-11-20
+    coingecko/coins_market_chart_range/<id>.json   bitcoin, ethereum: 30 days to 2026-11-23,
+                                                   00:00 UTC points, hourly for the last 2 days
+    coinpaprika/tickers_historical/<id>.json       btc-bitcoin, eth-ethereum: 30 daily ticks
 
 Traps, with the ids tests may rely on (coin ids are what resolution should give):
 
@@ -104,9 +107,11 @@ from bench.payloads import (
     coinpaprika_records,
     csv_body,
     daily_history_rows,
+    historical_ticks_body,
     json_body,
     json_pages,
     listings,
+    market_chart_body,
     new_asset,
     slug,
 )
@@ -115,6 +120,9 @@ SEED = 20261124
 CAPTURE = datetime(2026, 11, 24, 12, tzinfo=UTC)
 HISTORY_END = date(2026, 11, 23)
 HISTORY_DAYS = 60
+API_HISTORY_DAYS = 30
+HISTORY_KEYS = ("bitcoin", "ethereum")
+"""Coins with recorded daily history from the APIs (``kasparro ingest --history``)."""
 CANONICAL_DAYS = [datetime(2026, 11, day, tzinfo=UTC) for day in range(16, 21)]
 SYNTHETIC = 285
 COVERAGE: dict[Source, float] = {"coingecko": 0.87, "coinpaprika": 0.82, "coincap": 0.79}
@@ -273,6 +281,16 @@ def recording(universe: Universe) -> dict[str, bytes]:
         f"coincap/assets/page-{n:04d}.json": body
         for n, body in enumerate(coincap_bodies(universe), start=1)
     }
+    for key in HISTORY_KEYS:
+        asset = universe.asset(key)
+        assert asset.coingecko is not None
+        assert asset.coinpaprika is not None
+        files[f"coingecko/coins_market_chart_range/{asset.coingecko.id}.json"] = market_chart_body(
+            asset, end=HISTORY_END, days=API_HISTORY_DAYS, seed=SEED, hourly_days=2
+        )
+        files[f"coinpaprika/tickers_historical/{asset.coinpaprika.id}.json"] = (
+            historical_ticks_body(asset, end=HISTORY_END, days=API_HISTORY_DAYS, seed=SEED)
+        )
     files["csv/legacy_daily_history.csv"] = daily_history_body(universe)
     files["csv/kasparro_canonical.csv"] = canonical_body(universe)
     return files

@@ -569,6 +569,62 @@ def coincap_pages(records: Iterable[Record], limit: int, moment: datetime) -> It
     return (json_body({"data": page, "timestamp": timestamp}) for page in paginate(records, limit))
 
 
+# --- daily history (per-asset endpoints) -------------------------------------------------------
+
+
+def _daily_walk(asset: Asset, *, end: date, days: int, rng: random.Random) -> list[float]:
+    """``days + 1`` prices ending near the asset's price, oldest first."""
+    daily = 0.003 if asset.stable else 0.035
+    prices = [float(asset.price) * (1 + rng.uniform(-0.004, 0.004))]
+    for _ in range(days):
+        prices.append(prices[-1] / (1 + rng.gauss(0, daily)))
+    prices.reverse()
+    return prices
+
+
+def market_chart_body(
+    asset: Asset, *, end: date, days: int, seed: int, hourly_days: int = 0
+) -> bytes:
+    """CoinGecko ``/coins/{id}/market_chart/range``: ``prices``, ``market_caps`` and
+    ``total_volumes``, each ``[[epoch_ms, value], ...]``: one point at 00:00 UTC a day, and for
+    the last ``hourly_days`` days one an hour (as a shorter range gets)."""
+    rng = random.Random(f"{seed}:coingecko:market_chart:{asset.key}:{end.isoformat()}")
+    walk = _daily_walk(asset, end=end, days=days, rng=rng)
+    supply = float(asset.circulating_supply)
+    prices, caps, volumes = [], [], []
+    for offset in range(days):
+        day = end - timedelta(days=days - 1 - offset)
+        start = datetime.combine(day, datetime.min.time(), UTC)
+        hours = 24 if offset >= days - hourly_days else 1
+        for hour in range(hours):
+            moment = start + timedelta(hours=hour)
+            price = _sig(walk[offset] + (walk[offset + 1] - walk[offset]) * hour / 24, 12)
+            prices.append([epoch_ms(moment), price])
+            caps.append([epoch_ms(moment), _sig(price * supply, 12)])
+            volumes.append([epoch_ms(moment), _sig(price * supply * _turnover(rng, asset), 12)])
+    return json_body({"prices": prices, "market_caps": caps, "total_volumes": volumes})
+
+
+def historical_ticks_body(asset: Asset, *, end: date, days: int, seed: int) -> bytes:
+    """CoinPaprika ``/tickers/{id}/historical?interval=1d``: one tick a day at 00:00 UTC."""
+    rng = random.Random(f"{seed}:coinpaprika:historical:{asset.key}:{end.isoformat()}")
+    walk = _daily_walk(asset, end=end, days=days, rng=rng)
+    supply = float(asset.circulating_supply)
+    ticks = []
+    for offset in range(days):
+        day = end - timedelta(days=days - 1 - offset)
+        price = _sig(walk[offset], 10)
+        ticks.append(
+            {
+                "timestamp": f"{day.isoformat()}T00:00:00Z",
+                "price": price,
+                "volume_24h": round(price * supply * _turnover(rng, asset)),
+                "market_cap": round(price * supply),
+            }
+        )
+    return json_body(ticks)
+
+
 # --- legacy CSV --------------------------------------------------------------------------------
 
 

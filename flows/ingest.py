@@ -33,10 +33,12 @@ from prefect.tasks import Task
 from flows.errors import IngestError, SourceError, SourceSkipped, TransientSourceError
 from flows.extract import Extracted, extract
 from flows.faults import arm, fault_point
+from flows.history import extract_history, plan_history
 from flows.load import load_source
 from flows.resolution import Override, read_overrides
-from flows.settings import get_ingest_settings
+from flows.settings import HistorySettings, get_ingest_settings
 from flows.sources import API_SOURCES, SOURCE_NAMES
+from flows.sources.api import HistoryRequest
 from flows.sources.replay import check_replay_dir
 from flows.transform import Validated, transform_raw_files
 from store import runs
@@ -98,6 +100,30 @@ def extract_source(
     )
 
 
+@task(
+    name="extract-history",
+    retry_condition_fn=_only_transient,
+    task_run_name="extract-history-{source}",
+    persist_result=True,
+    cache_policy=INPUTS + TASK_SOURCE + RUN_ID,
+)
+def extract_history_source(
+    source: str,
+    plan: list[HistoryRequest],
+    run_id: str,
+    started_at: datetime,
+    replay_dir: Path | None,
+) -> Extracted:
+    return extract_history(
+        API_SOURCES[source],
+        plan,
+        raw_root=get_store_settings().raw_dir,
+        run_id=run_id,
+        started_at=started_at,
+        replay_dir=replay_dir,
+    )
+
+
 # Cheap to recompute from the raw zone, and polars frames: never cached.
 @task(
     name="transform",
@@ -142,11 +168,15 @@ def _summary_table(summary: RunSummary) -> list[dict[str, Any]]:
     ]
 
 
-def _selected(sources: list[str] | None) -> list[str]:
-    unknown = sorted(set(sources or ()) - set(SOURCE_NAMES))
+def _selected(sources: list[str] | None, history: bool) -> list[str]:
+    available = [
+        s for s in SOURCE_NAMES if not history or s not in API_SOURCES or API_SOURCES[s].history
+    ]
+    unknown = sorted(set(sources or ()) - set(available))
     if unknown:
-        raise IngestError(f"unknown source(s) {unknown}; choose from {list(SOURCE_NAMES)}")
-    return [s for s in SOURCE_NAMES if s in (sources or SOURCE_NAMES)]
+        what = "daily history" if history else "listings"
+        raise IngestError(f"no {what} from source(s) {unknown}; choose from {available}")
+    return [s for s in available if s in (sources or available)]
 
 
 def _run_source(
@@ -161,7 +191,7 @@ def _run_source(
         extracted = future.result()
         result.requests, result.fetched = extracted.requests, extracted.records
         result.extract_seconds, result.raw_files = extracted.seconds, extracted.raw_files
-        result.warnings = list(extracted.warnings)
+        result.warnings += extracted.warnings
         validated, result.transform_seconds = transform_source(extracted)
         result.finished_at = datetime.now(UTC)
         if extracted.problems:
@@ -186,7 +216,7 @@ def _run_source(
 
 
 def _start(
-    con: duckdb.DuckDBPyConnection, selected: list[str], replay: Path | None
+    con: duckdb.DuckDBPyConnection, selected: list[str], replay: Path | None, mode: runs.RunMode
 ) -> runs.Resumable:
     """Resume this flow run's earlier attempt, or a run that died mid-way with the same sources;
     else start a new run."""
@@ -194,7 +224,7 @@ def _start(
     flow_run_id = str(flow_run.id) if flow_run.id else None
     replay_text = str(replay) if replay else None
     previous = runs.resumable_run(
-        con, flow_run_id=flow_run_id, sources=selected, replay_dir=replay_text
+        con, flow_run_id=flow_run_id, sources=selected, replay_dir=replay_text, mode=mode
     )
     if previous is not None:
         logger.warning(
@@ -212,60 +242,105 @@ def _start(
         started_at=run.started_at,
         sources=selected,
         replay_dir=replay_text,
+        mode=mode,
     )
     return run
+
+
+def _submit_extracts(
+    con: duckdb.DuckDBPyConnection,
+    run: runs.Resumable,
+    summary: RunSummary,
+    *,
+    selected: list[str],
+    replay: Path | None,
+    history: bool,
+) -> tuple[dict[str, PrefectFuture[Extracted]], dict[str, list[str]]]:
+    """Start every extract the run still needs (they run concurrently); record skipped sources.
+    Returns the futures and, per source, notes for its ledger row."""
+    logger = get_run_logger()
+    settings, history_settings = get_ingest_settings(), HistorySettings()
+    retries, delay = settings.extract_retries, settings.extract_retry_delay_seconds
+    csv_loaded = runs.checkpoints_of(con, "csv", prefix="file:")
+    futures: dict[str, PrefectFuture[Extracted]] = {}
+    notes: dict[str, list[str]] = {}
+    for source in selected:
+        if source in run.loaded:
+            continue
+        reason = _skip_reason(source, replay)
+        if reason is not None:
+            logger.warning("%s skipped: %s", source, reason)
+            skipped = runs.SourceResult(run.run_id, source, "skipped", error=reason)
+            runs.record_source(con, skipped)
+            summary.results.append(skipped)
+        elif history and source in API_SOURCES:
+            plan, notes[source] = plan_history(
+                con,
+                source,
+                history_settings.coins,
+                today=datetime.now(UTC).date(),
+                days=history_settings.days,
+            )
+            futures[source] = extract_history_source.with_options(
+                retries=retries, retry_delay_seconds=delay
+            ).submit(source, plan, run.run_id, run.started_at, replay)
+        else:
+            futures[source] = extract_source.with_options(
+                retries=retries, retry_delay_seconds=delay
+            ).submit(
+                source,
+                run.run_id,
+                run.started_at,
+                replay,
+                csv_loaded if source == "csv" else {},
+            )
+    return futures, notes
 
 
 @flow(name="ingest", log_prints=False)
 def ingest(
     sources: list[str] | None = None,
     replay_dir: str | None = None,
+    history: bool = False,
     fault: str | None = None,
 ) -> RunSummary:
     """Run every selected source once into the warehouse and publish the serving snapshot.
 
-    ``fault`` injects a failure at a named point (testing and drills only; see flows.faults).
+    ``history`` backfills daily history of the configured coins (CoinGecko, CoinPaprika and CSV
+    files) instead of reading the listings. ``fault`` injects a failure at a named point
+    (testing and drills only; see flows.faults).
     """
     logger = get_run_logger()
     arm(fault, "raise" if fault else None)
-    selected = _selected(sources)
+    selected = _selected(sources, history)
+    mode: runs.RunMode = "history" if history else "snapshot"
     replay = Path(replay_dir) if replay_dir else None
     if replay:
         check_replay_dir(replay)
     store, settings = get_store_settings(), get_ingest_settings()
     overrides = read_overrides(settings.overrides_file)
-    extract = extract_source.with_options(
-        retries=settings.extract_retries,
-        retry_delay_seconds=settings.extract_retry_delay_seconds,
-    )
 
     with warehouse(store.warehouse_path) as con:
-        run = _start(con, selected, replay)
+        run = _start(con, selected, replay, mode)
         run_id = run.run_id
         summary = RunSummary(run_id, "running", runs.source_results(con, run_id, run.loaded))
         progress = create_progress_artifact(0.0, key="ingest-progress", description=f"run {run_id}")
         assert isinstance(progress, UUID)  # the sync call returns the id, not a coroutine
         logger.info("run %s: %s%s", run_id, selected, f", replaying {replay}" if replay else "")
-        csv_loaded = runs.checkpoints_of(con, "csv", prefix="file:")
-        futures: dict[str, PrefectFuture[Extracted]] = {}
-        for source in selected:
-            if source in run.loaded:
-                continue
-            reason = _skip_reason(source, replay)
-            if reason is None:
-                futures[source] = extract.submit(
-                    source, run_id, run.started_at, replay, csv_loaded if source == "csv" else {}
-                )
-                continue
-            logger.warning("%s skipped: %s", source, reason)
-            skipped = runs.SourceResult(run_id, source, "skipped", error=reason)
-            runs.record_source(con, skipped)
-            summary.results.append(skipped)
+        futures, notes = _submit_extracts(
+            con, run, summary, selected=selected, replay=replay, history=history
+        )
 
         # Extracts run concurrently; loads go one source at a time, in source order, so entity
         # resolution sees the same sequence on every run.
         for done, (source, future) in enumerate(futures.items(), start=1):
-            result = runs.SourceResult(run_id, source, "loaded", started_at=datetime.now(UTC))
+            result = runs.SourceResult(
+                run_id,
+                source,
+                "loaded",
+                started_at=datetime.now(UTC),
+                warnings=notes.get(source, []),
+            )
             _run_source(con, future, result, overrides)
             summary.results.append(result)
             update_progress_artifact(progress, 100.0 * done / len(futures))

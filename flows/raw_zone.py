@@ -18,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import polars as pl
 
@@ -46,6 +48,7 @@ RAW_SCHEMA = pl.Schema(
         "record_index": pl.Int32(),
         "record": pl.String(),
         "record_sha256": pl.String(),
+        "subject": pl.String(),
     }
 )
 
@@ -101,9 +104,9 @@ def write_page(raw_root: Path, run_id: str, started_at: datetime, page: Page) ->
         texts, indexes = [None], [None]
         envelope = page.body.decode("utf-8", errors="replace")
     n = len(texts)
-    suffix = f"-page-{page.page:04d}" if page.page is not None else ""
+    subject_id = json.loads(page.subject)["source_asset_id"] if page.subject else None
     directory = run_directory(raw_root, page.source, run_id, started_at)
-    path = directory / f"{page.endpoint.name}{suffix}.parquet"
+    path = directory / f"{file_stem(page.endpoint, page.page, subject_id)}.parquet"
     frame = _frame(
         {
             "run_id": [run_id] * n,
@@ -119,6 +122,7 @@ def write_page(raw_root: Path, run_id: str, started_at: datetime, page: Page) ->
             "record_index": indexes,
             "record": texts,
             "record_sha256": [_sha256(t) if t is not None else None for t in texts],
+            "subject": [page.subject] * n,
         }
     )
     written = _write_atomically(frame, path)
@@ -146,15 +150,36 @@ def write_csv(raw_root: Path, run_id: str, started_at: datetime, file: CsvFile) 
             "record_index": list(range(file.first_line, file.first_line + n)),
             "record": list(file.lines),
             "record_sha256": [_sha256(line) for line in file.lines],
+            "subject": [None] * n,
         }
     )
     written = _write_atomically(frame, path)
     return RawFile(str(written.relative_to(raw_root)), n)
 
 
+_ATTEMPT = re.compile(r"^(?P<stem>.+?)(?:\.(?P<attempt>\d+))?\.parquet$")
+
+
+def file_stem(endpoint: Endpoint, page: int | None, subject_id: str | None) -> str:
+    """A page's file name without attempt and suffix: ``coins_markets-page-0001``,
+    ``coins_market_chart_range-bitcoin``, ``tickers``."""
+    if subject_id is not None:
+        return f"{endpoint.name}-{quote(subject_id, safe='').replace('.', '%2E')}"
+    if page is not None:
+        return f"{endpoint.name}-page-{page:04d}"
+    return endpoint.name
+
+
+def attempt_of(file_name: str) -> tuple[str, int] | None:
+    """(stem, attempt) of a raw file name: a retried fetch adds ``.2``, ``.3``... files."""
+    match = _ATTEMPT.match(file_name)
+    return (match["stem"], int(match["attempt"] or 1)) if match else None
+
+
 def stored_page(
     endpoint: Endpoint,
     page: int | None,
+    subject_id: str | None,
     *,
     raw_root: Path,
     source: str,
@@ -163,23 +188,26 @@ def stored_page(
 ) -> Page | None:
     """The page a run already wrote (its last attempt), if it holds records: a resumed run takes
     it from here instead of fetching it again. A page kept whole (unsplittable) is fetched again."""
-    directory = run_directory(raw_root, source, run_id, started_at)
-    stem = f"{endpoint.name}-page-{page:04d}" if page is not None else endpoint.name
+    stem = file_stem(endpoint, page, subject_id)
     attempts = sorted(
-        directory.glob(f"{stem}*.parquet"),
-        key=lambda p: int(p.suffixes[0][1:]) if len(p.suffixes) > 1 else 1,
+        (attempt, path)
+        for path in run_directory(raw_root, source, run_id, started_at).glob("*.parquet")
+        if (parsed := attempt_of(path.name)) and parsed[0] == stem
+        for attempt in (parsed[1],)
     )
-    attempts = [p for p in attempts if p.name == f"{stem}.parquet" or p.name.startswith(f"{stem}.")]
     if not attempts:
         return None
-    frame = pl.read_parquet(attempts[-1])
+    last = attempts[-1][1]
+    frame = pl.read_parquet(last)
     if frame["record"].null_count():
         return None
     records = frame["record"].to_list()
     first = frame.row(0, named=True)
     keys: set[str] = set()
     for record in records:
-        keys.update(json.loads(record))
+        value = json.loads(record)
+        if isinstance(value, dict):
+            keys.update(value)
     return Page(
         source=source,
         endpoint=endpoint,
@@ -189,15 +217,24 @@ def stored_page(
         fetched_at=first["fetched_at"],
         body=b"",
         split=SplitBody(records, first["envelope"], frozenset(keys)),
-        reused_from=str(attempts[-1].relative_to(raw_root)),
+        reused_from=str(last.relative_to(raw_root)),
         stored_sha256=first["payload_sha256"],
+        subject=first["subject"],
     )
+
+
+def _conform(frame: pl.DataFrame) -> pl.DataFrame:
+    missing = [
+        pl.lit(None, dtype).alias(c) for c, dtype in RAW_SCHEMA.items() if c not in frame.columns
+    ]
+    return frame.with_columns(missing).select(RAW_SCHEMA.names())
 
 
 def read_raw(raw_root: Path, files: Iterable[str]) -> pl.DataFrame:
     """Rows of the given raw files, each tagged with ``raw_file`` (its relative path)."""
+    # Files written before a column was added read as null in it.
     frames = [
-        pl.read_parquet(raw_root / relative).with_columns(raw_file=pl.lit(relative))
+        _conform(pl.read_parquet(raw_root / relative)).with_columns(raw_file=pl.lit(relative))
         for relative in files
     ]
     if not frames:

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from flows import raw_zone
 from flows.load import load_source
 from flows.resolution import Override
 from flows.sources import SOURCE_NAMES
@@ -33,7 +34,6 @@ from store.connection import open_warehouse, transaction
 from store.snapshot import Published, publish_snapshot
 
 _RAW_PATH = re.compile(r"^source=(?P<source>[^/]+)/date=[^/]+/run=(?P<run>[^/]+)/(?P<file>[^/]+)$")
-_ATTEMPT = re.compile(r"^(?P<stem>.+?)(?:\.(?P<attempt>\d+))?\.parquet$")
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,11 @@ def raw_batches(raw_root: Path) -> list[RawBatch]:
     latest: dict[tuple[str, str, str], tuple[int, str]] = {}
     for path in raw_root.rglob("*.parquet"):
         relative = path.relative_to(raw_root).as_posix()
-        where, name = _RAW_PATH.match(relative), _ATTEMPT.match(path.name)
+        where, name = _RAW_PATH.match(relative), raw_zone.attempt_of(path.name)
         if not where or not name:
             continue
-        key = (where["run"], where["source"], name["stem"])
-        attempt = int(name["attempt"] or 1)
+        key = (where["run"], where["source"], name[0])
+        attempt = name[1]
         if key not in latest or latest[key][0] < attempt:
             latest[key] = (attempt, relative)
     grouped: dict[tuple[str, str], list[str]] = {}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class IngestSettings(BaseSettings):
@@ -27,3 +28,24 @@ class IngestSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_ingest_settings() -> IngestSettings:
     return IngestSettings()
+
+
+class HistorySettings(BaseSettings):
+    """What ``kasparro ingest --history`` backfills."""
+
+    model_config = SettingsConfigDict(env_prefix="KASPARRO_HISTORY_", extra="ignore")
+
+    coins: Annotated[list[str], NoDecode] = Field(
+        default=["btc-bitcoin", "eth-ethereum"],
+        description="Canonical coin ids to backfill, comma-separated (btc-bitcoin,eth-ethereum).",
+    )
+    days: int = Field(
+        default=30, ge=1, le=3650, description="How far back a coin's first backfill reaches."
+    )
+
+    @field_validator("coins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

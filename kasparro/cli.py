@@ -25,6 +25,7 @@ def _ingest(args: argparse.Namespace) -> int:
     state = ingest(
         sources=args.source or None,
         replay_dir=str(args.replay) if args.replay else None,
+        history=args.history,
         return_state=True,
     )
     summary = state.result(raise_on_failure=False)
@@ -129,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument(
         "--replay", type=Path, metavar="DIR", help="replay recorded responses from DIR"
+    )
+    ingest.add_argument(
+        "--history",
+        action="store_true",
+        help="backfill daily history of KASPARRO_HISTORY_COINS (CoinGecko, CoinPaprika, CSV)",
     )
     ingest.set_defaults(run=_ingest)
 

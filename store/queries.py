@@ -259,7 +259,8 @@ def run_list(
     return _frame(
         cur,
         f"""
-        select run_id, flow_run_id, status, started_at, finished_at, sources, replay_dir, error
+        select
+            run_id, flow_run_id, mode, status, started_at, finished_at, sources, replay_dir, error
         from runs
         {where}
         order by started_at desc, run_id desc
@@ -328,3 +329,17 @@ def snapshot_sources(cur: duckdb.DuckDBPyConnection) -> list[str]:
         "select distinct source from coin_source_ids where last_snapshot_at is not null"
     ).fetchall()
     return sorted(str(s) for (s,) in rows)
+
+
+def source_assets(cur: duckdb.DuckDBPyConnection, source: str, coin_ids: list[str]) -> pl.DataFrame:
+    """coin_id, source_asset_id, symbol, name of ``source``'s assets linked to ``coin_ids``."""
+    return _frame(
+        cur,
+        """
+        select coin_id, source_asset_id, symbol, name
+        from coin_source_ids
+        where source = ? and list_contains(?, coin_id)
+        order by coin_id, source_asset_id
+        """,
+        [source, coin_ids],
+    )

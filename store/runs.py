@@ -16,6 +16,7 @@ import polars as pl
 from store.schema import SEEN
 
 RunStatus = Literal["running", "completed", "failed", "abandoned"]
+RunMode = Literal["snapshot", "history"]
 SourceStatus = Literal["loaded", "failed", "skipped"]
 
 
@@ -60,6 +61,7 @@ def start_run(
     started_at: datetime,
     sources: list[str],
     replay_dir: str | None,
+    mode: RunMode = "snapshot",
 ) -> None:
     # The caller holds the warehouse, so a run still marked running elsewhere died mid-way.
     con.execute(
@@ -69,11 +71,11 @@ def start_run(
     )
     con.execute(
         """
-        insert into runs (run_id, flow_run_id, started_at, status, sources, replay_dir)
-        values (?, ?, ?, 'running', ?, ?)
+        insert into runs (run_id, flow_run_id, mode, started_at, status, sources, replay_dir)
+        values (?, ?, ?, ?, 'running', ?, ?)
         on conflict (run_id) do update set status = 'running', finished_at = null, error = null
         """,
-        [run_id, flow_run_id, started_at, sources, replay_dir],
+        [run_id, flow_run_id, mode, started_at, sources, replay_dir],
     )
 
 
@@ -187,6 +189,7 @@ def resumable_run(
     flow_run_id: str | None,
     sources: list[str],
     replay_dir: str | None,
+    mode: RunMode = "snapshot",
 ) -> Resumable | None:
     """The run this ingest continues, if any: the earlier attempt of the same Prefect flow run
     (an operator's retry), or a run still marked running with the same sources and replay
@@ -196,11 +199,16 @@ def resumable_run(
         select run_id, started_at
         from runs
         where flow_run_id = ?
-            or (status = 'running' and sources = ? and replay_dir is not distinct from ?)
+            or (
+                status = 'running'
+                and mode = ?
+                and sources = ?
+                and replay_dir is not distinct from ?
+            )
         order by (flow_run_id = ?) desc nulls last, started_at desc
         limit 1
         """,
-        [flow_run_id, sources, replay_dir, flow_run_id],
+        [flow_run_id, mode, sources, replay_dir, flow_run_id],
     ).fetchall()
     if not rows:
         return None

@@ -144,6 +144,8 @@ class RunSource(msgspec.Struct):
 class Run(msgspec.Struct):
     run_id: str
     flow_run_id: str | None
+    mode: str
+    """snapshot (the listings) or history (a daily-history backfill)."""
     status: str
     started_at: datetime
     finished_at: datetime | None

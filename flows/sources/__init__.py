@@ -23,7 +23,12 @@ def spec_for(source: str, endpoint: str) -> SourceSpec:
     """The spec that describes records of ``source`` from ``endpoint`` (a CSV layout for csv)."""
     if source == csv_files.SOURCE_NAME:
         return csv_files.LAYOUTS[endpoint]
-    return API_SOURCES[source].spec
+    api = API_SOURCES[source]
+    specs = [api.spec, *([api.history.spec] if api.history else [])]
+    for spec in specs:
+        if any(e.name == endpoint for e in spec.endpoints):
+            return spec
+    raise KeyError(f"source {source} has no endpoint {endpoint!r}")
 
 
 __all__ = [

@@ -6,8 +6,9 @@ replay transport serving recorded bodies (:mod:`flows.sources.replay`), and pyte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Generic, TypeVar
 
 import httpx
@@ -28,6 +29,36 @@ class Access:
 
 
 @dataclass(frozen=True)
+class HistoryRequest:
+    """Daily history of one asset over whole UTC days ``start``..``end`` (inclusive)."""
+
+    source_asset_id: str
+    symbol: str
+    name: str
+    start: date
+    end: date
+
+    def subject(self) -> dict[str, str]:
+        return {"source_asset_id": self.source_asset_id, "symbol": self.symbol, "name": self.name}
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """The first instant of ``start`` and the last second of ``end``, in UTC."""
+        first = datetime.combine(self.start, time(), UTC)
+        return first, datetime.combine(self.end + timedelta(days=1), time(), UTC) - timedelta(
+            seconds=1
+        )
+
+
+@dataclass(frozen=True)
+class HistoryApi(Generic[S]):
+    """A source's daily-history endpoint (``kasparro ingest --history``)."""
+
+    spec: SourceSpec
+    pages: Callable[[SourceHttp, S, Sequence[HistoryRequest]], Iterator[Page]]
+    """One request per asset, each a whole range of days."""
+
+
+@dataclass(frozen=True)
 class ApiSource(Generic[S]):
     spec: SourceSpec
     settings_type: type[S]
@@ -36,6 +67,7 @@ class ApiSource(Generic[S]):
     Raises :class:`flows.errors.SourceSkipped` when a live run lacks a required key."""
     pages: Callable[[SourceHttp, S], Iterator[Page]]
     """Fetch every page of one run, stopping at a short page or the configured limit."""
+    history: HistoryApi[S] | None = None
 
     def open(
         self,

@@ -6,9 +6,9 @@ Demo keys go to ``api.coingecko.com`` in ``x-cg-demo-api-key``; Pro keys to
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
-from flows.sources.api import Access, ApiSource
+from flows.sources.api import Access, ApiSource, HistoryApi, HistoryRequest
 from flows.sources.http import Page, SourceHttp
 from flows.sources.settings import CoinGeckoSettings
 from flows.sources.spec import Endpoint, SourceSpec
@@ -70,4 +70,52 @@ def pages(http: SourceHttp, settings: CoinGeckoSettings) -> Iterator[Page]:
             return
 
 
-SOURCE = ApiSource(spec=SPEC, settings_type=CoinGeckoSettings, access=access, pages=pages)
+MARKET_CHART = Endpoint(
+    name="coins_market_chart_range",
+    path="coins/{subject}/market_chart/range",
+    records_key="prices",
+    array_records=True,
+)
+
+HISTORY_SPEC = SourceSpec(
+    name="coingecko",
+    title="CoinGecko market chart",
+    natural_key=("id (in the URL)", "timestamp"),
+    checkpoint_field="last complete UTC day loaded, per coin",
+    # A record is [epoch_ms, price]; market caps and volumes are parallel series in the envelope.
+    columns={
+        "source_asset_id": "^source_asset_id",
+        "symbol": "^symbol",
+        "name": "^name",
+        "observed_at": "0",
+        "price_usd": "1",
+        "market_cap_usd": "@market_caps",
+        "volume_24h_usd": "@total_volumes",
+    },
+    time_format="epoch_ms",
+    record_format="series",
+    kind="history",
+    endpoints=(MARKET_CHART,),
+)
+
+
+def history_pages(
+    http: SourceHttp, settings: CoinGeckoSettings, requests: Sequence[HistoryRequest]
+) -> Iterator[Page]:
+    for request in requests:
+        first, last = request.bounds()
+        params: dict[str, str | int] = {
+            "vs_currency": "usd",
+            "from": int(first.timestamp()),
+            "to": int(last.timestamp()),
+        }
+        yield http.get_page(MARKET_CHART, params, None, subject=request.subject())
+
+
+SOURCE = ApiSource(
+    spec=SPEC,
+    settings_type=CoinGeckoSettings,
+    access=access,
+    pages=pages,
+    history=HistoryApi(spec=HISTORY_SPEC, pages=history_pages),
+)

@@ -6,9 +6,9 @@ The free host is ``api.coinpaprika.com``; with a key, ``api-pro.coinpaprika.com`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from flows.sources.api import Access, ApiSource
+from flows.sources.api import Access, ApiSource, HistoryApi, HistoryRequest
 from flows.sources.http import Page, SourceHttp
 from flows.sources.settings import CoinPaprikaSettings
 from flows.sources.spec import Endpoint, SourceSpec
@@ -56,4 +56,50 @@ def pages(http: SourceHttp, settings: CoinPaprikaSettings) -> Iterator[Page]:
     yield http.get_page(TICKERS, {"quotes": "USD"}, None)
 
 
-SOURCE = ApiSource(spec=SPEC, settings_type=CoinPaprikaSettings, access=access, pages=pages)
+HISTORICAL = Endpoint(
+    name="tickers_historical", path="tickers/{subject}/historical", records_key=None
+)
+
+HISTORY_SPEC = SourceSpec(
+    name="coinpaprika",
+    title="CoinPaprika historical tickers",
+    natural_key=("id (in the URL)", "timestamp"),
+    checkpoint_field="last complete UTC day loaded, per coin",
+    columns={
+        "source_asset_id": "^source_asset_id",
+        "symbol": "^symbol",
+        "name": "^name",
+        "observed_at": "timestamp",
+        "price_usd": "price",
+        "market_cap_usd": "market_cap",
+        "volume_24h_usd": "volume_24h",
+    },
+    time_format="iso8601",
+    kind="history",
+    endpoints=(HISTORICAL,),
+)
+MAX_HISTORY_ROWS = 5000
+"""CoinPaprika's largest ``limit`` for historical ticks."""
+
+
+def history_pages(
+    http: SourceHttp, settings: CoinPaprikaSettings, requests: Sequence[HistoryRequest]
+) -> Iterator[Page]:
+    for request in requests:
+        days = (request.end - request.start).days + 1
+        params: dict[str, str | int] = {
+            "start": request.start.isoformat(),
+            "end": request.end.isoformat(),
+            "interval": "1d",
+            "limit": min(days, MAX_HISTORY_ROWS),
+        }
+        yield http.get_page(HISTORICAL, params, None, subject=request.subject())
+
+
+SOURCE = ApiSource(
+    spec=SPEC,
+    settings_type=CoinPaprikaSettings,
+    access=access,
+    pages=pages,
+    history=HistoryApi(spec=HISTORY_SPEC, pages=history_pages),
+)

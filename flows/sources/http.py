@@ -9,6 +9,7 @@ whose body is not the documented shape still becomes a :class:`Page` (the raw zo
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import time
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -52,6 +53,9 @@ class Page:
     body: bytes
     split: SplitBody | None
     shape_error: str | None = None
+    subject: str | None = None
+    """For a per-asset request, the asset it was about, as JSON (source_asset_id, symbol,
+    name): history records do not name their asset."""
     reused_from: str | None = None
     """Set when the page was not fetched but taken from this run's raw zone (a resumed run):
     the raw file holding it. ``body`` is then empty and ``stored_sha256`` is the payload's."""
@@ -146,7 +150,7 @@ class SourceHttp:
         self.policy = policy
         self.limiter = limiter
         self.requests = 0
-        self.reuse: Callable[[Endpoint, int | None], Page | None] | None = None
+        self.reuse: Callable[[Endpoint, int | None, str | None], Page | None] | None = None
         """Where a resumed run finds pages it already fetched (then no request is made)."""
         self._sleep = sleep
         self._jitter = jitter
@@ -156,11 +160,22 @@ class SourceHttp:
         return ceiling / 2 + self._jitter() * ceiling / 2
 
     def get_page(
-        self, endpoint: Endpoint, params: Mapping[str, str | int], page: int | None
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, str | int],
+        page: int | None,
+        subject: Mapping[str, str] | None = None,
     ) -> Page:
-        if self.reuse is not None and (kept := self.reuse(endpoint, page)) is not None:
+        """GET one page; ``subject`` (source_asset_id, symbol, name) for per-asset endpoints."""
+        subject_id = subject["source_asset_id"] if subject else None
+        if self.reuse is not None and (kept := self.reuse(endpoint, page, subject_id)) is not None:
             return kept
-        request = self.client.build_request("GET", endpoint.path, params=dict(params))
+        path = endpoint.path
+        if endpoint.per_subject:
+            if subject_id is None:
+                raise ValueError(f"{endpoint.name} needs a subject (the asset to ask about)")
+            path = path.format(subject=quote(subject_id, safe=""))
+        request = self.client.build_request("GET", path, params=dict(params))
         url = redact_url(request.url)
         for attempt in range(self.policy.max_attempts):
             last = attempt == self.policy.max_attempts - 1
@@ -175,7 +190,7 @@ class SourceHttp:
                 delay = self._backoff(attempt)
             else:
                 if response.status_code == 200:
-                    return self._page(endpoint, page, url, response)
+                    return self._page(endpoint, page, url, response, subject)
                 failure = classify(self.source, url, response)
                 if isinstance(failure, TerminalSourceError):
                     raise failure
@@ -203,13 +218,20 @@ class SourceHttp:
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _page(
-        self, endpoint: Endpoint, page: int | None, url: str, response: httpx.Response
+        self,
+        endpoint: Endpoint,
+        page: int | None,
+        url: str,
+        response: httpx.Response,
+        subject: Mapping[str, str] | None,
     ) -> Page:
         body = response.content
         split: SplitBody | None = None
         shape_error: str | None = None
         try:
-            split = split_records(body.decode("utf-8"), endpoint.records_key)
+            split = split_records(
+                body.decode("utf-8"), endpoint.records_key, arrays=endpoint.array_records
+            )
         except UnicodeDecodeError as exc:
             shape_error = f"body is not UTF-8: {exc}"
         except ShapeError as exc:
@@ -224,6 +246,7 @@ class SourceHttp:
             body=body,
             split=split,
             shape_error=shape_error,
+            subject=json.dumps(dict(subject), sort_keys=True) if subject else None,
         )
 
 

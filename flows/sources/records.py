@@ -28,12 +28,13 @@ class SplitBody:
     """Every top-level key seen in any record, for schema-drift detection."""
 
 
-def split_records(text: str, records_key: str | None) -> SplitBody:
-    """Split ``text`` into record spans; ``records_key`` names the envelope key, if any."""
+def split_records(text: str, records_key: str | None, *, arrays: bool = False) -> SplitBody:
+    """Split ``text`` into record spans; ``records_key`` names the envelope key, if any.
+    Records are JSON objects, or with ``arrays`` JSON arrays (``[epoch_ms, value]``)."""
     try:
         if records_key is None:
-            return _split_bare_array(text)
-        return _split_envelope(text, records_key)
+            return _split_bare_array(text, arrays)
+        return _split_envelope(text, records_key, arrays)
     except (json.JSONDecodeError, IndexError) as exc:
         raise ShapeError(f"body is not valid JSON: {exc}") from exc
 
@@ -50,16 +51,16 @@ def _expect_end(text: str, pos: int) -> None:
         raise ShapeError(f"unexpected data after the JSON value at character {pos}")
 
 
-def _split_bare_array(text: str) -> SplitBody:
+def _split_bare_array(text: str, arrays: bool) -> SplitBody:
     start = _skip(text, 0)
     if text[start : start + 1] != "[":
         raise ShapeError("expected a JSON array of records at the top level")
-    records, keys, end = _split_array(text, start)
+    records, keys, end = _split_array(text, start, arrays)
     _expect_end(text, end)
     return SplitBody(records, "[]", keys)
 
 
-def _split_envelope(text: str, records_key: str) -> SplitBody:
+def _split_envelope(text: str, records_key: str, arrays: bool) -> SplitBody:
     pos = _skip(text, 0)
     if text[pos : pos + 1] != "{":
         raise ShapeError(f"expected a JSON object with a {records_key!r} array at the top level")
@@ -76,7 +77,7 @@ def _split_envelope(text: str, records_key: str) -> SplitBody:
         if key == records_key:
             if text[pos] != "[":
                 raise ShapeError(f"{records_key!r} is not an array")
-            records, keys, end = _split_array(text, pos)
+            records, keys, end = _split_array(text, pos, arrays)
             found = (pos, end, records, keys)
             pos = end
         else:
@@ -95,7 +96,7 @@ def _split_envelope(text: str, records_key: str) -> SplitBody:
     return SplitBody(records, text[:start] + "[]" + text[end:], keys)
 
 
-def _split_array(text: str, pos: int) -> tuple[list[str], frozenset[str], int]:
+def _split_array(text: str, pos: int, arrays: bool) -> tuple[list[str], frozenset[str], int]:
     """Split the array starting at ``text[pos] == '['``; return records, keys and the end."""
     records: list[str] = []
     keys: set[str] = set()
@@ -104,12 +105,15 @@ def _split_array(text: str, pos: int) -> tuple[list[str], frozenset[str], int]:
         return records, frozenset(), pos + 1
     while True:
         value, end = _decoder.raw_decode(text, pos)
-        if not isinstance(value, dict):
+        expected = list if arrays else dict
+        if not isinstance(value, expected):
             raise ShapeError(
-                f"record {len(records)} is a JSON {type(value).__name__}, not an object"
+                f"record {len(records)} is a JSON {type(value).__name__}, "
+                f"not {'an array' if arrays else 'an object'}"
             )
         records.append(text[pos:end])
-        keys.update(value)
+        if isinstance(value, dict):
+            keys.update(value)
         pos = _skip(text, end)
         if text[pos] == ",":
             pos = _skip(text, pos + 1)

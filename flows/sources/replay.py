@@ -6,6 +6,8 @@ Layout of a replay directory (``--replay DIR``), one file per request, bodies ex
     DIR/coinpaprika/tickers.json                  CoinPaprika's (unpaged) tickers
     DIR/coincap/assets/page-0001.json             page N at the configured limit
     DIR/csv/*.csv                                 legacy CSV files
+    DIR/coingecko/coins_market_chart_range/<id>.json   one coin's history (per-asset endpoints)
+    DIR/coinpaprika/tickers_historical/<id>.json
 
 A request with no recorded file gets an empty last page, or a 404 for an unpaged endpoint. The
 replay is an ``httpx.MockTransport``: replays go through exactly the client code live runs use.
@@ -19,6 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 
@@ -28,15 +31,19 @@ from flows.sources.spec import SourceSpec
 logger = logging.getLogger(__name__)
 
 
-def replay_transport(replay_dir: Path, spec: SourceSpec) -> httpx.MockTransport:
+def replay_transport(replay_dir: Path, spec: SourceSpec, *more: SourceSpec) -> httpx.MockTransport:
+    """Serve ``replay_dir/<source>`` for the endpoints of ``spec`` (and of ``more`` specs of the
+    same source, e.g. its history endpoints)."""
     source_dir = replay_dir / spec.name
+    endpoints = [e for s in (spec, *more) for e in s.endpoints]
 
     def handle(request: httpx.Request) -> httpx.Response:
-        for endpoint in spec.endpoints:
-            if request.url.path.rstrip("/").endswith("/" + endpoint.path):
+        for endpoint in endpoints:
+            if match := endpoint.path_pattern().search(request.url.path):
                 query = dict(request.url.params)
                 page = endpoint.page_of(query) if endpoint.page_of else None
-                recorded = source_dir / endpoint.replay_file(page)
+                subject = unquote(match["subject"]) if endpoint.per_subject else None
+                recorded = source_dir / endpoint.replay_file(page, subject)
                 if recorded.is_file():
                     return httpx.Response(
                         200,

@@ -25,7 +25,7 @@ class HttpSourceSettings(BaseSettings):
         default=None, description="Override the API base URL (defaults depend on the key/plan)."
     )
     page_size: int = Field(default=250, ge=1, le=2000, description="Records per page request.")
-    max_pages: int = Field(default=4, ge=1, le=1000, description="Stop after this many pages.")
+    max_pages: int = Field(default=4, ge=1, le=100_000, description="Stop after this many pages.")
     requests_per_minute: float = Field(
         default=30.0, gt=0, le=6000, description="Client-side rate limit for this source."
     )
@@ -75,7 +75,7 @@ class CoinCapSettings(HttpSourceSettings):
     model_config = SettingsConfigDict(env_prefix="KASPARRO_COINCAP_", extra="ignore")
 
     page_size: int = Field(default=100, ge=1, le=2000, description="limit per request.")
-    max_pages: int = Field(default=3, ge=1, le=1000, description="Stop after this many pages.")
+    max_pages: int = Field(default=3, ge=1, le=100_000, description="Stop after this many pages.")
 
 
 class CsvSettings(BaseSettings):

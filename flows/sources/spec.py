@@ -7,12 +7,16 @@ instead of knowing any source by name.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 TimeFormat = Literal["iso8601", "epoch_ms", "csv_datetime"]
-RecordFormat = Literal["json", "csv"]
+RecordFormat = Literal["json", "csv", "series"]
+"""``json``: records are objects; ``csv``: records are lines; ``series``: records are
+``[epoch_ms, value]`` pairs, with more series of the same timestamps in the envelope (CoinGecko's
+market charts)."""
 Kind = Literal["snapshot", "history"]
 
 # Canonical quote columns a source maps its fields to (see flows.transform.quotes).
@@ -34,6 +38,10 @@ CANONICAL_FIELDS = (
 ENVELOPE_PREFIX = "@"
 """A mapped path starting with ``@`` is read from the response envelope, not the record
 (CoinCap puts the observation time in the envelope's ``timestamp``)."""
+SUBJECT_PREFIX = "^"
+"""A mapped path starting with ``^`` is read from the request's subject: the asset a per-asset
+request was about (history records do not name their asset)."""
+SUBJECT_FIELDS = ("source_asset_id", "symbol", "name")
 
 
 @dataclass(frozen=True)
@@ -49,17 +57,31 @@ class Endpoint:
     """``None`` when the body is a JSON array of records, else the envelope key holding it."""
     page_of: Callable[[Mapping[str, str]], int] | None = None
     """Page number (1-based) from a request's query parameters; ``None`` for unpaged endpoints."""
+    array_records: bool = False
+    """Records are JSON arrays (``[epoch_ms, value]``), not objects."""
 
     @property
     def paged(self) -> bool:
         return self.page_of is not None
 
     @property
+    def per_subject(self) -> bool:
+        """The path names one asset: ``coins/{subject}/market_chart/range``."""
+        return "{subject}" in self.path
+
+    def path_pattern(self) -> re.Pattern[str]:
+        """Matches a request path of this endpoint; the ``subject`` group names the asset."""
+        escaped = re.escape(self.path).replace(re.escape("{subject}"), "(?P<subject>[^/]+)")
+        return re.compile(f"/{escaped}/?$")
+
+    @property
     def empty_body(self) -> bytes:
         return b"[]" if self.records_key is None else b'{"%s": []}' % self.records_key.encode()
 
-    def replay_file(self, page: int | None) -> str:
+    def replay_file(self, page: int | None, subject: str | None = None) -> str:
         """Path of a recorded response relative to ``<replay dir>/<source>/``."""
+        if self.per_subject:
+            return f"{self.name}/{subject}.json"
         if self.paged:
             return f"{self.name}/page-{page or 1:04d}.json"
         return f"{self.name}.json"

@@ -44,7 +44,8 @@ class Validated:
     quarantine: pl.DataFrame
     """Schema :data:`store.schema.QUARANTINE`."""
     duplicates: int
-    """Identical re-deliveries of an observation in the batch (kept once)."""
+    """Identical re-deliveries of an observation in the batch (kept once), and intraday points
+    of a daily series folded into their day's close."""
 
 
 def _float(name: str) -> pl.Expr:
@@ -86,6 +87,16 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
             pl.col("observed_at")
             > pl.max_horizontal(pl.col("fetched_at"), pl.lit(now)) + CLOCK_SKEW,
             pl.format("observed_at {} is later than the moment it was fetched", "observed_at"),
+        ),
+        (
+            "incomplete_day",
+            (pl.col("kind") == "history")
+            & (pl.col("observed_at") >= pl.col("fetched_at").dt.truncate("1d")),
+            pl.format(
+                "observed_at {} is on the day it was fetched: a daily value is loaded once its "
+                "UTC day is complete",
+                "observed_at",
+            ),
         ),
         (
             "observed_at_implausible",
@@ -190,7 +201,7 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
         how="vertical",
     ).unique(subset=list(QUARANTINE_KEY), keep="first", maintain_order=True)
     quotes = kept.select(VALIDATED.names()).cast(VALIDATED)
-    return Validated(quotes, quarantine, duplicates)
+    return Validated(quotes, quarantine, duplicates + staged.folded)
 
 
 def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:

@@ -17,7 +17,14 @@ import polars as pl
 
 from flows.sources import spec_for
 from flows.sources.csv_files import tokenize
-from flows.sources.spec import CANONICAL_FIELDS, ENVELOPE_PREFIX, SourceSpec
+from flows.sources.spec import (
+    CANONICAL_FIELDS,
+    ENVELOPE_PREFIX,
+    SUBJECT_FIELDS,
+    SUBJECT_PREFIX,
+    RecordFormat,
+    SourceSpec,
+)
 from store.schema import UTC_TIME
 
 LINEAGE = ("source", "run_id", "raw_file", "raw_record", "record_sha256", "record", "fetched_at")
@@ -59,6 +66,8 @@ class Staged:
     """Schema :data:`STAGED`."""
     rejected: pl.DataFrame
     """Schema :data:`REJECTED`: records that could not be mapped at all."""
+    folded: int = 0
+    """Intraday points of a daily series folded into their day's last point."""
 
 
 def stage(raw: pl.DataFrame) -> Staged:
@@ -66,13 +75,26 @@ def stage(raw: pl.DataFrame) -> Staged:
     records = raw.filter(pl.col("record").is_not_null()).rename({"record_index": "raw_record"})
     rows: list[pl.DataFrame] = [STAGED.to_frame()]
     rejected: list[pl.DataFrame] = [REJECTED.to_frame()]
+    folded = 0
     for (source, endpoint), group in records.group_by("source", "endpoint", maintain_order=True):
         spec = spec_for(str(source), str(endpoint))
-        stager = _stage_csv if spec.record_format == "csv" else _stage_json
-        good, bad = stager(group, spec)
-        rows.append(_finish(good, spec))
+        good, bad = _STAGERS[spec.record_format](group, spec)
+        staged = _finish(good, spec)
+        if spec.record_format == "series":
+            daily = _last_point_of_each_day(staged)
+            folded += staged.height - daily.height
+            staged = daily
+        rows.append(staged)
         rejected.append(bad.select(REJECTED.names()))
-    return Staged(pl.concat(rows, how="vertical"), pl.concat(rejected, how="vertical"))
+    return Staged(pl.concat(rows, how="vertical"), pl.concat(rejected, how="vertical"), folded)
+
+
+def _last_point_of_each_day(staged: pl.DataFrame) -> pl.DataFrame:
+    """A daily series keeps one point per asset and UTC day: the day's last (its close). Points
+    without a readable time are kept for validation to quarantine."""
+    day = pl.col("observed_at").dt.date()
+    last = pl.col("observed_at") == pl.col("observed_at").max().over("source_asset_id", day)
+    return staged.filter(pl.col("observed_at").is_null() | last)
 
 
 def _reject(group: pl.DataFrame, reason: str, details: list[str]) -> pl.DataFrame:
@@ -110,7 +132,7 @@ def _field(column: str, path: list[str]) -> pl.Expr:
     return expr
 
 
-def _decode(texts: pl.Series, dtype: pl.Struct) -> tuple[pl.Series, list[int], list[str]]:
+def _decode(texts: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int], list[str]]:
     """Decode every text; on failure find the offending rows one by one (the slow path runs
     only when a payload drifted)."""
     try:
@@ -129,9 +151,11 @@ def _decode(texts: pl.Series, dtype: pl.Struct) -> tuple[pl.Series, list[int], l
     return good.str.json_decode(dtype), bad, errors
 
 
-def _envelopes(group: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, list[str]]:
+def _envelopes(
+    group: pl.DataFrame, keys: list[str], leaf: pl.DataType | None = None
+) -> tuple[pl.DataFrame, list[str]]:
     """Decode each distinct envelope once; return them and the ones that did not decode."""
-    dtype = pl.Struct(dict.fromkeys(keys, pl.String()))
+    dtype = pl.Struct(dict.fromkeys(keys, leaf or pl.String()))
     decoded: list[pl.DataFrame] = []
     broken: list[str] = []
     for text in group["envelope"].unique(maintain_order=True).to_list():
@@ -146,7 +170,11 @@ def _envelopes(group: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, list
 
 
 def _stage_json(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    record_paths = {f: p.split(".") for f, p in spec.columns.items() if not p.startswith("@")}
+    record_paths = {
+        f: p.split(".")
+        for f, p in spec.columns.items()
+        if not p.startswith((ENVELOPE_PREFIX, SUBJECT_PREFIX))
+    }
     envelope_keys = {
         f: p.removeprefix(ENVELOPE_PREFIX) for f, p in spec.columns.items() if p.startswith("@")
     }
@@ -162,6 +190,53 @@ def _stage_json(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl
         *[_field("_decoded", path).alias(f) for f, path in record_paths.items()],
         *[pl.col("_envelope").struct.field(key).alias(f) for f, key in envelope_keys.items()],
     )
+    is_bad = pl.col("_row").is_in(list(details))
+    bad_rows = frame.filter(is_bad).sort("_row")
+    rejected = _reject(
+        bad_rows,
+        "schema_drift",
+        [
+            f"record does not match the documented {spec.title} shape: {details[row]}"
+            for row in bad_rows["_row"].to_list()
+        ],
+    )
+    return frame.filter(~is_bad), rejected
+
+
+# --- series ------------------------------------------------------------------------------------
+
+
+def _stage_series(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Records ``[epoch_ms, value]``; each ``@key`` column is another ``[[epoch_ms, value]]``
+    series of the envelope, matched on the same timestamp text."""
+    pair = pl.List(pl.String())
+    decoded, bad, errors = _decode(group["record"], pair)
+    frame = group.with_columns(_pair=decoded, _row=pl.int_range(pl.len()))
+    details = dict(zip(bad, errors, strict=True))
+    indexed = {f: int(p) for f, p in spec.columns.items() if p.isdigit()}
+    frame = frame.with_columns(
+        pl.col("_pair").list.get(i, null_on_oob=True).alias(f) for f, i in indexed.items()
+    )
+    series = {
+        f: p.removeprefix(ENVELOPE_PREFIX) for f, p in spec.columns.items() if p.startswith("@")
+    }
+    if series:
+        envelopes, broken = _envelopes(group, list(series.values()), pl.List(pair))
+        time_field = next(f for f, i in indexed.items() if i == 0)
+        for field_name, key in series.items():
+            points = (
+                envelopes.select("envelope", pl.col("_envelope").struct.field(key).alias("_p"))
+                .explode("_p")
+                .select(
+                    "envelope",
+                    pl.col("_p").list.get(0, null_on_oob=True).alias(time_field),
+                    pl.col("_p").list.get(1, null_on_oob=True).alias(field_name),
+                )
+                .unique(["envelope", time_field], keep="last", maintain_order=True)
+            )
+            frame = frame.join(points, on=["envelope", time_field], how="left", nulls_equal=True)
+        for row in frame.filter(pl.col("envelope").is_in(broken))["_row"].to_list():
+            details.setdefault(row, f"the response envelope lacks readable {list(series.values())}")
     is_bad = pl.col("_row").is_in(list(details))
     bad_rows = frame.filter(is_bad).sort("_row")
     rejected = _reject(
@@ -229,6 +304,14 @@ def _stage_csv(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl.
 
 # --- common ------------------------------------------------------------------------------------
 
+_STAGERS: dict[
+    RecordFormat, Callable[[pl.DataFrame, SourceSpec], tuple[pl.DataFrame, pl.DataFrame]]
+] = {
+    "json": _stage_json,
+    "csv": _stage_csv,
+    "series": _stage_series,
+}
+
 _TIME_PARSERS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
     "iso8601": lambda text: text.str.to_datetime(
         "%Y-%m-%dT%H:%M:%S%.f%#z", time_zone="UTC", time_unit="us", strict=False
@@ -256,7 +339,15 @@ _TIME_PARSERS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
 def _finish(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     """Fill unmapped fields, apply sentinels, parse the time; return exactly :data:`STAGED`."""
     missing = [pl.lit(None, pl.String()).alias(f) for f in TEXT_FIELDS if f not in spec.columns]
-    frame = frame.with_columns(missing)
+    subject = pl.col("subject").str.json_decode(
+        pl.Struct(dict.fromkeys(SUBJECT_FIELDS, pl.String()))
+    )
+    from_subject = [
+        subject.struct.field(p.removeprefix(SUBJECT_PREFIX)).alias(f)
+        for f, p in spec.columns.items()
+        if p.startswith(SUBJECT_PREFIX)
+    ]
+    frame = frame.with_columns(*missing, *from_subject)
     sentinels = [
         pl.when(pl.col(f).str.strip_chars().cast(pl.Float64(), strict=False) == float(value))
         .then(None)

@@ -76,9 +76,11 @@ create table quarantine (
     first_run_id varchar not null
 );
 
+-- mode: 'snapshot' (the listings) or 'history' (a daily-history backfill).
 create table runs (
     run_id varchar primary key,
     flow_run_id varchar,
+    mode varchar not null default 'snapshot',
     started_at timestamptz not null,
     finished_at timestamptz,
     status varchar not null,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,50 @@ def test_the_command_line_exits_non_zero_when_a_source_fails(
     assert "raw zone" in captured.err, "the message says where the payload was kept"
     kept = list((data_dir / "raw").glob("source=coinpaprika/**/*.parquet"))
     assert kept, "the drifted payload is in the raw zone"
+
+
+def test_a_history_backfill_loads_daily_closes_once(
+    prefect_api: str, overrides: None, data_dir: Path, demo_dir: Path
+) -> None:
+    ingest(replay_dir=str(demo_dir))
+    first = ingest(replay_dir=str(demo_dir), history=True)
+    assert first.status == "completed"
+    loaded = {r.source: r for r in first.results}
+    assert set(loaded) == {"coingecko", "coinpaprika", "csv"}, "CoinCap has no history endpoint"
+    assert loaded["coingecko"].inserted == loaded["coinpaprika"].inserted == 2 * 30
+    assert loaded["coingecko"].duplicates > 0, "the hourly points of the last days are folded"
+
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        history = con.execute(
+            """
+            select source, coin_id, count(*), count(distinct observed_at::date)
+            from quotes where kind = 'history' and source <> 'csv'
+            group by all order by all
+            """
+        ).fetchall()
+        assert history == [
+            ("coingecko", "btc-bitcoin", 30, 30),
+            ("coingecko", "eth-ethereum", 30, 30),
+            ("coinpaprika", "btc-bitcoin", 30, 30),
+            ("coinpaprika", "eth-ethereum", 30, 30),
+        ]
+        checkpoints = dict(
+            con.execute(
+                "select source || ':' || stream, position from checkpoints "
+                "where starts_with(stream, 'history:')"
+            ).fetchall()
+        )
+        yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+        assert checkpoints == {
+            "coingecko:history:bitcoin": yesterday,
+            "coingecko:history:ethereum": yesterday,
+            "coinpaprika:history:btc-bitcoin": yesterday,
+            "coinpaprika:history:eth-ethereum": yesterday,
+        }
+    finally:
+        con.close()
+
+    again = ingest(replay_dir=str(demo_dir), history=True)
+    for result in again.results:
+        assert (result.requests, result.fetched, result.inserted) == (0, 0, 0), result.source

@@ -42,6 +42,7 @@ def raw_rows(
             "record_index": list(range(first_index, first_index + n)),
             "record": records,
             "record_sha256": [hashlib.sha256(r.encode()).hexdigest() for r in records],
+            "subject": [None] * n,
         },
         schema=RAW_SCHEMA,
     ).with_columns(raw_file=pl.lit(raw_file))

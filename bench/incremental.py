@@ -1,0 +1,138 @@
+"""Re-run cost: the first load of a recording against a re-run over unchanged upstream data.
+
+    python -m bench.incremental [--quotes 1000000 | --replay DIR | --demo] [--repeat 3]
+
+``--replay DIR`` reuses a recording written by ``python -m bench.synthetic DIR --quotes N``
+(generating 1M quotes takes about two minutes).
+
+Each repeat builds a fresh data dir, loads the recording once (first load) and again (re-run),
+timing the flow's own steps without Prefect (extract from the replay into the raw zone,
+transform, resolve, load, publish): Prefect's overhead is measured separately. Prints medians
+with min/max, the ratio re-run / first load, and the rows the re-run wrote to the data tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.synthetic import bench_environment, universe_for, write_recording
+from flows.extract import extract
+from flows.load import load_source
+from flows.resolution import read_overrides
+from flows.transform import transform_raw_files
+from store import runs
+from store.connection import open_read_only, transaction, warehouse
+from store.snapshot import publish_snapshot
+
+DATA_TABLES = ("coins", "coin_source_ids", "quotes", "quarantine", "checkpoints")
+SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
+
+
+def table_rows(data_dir: Path) -> dict[str, int]:
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        return {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in DATA_TABLES}
+    finally:
+        con.close()
+
+
+RUN_COLUMNS = (
+    ("quotes", "run_id"),
+    ("coins", "created_by_run"),
+    ("coin_source_ids", "decided_by_run"),
+    ("quarantine", "first_run_id"),
+    ("checkpoints", "run_id"),
+)
+
+
+def changed_rows(data_dir: Path, run_id: str) -> int:
+    """Rows of the data tables a run inserted or rewrote (its run id is on every such row)."""
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        total = 0
+        for table, column in RUN_COLUMNS:
+            sql = f"select count(*) from {table} where {column} = ?"
+            total += con.execute(sql, [run_id]).fetchall()[0][0]
+        return total
+    finally:
+        con.close()
+
+
+def ingest_once(replay: Path, data_dir: Path, run_id: str) -> float:
+    overrides = read_overrides(Path("data/asset_overrides.csv"))
+    clock = time.perf_counter()
+    with warehouse(data_dir / "warehouse.duckdb") as con:
+        with transaction(con):
+            runs.start_run(
+                con, run_id=run_id, flow_run_id=None, started_at=datetime.now(UTC),
+                sources=list(SOURCES), replay_dir=str(replay),
+            )  # fmt: skip
+        for source in SOURCES:
+            extracted = extract(
+                source,
+                raw_root=data_dir / "raw",
+                run_id=run_id,
+                started_at=datetime.now(UTC),
+                replay_dir=replay,
+                csv_loaded=runs.checkpoints_of(con, "csv", prefix="file:"),
+            )
+            result = runs.SourceResult(run_id, source, "loaded", fetched=extracted.records)
+            validated = transform_raw_files(data_dir / "raw", extracted.raw_files)
+            load_source(con, validated, result, overrides, extracted.checkpoints)
+        runs.finish_run(con, run_id, "completed", None)
+        con.execute("checkpoint")
+    publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
+    return time.perf_counter() - clock
+
+
+def measure(replay: Path, repeat: int) -> None:
+    firsts, reruns, written = [], [], []
+    for i in range(repeat):
+        data_dir = Path(tempfile.mkdtemp(prefix="kasparro-bench-")) / "data"
+        firsts.append(ingest_once(replay, data_dir, f"first-{i}"))
+        before = table_rows(data_dir)
+        reruns.append(ingest_once(replay, data_dir, f"rerun-{i}"))
+        assert table_rows(data_dir) == before
+        written.append(changed_rows(data_dir, f"rerun-{i}"))
+        shutil.rmtree(data_dir.parent)
+    first, rerun = statistics.median(firsts), statistics.median(reruns)
+    print(f"quotes loaded:  {before['quotes']}")
+    print(f"first load:     median {first:.2f} s (min {min(firsts):.2f}, max {max(firsts):.2f})")
+    print(f"re-run:         median {rerun:.2f} s (min {min(reruns):.2f}, max {max(reruns):.2f})")
+    print(f"ratio:          re-run / first load = {rerun / first:.3f}")
+    print(f"rows written by the re-run to data tables: {max(written)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.incremental", description=__doc__)
+    parser.add_argument("--quotes", type=int, default=1_000_000)
+    parser.add_argument("--demo", action="store_true", help="use data/demo instead")
+    parser.add_argument("--replay", type=Path, help="use a recording from bench.synthetic")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.demo or args.replay:
+        os.environ.update(bench_environment(pages=100_000))
+        measure(args.replay or Path("data/demo"), args.repeat)
+        return
+    replay = Path(tempfile.mkdtemp(prefix="kasparro-replay-"))
+    moment = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    clock = time.perf_counter()
+    records = write_recording(replay, universe_for(args.quotes, moment), moment)
+    print(f"generated {records} records in {time.perf_counter() - clock:.1f} s")
+    os.environ.update(bench_environment(pages=100_000))
+    try:
+        measure(replay, args.repeat)
+    finally:
+        shutil.rmtree(replay)
+
+
+if __name__ == "__main__":
+    main()
