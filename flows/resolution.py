@@ -41,7 +41,7 @@ from pathlib import Path
 import polars as pl
 
 from flows.sources import SOURCE_NAMES
-from store.schema import COIN_SOURCE_IDS, COINS
+from store.schema import COIN_SOURCE_IDS, COINS, UTC_TIME
 
 logger = logging.getLogger(__name__)
 
@@ -196,28 +196,56 @@ def resolve(
         )
         .sort("_order", "source_asset_id")
     )
+    link = ["source", "source_asset_id"]
+    stored = stored_mappings.select(*link, "coin_id", "match_key")
+    # Known assets keep their coin: decided as a join, which is all a re-run ever needs.
+    sticky = assets.join(stored, on=link, how="inner")
+    _warn_ignored_overrides(sticky, overrides)
+    sticky_rows = sticky.select(
+        *link,
+        "coin_id",
+        "symbol",
+        "name",
+        "match_key",
+        method=pl.lit("sticky"),
+        confidence=pl.lit(1.0),
+        evidence=pl.lit("{}"),
+        first_seen_at="first_seen_at",
+        last_seen_at="last_seen_at",
+        last_snapshot_at=pl.lit(None, UTC_TIME),
+        decided_by_run=pl.lit(run_id),
+    )
+    fresh = assets.join(stored, on=link, how="anti").sort("_order", "source_asset_id")
+    if fresh.is_empty():
+        return Resolution(sticky_rows.cast(COIN_SOURCE_IDS), COINS.to_frame())
+
+    fresh = fresh.with_columns(
+        match_key=pl.struct("symbol", "name").map_elements(
+            lambda a: match_key(a["symbol"], a["name"]), return_dtype=pl.String()
+        ),
+        natural=pl.struct("symbol", "name").map_elements(
+            lambda a: natural_coin_id(a["symbol"], a["name"]), return_dtype=pl.String()
+        ),
+    )
+    # Only stored links that can bear on these assets: same keys, or coins they could join.
+    candidates = {*fresh["natural"].to_list(), *(o.coin_id for o in overrides.values())}
+    relevant = stored.filter(
+        pl.col("match_key").is_in(fresh["match_key"].unique().implode())
+        | pl.col("coin_id").is_in(pl.Series(list(candidates), dtype=pl.String()).implode())
+    )
     known = _Known(taken=set(stored_coin_ids))
-    stored: dict[tuple[str, str], str] = {}
-    for source, asset, coin, key in stored_mappings.select(
-        "source", "source_asset_id", "coin_id", "match_key"
-    ).iter_rows():
-        stored[(source, asset)] = coin
+    for source, _, coin, key in relevant.iter_rows():
         known.add(coin, source, key)
 
     mappings: list[dict[str, object]] = []
     new_coins: list[dict[str, object]] = []
-    for source, asset, symbol, name, first_seen, last_seen, _ in assets.iter_rows():
-        key = match_key(symbol, name)
+    for row in fresh.iter_rows(named=True):
+        source, asset, symbol, name, key = (
+            row["source"], row["source_asset_id"], row["symbol"], row["name"], row["match_key"]
+        )  # fmt: skip
         evidence: dict[str, object] = {"symbol": symbol, "name": name, "match_key": key}
         override = overrides.get((source, asset))
-        if (source, asset) in stored:
-            coin, method = stored[(source, asset)], "sticky"
-            if override and override.coin_id != coin:
-                logger.warning(
-                    "override %s/%s -> %s ignored: the asset is already mapped to %s and mappings "
-                    "are sticky", source, asset, override.coin_id, coin,
-                )  # fmt: skip
-        elif override:
+        if override:
             coin, method = override.coin_id, "override"
             evidence |= {"override_line": override.line, "note": override.note}
         else:
@@ -231,7 +259,7 @@ def resolve(
                     "coin_id": coin,
                     "symbol": symbol,
                     "name": name,
-                    "first_seen_at": first_seen,
+                    "first_seen_at": row["first_seen_at"],
                     "created_by_run": run_id,
                 }
             )
@@ -247,13 +275,26 @@ def resolve(
                 "method": method,
                 "confidence": CONFIDENCE.get(method, 1.0),
                 "evidence": json.dumps(evidence, ensure_ascii=False, sort_keys=True),
-                "first_seen_at": first_seen,
-                "last_seen_at": last_seen,
+                "first_seen_at": row["first_seen_at"],
+                "last_seen_at": row["last_seen_at"],
                 "last_snapshot_at": None,
                 "decided_by_run": run_id,
             }
         )
+    decided = pl.DataFrame(mappings, schema=COIN_SOURCE_IDS)
     return Resolution(
-        mappings=pl.DataFrame(mappings, schema=COIN_SOURCE_IDS),
+        mappings=pl.concat([sticky_rows.cast(COIN_SOURCE_IDS), decided]),
         new_coins=pl.DataFrame(new_coins, schema=COINS),
     )
+
+
+def _warn_ignored_overrides(
+    sticky: pl.DataFrame, overrides: dict[tuple[str, str], Override]
+) -> None:
+    for source, asset, coin in sticky.select("source", "source_asset_id", "coin_id").iter_rows():
+        override = overrides.get((source, asset))
+        if override and override.coin_id != coin:
+            logger.warning(
+                "override %s/%s -> %s ignored: the asset is already mapped to %s and mappings "
+                "are sticky", source, asset, override.coin_id, coin,
+            )  # fmt: skip

@@ -182,31 +182,37 @@ def refresh_coins(
     its earliest asset, so a coin reads the same whichever source happened to found it."""
     if not coin_ids:
         return
-    con.execute(
-        """
-        with assets as (
-            select *
-            from coin_source_ids
-            where list_contains(?, coin_id)
-        ),
-        best as (
-            select
-                coin_id,
-                arg_min(symbol, (list_position(?, source), source_asset_id)) as symbol,
-                arg_min(name, (list_position(?, source), source_asset_id)) as name,
-                min(first_seen_at) as first_seen_at
-            from assets
-            group by coin_id
-        )
-        update coins
-        set symbol = best.symbol, name = best.name, first_seen_at = best.first_seen_at
-        from best
-        where coins.coin_id = best.coin_id
-            and (
-                coins.symbol is distinct from best.symbol
-                or coins.name is distinct from best.name
-                or coins.first_seen_at is distinct from best.first_seen_at
-            )
-        """,
-        [coin_ids, source_order, source_order],
+    con.register(
+        "touched_coins", pl.DataFrame({"coin_id": coin_ids}, schema={"coin_id": pl.String()})
     )
+    try:
+        con.execute(
+            """
+            with assets as (
+                select a.*
+                from coin_source_ids as a
+                semi join touched_coins as t using (coin_id)
+            ),
+            best as (
+                select
+                    coin_id,
+                    arg_min(symbol, (list_position(?, source), source_asset_id)) as symbol,
+                    arg_min(name, (list_position(?, source), source_asset_id)) as name,
+                    min(first_seen_at) as first_seen_at
+                from assets
+                group by coin_id
+            )
+            update coins
+            set symbol = best.symbol, name = best.name, first_seen_at = best.first_seen_at
+            from best
+            where coins.coin_id = best.coin_id
+                and (
+                    coins.symbol is distinct from best.symbol
+                    or coins.name is distinct from best.name
+                    or coins.first_seen_at is distinct from best.first_seen_at
+                )
+            """,
+            [source_order, source_order],
+        )
+    finally:
+        con.unregister("touched_coins")
