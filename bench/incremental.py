@@ -118,9 +118,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--replay", type=Path, help="use a recording from bench.synthetic")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.demo or args.replay:
+    if args.demo:
+        measure(Path("data/demo"), args.repeat)
+        return
+    if args.replay:
         os.environ.update(bench_environment(pages=100_000))
-        measure(args.replay or Path("data/demo"), args.repeat)
+        measure(args.replay, args.repeat)
         return
     replay = Path(tempfile.mkdtemp(prefix="kasparro-replay-"))
     moment = datetime(2026, 11, 24, 12, tzinfo=UTC)
