@@ -122,21 +122,35 @@ def finish_run(
     )
 
 
-def advance_checkpoint(
-    con: duckdb.DuckDBPyConnection, *, source: str, stream: str, position: str, run_id: str
+def _write_checkpoint(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source: str,
+    stream: str,
+    position: str,
+    run_id: str,
+    moves_when: str,
 ) -> None:
-    """Move a checkpoint forward; an older or equal position leaves it as it is."""
     con.execute(
-        """
+        f"""
         insert into checkpoints (source, stream, position, run_id, updated_at)
         values (?, ?, ?, ?, ?)
         on conflict (source, stream) do update set
             position = excluded.position,
             run_id = excluded.run_id,
             updated_at = excluded.updated_at
-        where excluded.position > checkpoints.position
+        where excluded.position {moves_when} checkpoints.position
         """,
         [source, stream, position, run_id, datetime.now(UTC)],
+    )
+
+
+def advance_checkpoint(
+    con: duckdb.DuckDBPyConnection, *, source: str, stream: str, position: str, run_id: str
+) -> None:
+    """Move an ordered checkpoint forward; an older or equal position leaves it as it is."""
+    _write_checkpoint(
+        con, source=source, stream=stream, position=position, run_id=run_id, moves_when=">"
     )
 
 
@@ -144,17 +158,8 @@ def set_checkpoint(
     con: duckdb.DuckDBPyConnection, *, source: str, stream: str, position: str, run_id: str
 ) -> None:
     """Record a checkpoint that is not ordered (a file's sha256): the latest load wins."""
-    con.execute(
-        """
-        insert into checkpoints (source, stream, position, run_id, updated_at)
-        values (?, ?, ?, ?, ?)
-        on conflict (source, stream) do update set
-            position = excluded.position,
-            run_id = excluded.run_id,
-            updated_at = excluded.updated_at
-        where excluded.position <> checkpoints.position
-        """,
-        [source, stream, position, run_id, datetime.now(UTC)],
+    _write_checkpoint(
+        con, source=source, stream=stream, position=position, run_id=run_id, moves_when="<>"
     )
 
 

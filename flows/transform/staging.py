@@ -169,6 +169,23 @@ def _envelopes(
     ), broken
 
 
+def _split_drifted(
+    frame: pl.DataFrame, details: dict[int, str], spec: SourceSpec
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows that mapped, and the ``_row``s named in ``details`` as schema-drift rejects."""
+    is_bad = pl.col("_row").is_in(list(details))
+    bad_rows = frame.filter(is_bad).sort("_row")
+    rejected = _reject(
+        bad_rows,
+        "schema_drift",
+        [
+            f"record does not match the documented {spec.title} shape: {details[row]}"
+            for row in bad_rows["_row"].to_list()
+        ],
+    )
+    return frame.filter(~is_bad), rejected
+
+
 def _stage_json(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
     record_paths = {
         f: p.split(".")
@@ -190,17 +207,7 @@ def _stage_json(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl
         *[_field("_decoded", path).alias(f) for f, path in record_paths.items()],
         *[pl.col("_envelope").struct.field(key).alias(f) for f, key in envelope_keys.items()],
     )
-    is_bad = pl.col("_row").is_in(list(details))
-    bad_rows = frame.filter(is_bad).sort("_row")
-    rejected = _reject(
-        bad_rows,
-        "schema_drift",
-        [
-            f"record does not match the documented {spec.title} shape: {details[row]}"
-            for row in bad_rows["_row"].to_list()
-        ],
-    )
-    return frame.filter(~is_bad), rejected
+    return _split_drifted(frame, details, spec)
 
 
 # --- series ------------------------------------------------------------------------------------
@@ -237,17 +244,7 @@ def _stage_series(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, 
             frame = frame.join(points, on=["envelope", time_field], how="left", nulls_equal=True)
         for row in frame.filter(pl.col("envelope").is_in(broken))["_row"].to_list():
             details.setdefault(row, f"the response envelope lacks readable {list(series.values())}")
-    is_bad = pl.col("_row").is_in(list(details))
-    bad_rows = frame.filter(is_bad).sort("_row")
-    rejected = _reject(
-        bad_rows,
-        "schema_drift",
-        [
-            f"record does not match the documented {spec.title} shape: {details[row]}"
-            for row in bad_rows["_row"].to_list()
-        ],
-    )
-    return frame.filter(~is_bad), rejected
+    return _split_drifted(frame, details, spec)
 
 
 # --- CSV ---------------------------------------------------------------------------------------
