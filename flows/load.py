@@ -33,10 +33,13 @@ def load_source(
     result: runs.SourceResult,
     overrides: dict[tuple[str, str], Override],
     checkpoints: Mapping[str, str] | None = None,
+    *,
+    ledger: bool = True,
 ) -> Resolution:
     """Merge ``validated`` and record ``result`` (filled in with the counts) atomically, with the
     source's checkpoints: the latest observation loaded (stream ``quotes``) and ``checkpoints``
-    (stream -> position, e.g. a CSV file's sha256)."""
+    (stream -> position, e.g. a CSV file's sha256). ``ledger=False`` (a rebuild loading many
+    runs at once) leaves the run ledger alone."""
     clock = time.perf_counter()
     with transaction(con):
         resolution = resolve(
@@ -76,9 +79,10 @@ def load_source(
         result.duplicates = validated.duplicates
         result.inserted, result.updated = counts.inserted, counts.updated
         result.unchanged = delivered.height - counts.inserted - counts.updated
-        result.seen = _seen(delivered)
         result.load_seconds = time.perf_counter() - clock
-        runs.record_source(con, result)
+        if ledger:
+            result.seen = _seen(delivered)
+            runs.record_source(con, result)
         fault_point("before_commit", source=result.source)
     return resolution
 
@@ -97,7 +101,9 @@ def _with_coin_ids(quotes: pl.DataFrame, resolution: Resolution) -> pl.DataFrame
 def _newer_than_stored(
     con: duckdb.DuckDBPyConnection, source: str, quotes: pl.DataFrame
 ) -> pl.DataFrame:
-    """The rows worth merging: history rows, and snapshot rows newer than the stored newest."""
+    """The rows worth merging: history rows, and snapshot rows newer than the newest stored for
+    their asset and than any an earlier run of the batch delivered (a rebuild loads many runs
+    at once, and must decide as those runs did, one after the other)."""
     stored = con.execute(
         """
         select source_asset_id, last_snapshot_at
@@ -106,17 +112,22 @@ def _newer_than_stored(
         """,
         [source],
     ).pl()
-    if stored.is_empty():
-        return quotes
-    return (
-        quotes.join(stored, on="source_asset_id", how="left")
-        .filter(
-            (pl.col("kind") != "snapshot")
-            | pl.col("last_snapshot_at").is_null()
-            | (pl.col("observed_at") > pl.col("last_snapshot_at"))
-        )
+    snapshots = quotes.filter(pl.col("kind") == "snapshot")
+    earlier_runs = (
+        snapshots.group_by("source_asset_id", "run_id")
+        .agg(pl.col("observed_at").max().alias("run_newest"))
+        .sort("source_asset_id", "run_id")
+        .with_columns(before=pl.col("run_newest").cum_max().shift(1).over("source_asset_id"))
+        .drop("run_newest")
+    )
+    threshold = pl.max_horizontal("before", "last_snapshot_at")
+    newer = (
+        snapshots.join(earlier_runs, on=["source_asset_id", "run_id"], how="left")
+        .join(stored, on="source_asset_id", how="left")
+        .filter(threshold.is_null() | (pl.col("observed_at") > threshold))
         .select(QUOTES.names())
     )
+    return pl.concat([newer, quotes.filter(pl.col("kind") != "snapshot")])
 
 
 def _with_snapshot_times(mappings: pl.DataFrame, fresh: pl.DataFrame) -> pl.DataFrame:

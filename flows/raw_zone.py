@@ -223,20 +223,18 @@ def stored_page(
     )
 
 
-def _conform(frame: pl.DataFrame) -> pl.DataFrame:
-    missing = [
-        pl.lit(None, dtype).alias(c) for c, dtype in RAW_SCHEMA.items() if c not in frame.columns
-    ]
-    return frame.with_columns(missing).select(RAW_SCHEMA.names())
-
-
 def read_raw(raw_root: Path, files: Iterable[str]) -> pl.DataFrame:
-    """Rows of the given raw files, each tagged with ``raw_file`` (its relative path)."""
-    # Files written before a column was added read as null in it.
-    frames = [
-        _conform(pl.read_parquet(raw_root / relative)).with_columns(raw_file=pl.lit(relative))
-        for relative in files
-    ]
-    if not frames:
+    """Rows of the given raw files, each tagged with ``raw_file`` (its relative path). Files
+    written before a column was added read as null in it."""
+    relative = list(files)
+    if not relative:
         return pl.DataFrame(schema={**RAW_SCHEMA, "raw_file": pl.String()})
-    return pl.concat(frames, how="vertical")
+    prefix = f"{raw_root.resolve()}/"
+    frame = pl.scan_parquet(
+        [raw_root.resolve() / f for f in relative],
+        schema=RAW_SCHEMA,
+        missing_columns="insert",
+        include_file_paths="raw_file",
+        hive_partitioning=False,
+    )
+    return frame.with_columns(pl.col("raw_file").str.strip_prefix(prefix)).collect()

@@ -1,15 +1,19 @@
 """``kasparro rebuild --from-raw``: re-derive the warehouse from the raw zone.
 
-Every run's raw files are replayed in run order (run ids sort by start time), each run's sources
-in source order, through the same staging, validation, resolution and loads as the flow, with
-today's rules and overrides: the way to apply a changed resolution rule to all history. Of a page
-fetched twice by retries, the last attempt is the one a run loaded, so it is the one replayed;
-files that could never be loaded (an unreadable CSV, an unsplittable page) are skipped as they
-were then.
+Every run's raw files are replayed through the same staging, validation, resolution and loads as
+the flow, with today's rules and overrides: the way to apply a changed resolution rule to all
+history. Of a page fetched twice by retries, the last attempt is the one a run loaded, so it is
+the one replayed; what could never be loaded (an unreadable CSV, an unsplittable page) is skipped
+as it was then.
+
+For speed, a source's consecutive runs are loaded together, up to ``rows_per_chunk`` raw rows at
+a time (memory stays bounded however long the history): the loader decides as those runs did one
+after the other (a snapshot record counts only if newer than what earlier runs delivered), and
+resolution does not depend on order, so the tables come out as run-by-run loading made them.
 
 The new warehouse is built beside the old one and swapped in atomically (the old one is kept as
 ``warehouse.duckdb.bak``); the old one stays locked meanwhile, so no ingest writes during the
-rebuild. The run ledger and the CSV file checkpoints are carried over.
+rebuild. The run ledger and every checkpoint but the ``quotes`` high-water marks are carried over.
 """
 
 from __future__ import annotations
@@ -22,18 +26,19 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from flows import raw_zone
 from flows.load import load_source
 from flows.resolution import Override
 from flows.sources import SOURCE_NAMES
-from flows.sources.csv_files import UNREADABLE
 from flows.transform import transform_raw_files
 from store import runs
 from store.connection import open_warehouse, transaction
 from store.snapshot import Published, publish_snapshot
 
 _RAW_PATH = re.compile(r"^source=(?P<source>[^/]+)/date=[^/]+/run=(?P<run>[^/]+)/(?P<file>[^/]+)$")
+ROWS_PER_CHUNK = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,16 @@ class RawBatch:
     run_id: str
     source: str
     files: list[str]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive runs of one source, loaded together."""
+
+    source: str
+    run_ids: list[str]
+    files: list[str]
+    rows: int
 
 
 def raw_batches(raw_root: Path) -> list[RawBatch]:
@@ -52,9 +67,8 @@ def raw_batches(raw_root: Path) -> list[RawBatch]:
         if not where or not name:
             continue
         key = (where["run"], where["source"], name[0])
-        attempt = name[1]
-        if key not in latest or latest[key][0] < attempt:
-            latest[key] = (attempt, relative)
+        if key not in latest or latest[key][0] < name[1]:
+            latest[key] = (name[1], relative)
     grouped: dict[tuple[str, str], list[str]] = {}
     for (run_id, source, _), (_, relative) in latest.items():
         grouped.setdefault((run_id, source), []).append(relative)
@@ -67,20 +81,35 @@ def raw_batches(raw_root: Path) -> list[RawBatch]:
     ]
 
 
-def _loadable(raw_root: Path, files: list[str]) -> list[str]:
-    keep = []
-    for relative in files:
-        head = pl.read_parquet(raw_root / relative, columns=["endpoint", "record"], n_rows=1)
-        if head.height and head["endpoint"][0] != UNREADABLE and head["record"][0] is not None:
-            keep.append(relative)
-    return keep
+def chunks(raw_root: Path, batches: list[RawBatch], rows_per_chunk: int) -> list[Chunk]:
+    """Per source in source order, its runs in run order, cut every ``rows_per_chunk`` rows."""
+    order = {name: i for i, name in enumerate(SOURCE_NAMES)}
+    planned: list[Chunk] = []
+    for source in sorted({b.source for b in batches}, key=lambda s: order.get(s, len(order))):
+        current = Chunk(source, [], [], 0)
+        for batch in (b for b in batches if b.source == source):
+            rows = sum(pq.read_metadata(raw_root / f).num_rows for f in batch.files)
+            if current.run_ids and current.rows + rows > rows_per_chunk:
+                planned.append(current)
+                current = Chunk(source, [], [], 0)
+            current = Chunk(
+                source,
+                [*current.run_ids, batch.run_id],
+                [*current.files, *batch.files],
+                current.rows + rows,
+            )
+        if current.run_ids:
+            planned.append(current)
+    return planned
 
 
 def rebuild_from_raw(
     data_dir: Path,
     overrides: dict[tuple[str, str], Override],
     *,
-    on_batch: Callable[[RawBatch, runs.SourceResult], None] | None = None,
+    rows_per_chunk: int = ROWS_PER_CHUNK,
+    planned: list[Chunk] | None = None,
+    on_chunk: Callable[[Chunk, runs.SourceResult], None] | None = None,
 ) -> Published:
     """Rebuild ``data_dir/warehouse.duckdb`` from ``data_dir/raw`` and publish the snapshot."""
     warehouse_path, raw_root = data_dir / "warehouse.duckdb", data_dir / "raw"
@@ -89,20 +118,17 @@ def rebuild_from_raw(
     old = open_warehouse(warehouse_path)  # held: no ingest may write while we rebuild
     try:
         ledger = {t: old.sql(f"select * from {t}").pl() for t in ("runs", "run_sources")}
-        csv_checkpoints = old.sql(
-            "select * from checkpoints where starts_with(stream, 'file:')"
-        ).pl()
+        kept_checkpoints = old.sql("select * from checkpoints where stream <> 'quotes'").pl()
         fresh = open_warehouse(fresh_path)
         try:
-            for batch in raw_batches(raw_root):
-                result = runs.SourceResult(batch.run_id, batch.source, "loaded")
-                files = _loadable(raw_root, batch.files)
-                if files:
-                    load_source(fresh, transform_raw_files(raw_root, files), result, overrides)
-                if on_batch:
-                    on_batch(batch, result)
+            for chunk in planned or chunks(raw_root, raw_batches(raw_root), rows_per_chunk):
+                result = runs.SourceResult(chunk.run_ids[0], chunk.source, "loaded")
+                validated = transform_raw_files(raw_root, chunk.files)
+                load_source(fresh, validated, result, overrides, ledger=False)
+                if on_chunk:
+                    on_chunk(chunk, result)
             with transaction(fresh):
-                _carry_over(fresh, ledger, csv_checkpoints)
+                _carry_over(fresh, ledger, kept_checkpoints)
             fresh.execute("checkpoint")
         finally:
             fresh.close()
@@ -118,24 +144,15 @@ def rebuild_from_raw(
 def _carry_over(
     con: duckdb.DuckDBPyConnection,
     ledger: dict[str, pl.DataFrame],
-    csv_checkpoints: pl.DataFrame,
+    checkpoints: pl.DataFrame,
 ) -> None:
-    """The old ledger and CSV checkpoints; run_sources rows the rebuild wrote win (their counts
-    describe the rebuilt data)."""
+    """The old run ledger and the checkpoints a replay cannot derive (CSV files, history)."""
     con.register("old_runs", ledger["runs"])
     con.register("old_run_sources", ledger["run_sources"])
-    con.register("old_checkpoints", csv_checkpoints)
+    con.register("old_checkpoints", checkpoints)
     try:
         con.execute("insert or replace into runs select * from old_runs")
-        con.execute(
-            """
-            insert into run_sources
-            select o.*
-            from old_run_sources as o
-            anti join run_sources as n
-                on n.run_id = o.run_id and n.source = o.source
-            """
-        )
+        con.execute("insert or replace into run_sources select * from old_run_sources")
         con.execute("insert or replace into checkpoints select * from old_checkpoints")
     finally:
         for name in ("old_runs", "old_run_sources", "old_checkpoints"):

@@ -190,6 +190,7 @@ def resolve(
             pl.col("name").last(),
             pl.col("observed_at").min().alias("first_seen_at"),
             pl.col("observed_at").max().alias("last_seen_at"),
+            pl.col("run_id").min().alias("first_run"),
         )
         .with_columns(
             _order=pl.col("source").replace_strict(SOURCE_ORDER, default=len(SOURCE_ORDER))
@@ -260,7 +261,7 @@ def resolve(
                     "symbol": symbol,
                     "name": name,
                     "first_seen_at": row["first_seen_at"],
-                    "created_by_run": run_id,
+                    "created_by_run": row["first_run"] or run_id,
                 }
             )
         known.add(coin, source, key)
@@ -278,7 +279,7 @@ def resolve(
                 "first_seen_at": row["first_seen_at"],
                 "last_seen_at": row["last_seen_at"],
                 "last_snapshot_at": None,
-                "decided_by_run": run_id,
+                "decided_by_run": row["first_run"] or run_id,
             }
         )
     decided = pl.DataFrame(mappings, schema=COIN_SOURCE_IDS)

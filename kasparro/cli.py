@@ -89,7 +89,7 @@ def _record(args: argparse.Namespace) -> int:
 def _rebuild(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from flows.rebuild import RawBatch, raw_batches, rebuild_from_raw
+    from flows.rebuild import ROWS_PER_CHUNK, Chunk, chunks, raw_batches, rebuild_from_raw
     from flows.resolution import read_overrides
     from flows.settings import get_ingest_settings
     from store.runs import SourceResult
@@ -101,21 +101,25 @@ def _rebuild(args: argparse.Namespace) -> int:
         print(f"republished {published.path} ({published.bytes} bytes) in {published.seconds:.2f}s")
         return 0
     batches = raw_batches(store.raw_dir)
+    planned = chunks(store.raw_dir, batches, ROWS_PER_CHUNK)
+    total_rows = sum(c.rows for c in planned)
     overrides = read_overrides(get_ingest_settings().overrides_file)
     with Progress() as progress:
-        bar = progress.add_task("rebuilding from the raw zone", total=len(batches))
+        bar = progress.add_task("rebuilding from the raw zone", total=total_rows)
 
-        def advance(batch: RawBatch, result: SourceResult) -> None:
+        def advance(chunk: Chunk, result: SourceResult) -> None:
             progress.update(
                 bar,
-                advance=1,
-                description=f"run {batch.run_id} {batch.source}: {result.inserted} inserted",
+                advance=chunk.rows,
+                description=f"{chunk.source}, {len(chunk.run_ids)} run(s): "
+                f"{result.inserted} inserted",
             )
 
-        published = rebuild_from_raw(store.data_dir, overrides, on_batch=advance)
+        published = rebuild_from_raw(store.data_dir, overrides, planned=planned, on_chunk=advance)
     print(
-        f"rebuilt {store.warehouse_path} from {len(batches)} raw batches (previous warehouse kept "
-        f"as {store.warehouse_path.name}.bak); published {published.path}"
+        f"rebuilt {store.warehouse_path} from {total_rows} raw rows of {len(batches)} "
+        f"(run, source) batches (previous warehouse kept as {store.warehouse_path.name}.bak); "
+        f"published {published.path}"
     )
     return 0
 

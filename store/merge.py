@@ -73,6 +73,13 @@ def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeC
             """
         ).fetchall()[0]
         assignments = ", ".join(f"{c} = s.{c}" for c in (*QUOTES_VALUES, *QUOTES_LINEAGE))
+        if inserted == total:
+            # Nothing to match (a first load, a fresh snapshot): a plain append does the same
+            # faster than a MERGE.
+            con.execute(
+                f"insert into quotes ({_columns(QUOTES)}) select {_columns(QUOTES)} from stage_quotes"
+            )
+            return MergeCounts(inserted, 0, 0)
         con.execute(
             f"""
             merge into quotes as t

@@ -199,7 +199,11 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
             _to_quarantine(conflicts),
         ],
         how="vertical",
-    ).unique(subset=list(QUARANTINE_KEY), keep="first", maintain_order=True)
+    )
+    # The earliest run to hold a bad record is the one that quarantined it.
+    quarantine = quarantine.sort("raw_file", "raw_record").unique(
+        subset=list(QUARANTINE_KEY), keep="first", maintain_order=True
+    )
     quotes = kept.select(VALIDATED.names()).cast(VALIDATED)
     return Validated(quotes, quarantine, duplicates + staged.folded)
 
@@ -219,8 +223,16 @@ def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _dedupe(quotes: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Keep the last delivery of each observation; report conflicting earlier ones."""
-    key = list(NATURAL_KEY)
+    """Keep the last delivery of each observation within a run; report conflicting earlier ones.
+
+    Deliveries by different runs (a rebuild validates many runs at once) are all kept: which one
+    counts is the loader's decision, run by run, as when they were first loaded."""
+    key = [*NATURAL_KEY, "run_id"]
+    if not quotes.select(pl.struct(key).is_duplicated().any()).item():
+        no_conflicts = quotes.clear().with_columns(
+            reason=pl.lit(None, pl.String()), detail=pl.lit(None, pl.String())
+        )
+        return quotes, no_conflicts, 0
     ordered = quotes.sort("raw_file", "raw_record")
     is_last = pl.int_range(pl.len()).over(key) == pl.len().over(key) - 1
     kept = ordered.filter(is_last)

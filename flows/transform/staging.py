@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from flows.sources import spec_for
-from flows.sources.csv_files import tokenize
+from flows.sources.csv_files import UNREADABLE, tokenize
 from flows.sources.spec import (
     CANONICAL_FIELDS,
     ENVELOPE_PREFIX,
@@ -72,7 +72,10 @@ class Staged:
 
 def stage(raw: pl.DataFrame) -> Staged:
     """Stage raw-zone rows of any mix of sources and endpoints."""
-    records = raw.filter(pl.col("record").is_not_null()).rename({"record_index": "raw_record"})
+    # A CSV file that could never be loaded is kept in the raw zone, never staged.
+    records = raw.filter(
+        pl.col("record").is_not_null() & (pl.col("endpoint") != UNREADABLE)
+    ).rename({"record_index": "raw_record"})
     rows: list[pl.DataFrame] = [STAGED.to_frame()]
     rejected: list[pl.DataFrame] = [REJECTED.to_frame()]
     folded = 0
@@ -132,11 +135,25 @@ def _field(column: str, path: list[str]) -> pl.Expr:
     return expr
 
 
+DECODE_SLICE = 25_000
+"""Rows per parallel JSON-decoding slice: ``str.json_decode`` runs on one core, slices on all."""
+
+
+def _decode_in_parallel(texts: pl.Series, dtype: pl.DataType) -> pl.Series:
+    slices = [
+        pl.LazyFrame({"t": texts.slice(start, DECODE_SLICE)}).select(
+            pl.col("t").str.json_decode(dtype)
+        )
+        for start in range(0, max(len(texts), 1), DECODE_SLICE)
+    ]
+    return pl.concat(pl.collect_all(slices))["t"]
+
+
 def _decode(texts: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int], list[str]]:
     """Decode every text; on failure find the offending rows one by one (the slow path runs
     only when a payload drifted)."""
     try:
-        return texts.str.json_decode(dtype), [], []
+        return _decode_in_parallel(texts, dtype), [], []
     except pl.exceptions.ComputeError:
         pass
     bad: list[int] = []
@@ -148,7 +165,7 @@ def _decode(texts: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int],
             bad.append(i)
             errors.append(str(exc).splitlines()[0])
     good = texts.clear() if len(bad) == len(texts) else texts.scatter(bad, None)
-    return good.str.json_decode(dtype), bad, errors
+    return _decode_in_parallel(good, dtype), bad, errors
 
 
 def _envelopes(

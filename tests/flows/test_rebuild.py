@@ -63,7 +63,10 @@ def history(tmp_path: Path, demo_dir: Path) -> Path:
     return data_dir
 
 
-def test_rebuilding_from_the_raw_zone_gives_the_same_warehouse(history: Path) -> None:
+@pytest.mark.parametrize("rows_per_chunk", [1_000_000, 300])
+def test_rebuilding_from_the_raw_zone_gives_the_same_warehouse(
+    history: Path, rows_per_chunk: int
+) -> None:
     before = snapshot(history)
     batches = raw_batches(history / "raw")
     assert [(b.run_id[-6:], b.source) for b in batches][:4] == [
@@ -72,7 +75,7 @@ def test_rebuilding_from_the_raw_zone_gives_the_same_warehouse(history: Path) ->
         ("aaaaaa", "coincap"),
         ("aaaaaa", "csv"),
     ]
-    rebuild_from_raw(history, read_overrides(OVERRIDES))
+    rebuild_from_raw(history, read_overrides(OVERRIDES), rows_per_chunk=rows_per_chunk)
     assert snapshot(history) == before
     assert (history / "warehouse.duckdb.bak").exists()
     assert not (history / "warehouse.rebuild.duckdb").exists()
