@@ -56,6 +56,16 @@ fmt: $(STAMP) ## Format and auto-fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+.PHONY: bench
+bench: $(STAMP) ## Quick benchmarks: 100k and 1M quotes (~5 min once inputs are cached); appended to docs/benchmarks.md
+	$(UV) sync --locked --group bench --python $(PYTHON)
+	$(BIN)/python -m bench.run
+
+.PHONY: bench-full
+bench-full: $(STAMP) ## Full benchmarks: 1M and 10M quotes (generating 10M takes ~20 min, once)
+	$(UV) sync --locked --group bench --python $(PYTHON)
+	$(BIN)/python -m bench.run --full
+
 .PHONY: clean
 clean: ## Remove the environments and local runtime data
-	rm -rf $(VENV) .tools data/local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools data/local .pytest_cache .mypy_cache .ruff_cache .bench-cache

@@ -94,15 +94,17 @@ def write_raw_zone(
     *,
     quotes: int,
     assets: int = 10_000,
+    first_capture: datetime = FIRST_CAPTURE,
     progress: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Write about ``quotes`` records as hourly runs; return the run ids, oldest first."""
+    """Write about ``quotes`` records as hourly runs from ``first_capture``; return the run ids,
+    oldest first."""
     universe = build_universe(synthetic=assets, seed=SEED, as_of=FIRST_CAPTURE, coverage=COVERAGE)
     per_run = sum(1 for s in ("coingecko", "coinpaprika", "coincap") for _ in universe.listed_on(s))
     run_ids = []
     written = 0
     for hour in range(math.ceil(quotes / per_run)):
-        moment = FIRST_CAPTURE + timedelta(hours=hour)
+        moment = first_capture + timedelta(hours=hour)
         run_id = f"{moment:%Y%m%dT%H%M%SZ}-bench{hour:05d}"
         for page in _pages(universe, moment):
             written += raw_zone.write_page(raw_root, run_id, moment, page).records

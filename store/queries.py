@@ -157,11 +157,18 @@ def quotes(
     return _frame(
         cur,
         f"""
+        with page as (
+            -- Pick the page first, format it after: rendering money as text for every
+            -- candidate row would cost more than the sort.
+            select *
+            from quotes as q
+            {where}
+            order by q.observed_at {direction}, q.coin_id {direction}, q.source {direction}
+            limit ? offset ?
+        )
         select {columns}
-        from quotes as q
-        {where}
+        from page as q
         order by q.observed_at {direction}, q.coin_id {direction}, q.source {direction}
-        limit ? offset ?
         """,
         [*params, limit, offset],
     )
