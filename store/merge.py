@@ -76,9 +76,8 @@ def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeC
         if inserted == total:
             # Nothing to match (a first load, a fresh snapshot): a plain append does the same
             # faster than a MERGE.
-            con.execute(
-                f"insert into quotes ({_columns(QUOTES)}) select {_columns(QUOTES)} from stage_quotes"
-            )
+            columns = _columns(QUOTES)
+            con.execute(f"insert into quotes ({columns}) select {columns} from stage_quotes")
             return MergeCounts(inserted, 0, 0)
         con.execute(
             f"""
