@@ -9,7 +9,11 @@ request with the body exactly as served (see ``flows.sources.replay``)::
 
     coingecko/coins_markets/page-0001.json   250 records (per_page=250)
     coingecko/coins_markets/page-0002.json   50 records, the first repeating page 1's last
+    coingecko/coins_list.json                every CoinGecko coin with its contract addresses
+                                             (include_platform=true), two not in the markets
     coinpaprika/tickers.json                 293 records, unpaged
+    coinpaprika/contracts/<platform>.json    token contract addresses per platform of the
+                                             crosswalk (flows/sources/platforms.csv)
     coincap/assets/page-0001.json            100 records (limit=100)
     coincap/assets/page-0002.json            100 records
     coincap/assets/page-0003.json            81 records
@@ -39,6 +43,12 @@ Identity
     (universe-token / uni-universe-token / universe-token, ~0.0184 USD); WETH = Wrapped Ether
     (weth / weth-weth / weth, ~3050 USD) and Arbitrum Bridged WETH (coingecko
     arbitrum-bridged-weth, coinpaprika weth-arbitrum-bridged-weth, not on CoinCap, ~3045 USD).
+
+Contracts (identity evidence)
+  * Ethereum tokens carry their real ERC-20 address in all three sources: CoinCap through its
+    explorer URL (BNB's mixed-case, 0xB8c77482...), CoinGecko and CoinPaprika through their
+    contract listings. USDC also has Arbitrum and Solana addresses on CoinGecko; Arbitrum
+    Bridged WETH has its own Arbitrum address (0x82af4944...) on CoinGecko and CoinPaprika.
 
 Unicode names
   * coincap cardano is named "Cardano\\u200b" (zero-width space; the other sources: "Cardano").
@@ -85,6 +95,7 @@ CSV
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -115,6 +126,7 @@ from bench.payloads import (
     new_asset,
     slug,
 )
+from flows.sources.platforms import platforms
 
 SEED = 20261124
 CAPTURE = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -244,6 +256,60 @@ def coincap_bodies(universe: Universe) -> list[bytes]:
     return list(coincap_pages(records, LIMIT, CAPTURE))
 
 
+EXTRA_CONTRACTS: dict[str, dict[str, str]] = {
+    "usd-coin": {
+        "arbitrum": "0xaf88d065e77c8cc2239327c5edb3a432268e5831",
+        "solana": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+    },
+    "arbitrum-bridged-weth": {"arbitrum": "0x82af49447d8a07e3bd95bd0d56f35241523fbab1"},
+    "universe-token": {"ethereum": "0x" + hashlib.sha256(b"universe-token").hexdigest()[:40]},
+}
+"""Contract addresses beyond the ERC-20 one a token's explorer URL names (chain -> address)."""
+UNLISTED_COINS = (
+    {"id": "usd-coin-ethereum-bridged", "symbol": "usdc.e", "name": "Bridged USDC (Arbitrum)",
+     "platforms": {"arbitrum-one": "0xff970a61a04b1ca14834a43f5de4533ebddb5cc8"}},
+    {"id": "staked-ether", "symbol": "steth", "name": "Lido Staked Ether",
+     "platforms": {"ethereum": "0xae7ab96520de3a18e5e111b5eaab095312d7fe84"}},
+)  # fmt: skip
+"""Coins CoinGecko's list holds but its markets pages (the top 300) do not reach."""
+
+
+def contracts_of(asset: Asset) -> dict[str, str]:
+    """Chain -> contract address of an asset: its explorer's token page (Ethereum), and extras."""
+    found = {}
+    if asset.explorer and "etherscan.io/token/" in asset.explorer:
+        found["ethereum"] = asset.explorer.rsplit("/", 1)[1].lower()
+    return found | EXTRA_CONTRACTS.get(asset.key, {})
+
+
+def coins_list_body(universe: Universe) -> bytes:
+    """CoinGecko ``coins/list?include_platform=true``: every listed coin, platforms by
+    CoinGecko platform id (``{}`` for a native coin)."""
+    by_chain = {p.chain: p.coingecko for p in platforms()}
+    records: list[Record] = [
+        {
+            "id": listing.id,
+            "symbol": listing.symbol.lower(),
+            "name": listing.name,
+            "platforms": {by_chain[c]: a for c, a in contracts_of(asset).items()},
+        }
+        for asset, listing in universe.listed_on("coingecko")
+    ]
+    records.extend(dict(coin) for coin in UNLISTED_COINS)
+    return json_body(sorted(records, key=lambda r: str(r["id"])))
+
+
+def coinpaprika_contracts_bodies(universe: Universe) -> dict[str, bytes]:
+    """CoinPaprika ``contracts/{platform}`` for every platform of the crosswalk."""
+    bodies: dict[str, list[Record]] = {p.coinpaprika: [] for p in platforms()}
+    paprika_of = {p.chain: p.coinpaprika for p in platforms()}
+    for asset, listing in universe.listed_on("coinpaprika"):
+        for chain, address in contracts_of(asset).items():
+            kind = "ERC20" if paprika_of[chain] == "eth-ethereum" else "token"
+            bodies[paprika_of[chain]].append({"address": address, "id": listing.id, "type": kind})
+    return {platform: json_body(records) for platform, records in bodies.items()}
+
+
 def daily_history_body(universe: Universe) -> bytes:
     assets = [universe.asset(key) for key in DAILY_HISTORY_KEYS]
     rows = list(daily_history_rows(assets, end=HISTORY_END, days=HISTORY_DAYS, seed=SEED))
@@ -276,7 +342,12 @@ def recording(universe: Universe) -> dict[str, bytes]:
         f"coingecko/coins_markets/page-{n:04d}.json": body
         for n, body in enumerate(coingecko_bodies(universe), start=1)
     }
+    files["coingecko/coins_list.json"] = coins_list_body(universe)
     files["coinpaprika/tickers.json"] = coinpaprika_body(universe)
+    files |= {
+        f"coinpaprika/contracts/{platform}.json": body
+        for platform, body in coinpaprika_contracts_bodies(universe).items()
+    }
     files |= {
         f"coincap/assets/page-{n:04d}.json": body
         for n, body in enumerate(coincap_bodies(universe), start=1)

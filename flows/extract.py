@@ -43,6 +43,8 @@ class Extracted:
     checkpoints: dict[str, str] = field(default_factory=dict)
     """Per-input checkpoint positions to commit with the data (CSV: ``file:<name>`` ->
     :class:`CsvProgress` position)."""
+    contract_records: int = 0
+    """Records of contract listings (identity evidence), not counted in ``records``."""
     reused_pages: int = 0
     """Pages a resumed run took from its own raw zone instead of fetching them again."""
 
@@ -81,7 +83,10 @@ def extract_api(
                 raw = raw_zone.write_page(raw_root, run_id, started_at, page)
                 fault_point("after_page", source=spec.name, page=page.page or 1)
             out.raw_files.append(raw.relative)
-            out.records += raw.records
+            if page.endpoint.role == "quotes":
+                out.records += raw.records
+            else:
+                out.contract_records += raw.records
             if page.shape_error:
                 raise ContractError(
                     spec.name,
@@ -90,7 +95,7 @@ def extract_api(
                     f"flows/sources/{spec.name}.py",
                     url=page.url,
                 )
-            if page.split and page.records:
+            if page.split and page.records and page.endpoint.role == "quotes":
                 for missing in sorted(expected - page.split.keys):
                     note = (
                         f"{page.endpoint.name} page {page.page or 1}: field {missing!r} is "

@@ -4,7 +4,8 @@ Extracts run concurrently (each a retrying task; only transient errors are retri
 the fixed source order, each source is transformed and loaded in its own transaction: a source
 that fails does not stop the others from loading, and the run ends Failed if any source failed.
 The flow is the warehouse's only writer; it holds the warehouse for the whole run, so a second
-concurrent ingest is refused with a clear message instead of interleaving.
+concurrent ingest is refused with a clear message instead of interleaving. Before any source
+loads, it applies the operator decisions the API received since the last run (store.decisions).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from flows.sources import API_SOURCES, SOURCE_NAMES
 from flows.sources.api import HistoryRequest
 from flows.sources.replay import check_replay_dir
 from flows.transform import Validated, transform_raw_files
-from store import runs
+from store import decisions, runs
 from store.connection import warehouse
 from store.settings import get_store_settings
 from store.snapshot import publish_snapshot
@@ -215,6 +216,20 @@ def _run_source(
     )  # fmt: skip
 
 
+def _apply_decisions(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> None:
+    """Operator decisions the API received since the last run, applied before any source loads
+    (each in its own transaction; see store.decisions)."""
+    imported = decisions.import_inbox(con, inbox)
+    applied = decisions.apply_pending(con, run_id, list(SOURCE_NAMES))
+    refused = [a for a in applied if a.outcome == "refused"]
+    if imported or applied:
+        get_run_logger().info(
+            "decisions: %d imported, %d applied, %d refused%s",
+            imported, len(applied) - len(refused), len(refused),
+            "".join(f"; {a.decision_id} ({a.action}): {a.detail['reason']}" for a in refused),
+        )  # fmt: skip
+
+
 def _start(
     con: duckdb.DuckDBPyConnection, selected: list[str], replay: Path | None, mode: runs.RunMode
 ) -> runs.Resumable:
@@ -323,6 +338,7 @@ def ingest(
     with warehouse(store.warehouse_path) as con:
         run = _start(con, selected, replay, mode)
         run_id = run.run_id
+        _apply_decisions(con, store.decisions_inbox, run_id)
         summary = RunSummary(run_id, "running", runs.source_results(con, run_id, run.loaded))
         progress = create_progress_artifact(0.0, key="ingest-progress", description=f"run {run_id}")
         assert isinstance(progress, UUID)  # the sync call returns the id, not a coroutine

@@ -19,19 +19,19 @@ import duckdb
 import polars as pl
 
 from flows.faults import fault_point
-from flows.resolution import Override, Resolution, resolve
+from flows.resolution import MARKET_FOUND, Evidence, Override, Resolution, resolve
 from flows.sources import SOURCE_NAMES
 from flows.transform import Validated
 from store import merge, runs
 from store.connection import transaction
-from store.schema import QUOTES, QUOTES_KEY, SEEN
+from store.schema import ASSET_CONTRACTS, QUOTES, QUOTES_KEY, SEEN
 
 
 def load_source(
     con: duckdb.DuckDBPyConnection,
     validated: Validated,
     result: runs.SourceResult,
-    overrides: dict[tuple[str, str], Override],
+    overrides: Mapping[tuple[str, str], Override],
     checkpoints: Mapping[str, str] | None = None,
     *,
     ledger: bool = True,
@@ -42,19 +42,17 @@ def load_source(
     runs at once) leaves the run ledger alone."""
     clock = time.perf_counter()
     with transaction(con):
+        merge.merge_contracts(con, validated.contracts)
         resolution = resolve(
             validated.quotes,
-            stored_mappings=con.sql(
-                "select source, source_asset_id, coin_id, match_key from coin_source_ids"
-            ).pl(),
-            stored_coin_ids=[c for (c,) in con.execute("select coin_id from coins").fetchall()],
-            overrides=overrides,
+            gather_evidence(con, validated.quotes, overrides),
             run_id=result.run_id,
         )
         delivered = _with_coin_ids(validated.quotes, resolution)
         fresh = _newer_than_stored(con, result.source, delivered)
         merge.merge_coins(con, resolution.new_coins)
         merge.merge_source_ids(con, _with_snapshot_times(resolution.mappings, fresh))
+        merge.merge_review(con, resolution.review)
         merge.refresh_coins(
             con, resolution.mappings["coin_id"].unique().to_list(), list(SOURCE_NAMES)
         )
@@ -85,6 +83,89 @@ def load_source(
             runs.record_source(con, result)
         fault_point("before_commit", source=result.source)
     return resolution
+
+
+def gather_evidence(
+    con: duckdb.DuckDBPyConnection,
+    quotes: pl.DataFrame,
+    overrides: Mapping[tuple[str, str], Override],
+) -> Evidence:
+    """What the warehouse knows that bears on the batch's assets. Contracts, decisions and market
+    lookups are read only when the batch holds an asset not mapped yet (a re-run never does)."""
+    stored = con.sql(
+        "select source, source_asset_id, coin_id, symbol, name, match_key from coin_source_ids"
+    ).pl()
+    coin_ids = frozenset(c for (c,) in con.execute("select coin_id from coins").fetchall())
+    link = ["source", "source_asset_id"]
+    if quotes.select(link).unique().join(stored, on=link, how="anti").is_empty():
+        return Evidence(stored, coin_ids, overrides)
+    decisions = con.execute(
+        """
+        select action, source, source_asset_id, coin_id, decision_id
+        from resolution_decisions
+        where outcome = 'applied' and action in ('accept', 'reject')
+        order by decided_at, decision_id
+        """
+    ).fetchall()
+    accepted: dict[tuple[str, str], tuple[str, str]] = {}
+    rejected: set[tuple[str, str, str]] = set()
+    for action, source, asset, coin, decision in decisions:
+        if action == "accept":
+            accepted[(source, asset)] = (coin, decision)
+            rejected.discard((source, asset, coin))
+        else:
+            rejected.add((source, asset, coin))
+            if accepted.get((source, asset), ("",))[0] == coin:
+                del accepted[(source, asset)]
+    return Evidence(
+        stored_mappings=stored,
+        stored_coin_ids=coin_ids,
+        overrides=overrides,
+        contracts=con.sql(f"select {', '.join(ASSET_CONTRACTS)} from asset_contracts").pl(),
+        accepted=accepted,
+        rejected=frozenset(rejected),
+        aliases=dict(con.execute("select alias_coin_id, coin_id from coin_aliases").fetchall()),
+        market=lambda pairs: nearest_quotes(con, pairs),
+    )
+
+
+def nearest_quotes(con: duckdb.DuckDBPyConnection, pairs: pl.DataFrame) -> pl.DataFrame:
+    """For each (asset, candidate coin, time), the coin's stored quote nearest that time."""
+    con.register("market_pairs", pairs)
+    try:
+        return (
+            con.execute(
+                """
+            with wanted as (
+                select q.coin_id, q.source, q.observed_at, q.price_usd, q.market_cap_usd, q.rank
+                from quotes as q
+                semi join market_pairs as p on q.coin_id = p.coin_id
+            ),
+            around as (
+                select p.*, w.source as quote_source, w.observed_at, w.price_usd,
+                    w.market_cap_usd, w.rank
+                from market_pairs as p
+                asof join wanted as w on p.coin_id = w.coin_id and p.asked_at >= w.observed_at
+                union all
+                select p.*, w.source as quote_source, w.observed_at, w.price_usd,
+                    w.market_cap_usd, w.rank
+                from market_pairs as p
+                asof join wanted as w on p.coin_id = w.coin_id and p.asked_at <= w.observed_at
+            )
+            select source, source_asset_id, coin_id, quote_source, observed_at,
+                price_usd::double as price_usd, market_cap_usd::double as market_cap_usd, rank
+            from around
+            qualify row_number() over (
+                partition by source, source_asset_id, coin_id
+                order by abs(epoch(asked_at) - epoch(observed_at)), quote_source
+            ) = 1
+            """
+            )
+            .pl()
+            .cast(MARKET_FOUND)
+        )
+    finally:
+        con.unregister("market_pairs")
 
 
 def _with_coin_ids(quotes: pl.DataFrame, resolution: Resolution) -> pl.DataFrame:

@@ -104,7 +104,7 @@ def write_page(raw_root: Path, run_id: str, started_at: datetime, page: Page) ->
         texts, indexes = [None], [None]
         envelope = page.body.decode("utf-8", errors="replace")
     n = len(texts)
-    subject_id = json.loads(page.subject)["source_asset_id"] if page.subject else None
+    subject_id = json.loads(page.subject)[page.endpoint.subject_key] if page.subject else None
     directory = run_directory(raw_root, page.source, run_id, started_at)
     path = directory / f"{file_stem(page.endpoint, page.page, subject_id)}.parquet"
     frame = _frame(

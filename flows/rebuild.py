@@ -13,7 +13,9 @@ resolution does not depend on order, so the tables come out as run-by-run loadin
 
 The new warehouse is built beside the old one and swapped in atomically (the old one is kept as
 ``warehouse.duckdb.bak``); the old one stays locked meanwhile, so no ingest writes during the
-rebuild. The run ledger and every checkpoint but the ``quotes`` high-water marks are carried over.
+rebuild. The run ledger and every checkpoint but the ``quotes`` high-water marks are carried over,
+and so are the operator's decisions: those applied before are applied again, in the order taken,
+to the rebuilt tables (see :mod:`store.decisions`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from flows.load import load_source
 from flows.resolution import Override
 from flows.sources import SOURCE_NAMES
 from flows.transform import transform_raw_files
-from store import runs
+from store import decisions, runs
 from store.connection import open_warehouse, transaction
 from store.snapshot import Published, publish_snapshot
 
@@ -117,7 +119,10 @@ def rebuild_from_raw(
     fresh_path.unlink(missing_ok=True)
     old = open_warehouse(warehouse_path)  # held: no ingest may write while we rebuild
     try:
-        ledger = {t: old.sql(f"select * from {t}").pl() for t in ("runs", "run_sources")}
+        ledger = {
+            t: old.sql(f"select * from {t}").pl()
+            for t in ("runs", "run_sources", "resolution_decisions")
+        }
         kept_checkpoints = old.sql("select * from checkpoints where stream <> 'quotes'").pl()
         fresh = open_warehouse(fresh_path)
         try:
@@ -129,6 +134,7 @@ def rebuild_from_raw(
                     on_chunk(chunk, result)
             with transaction(fresh):
                 _carry_over(fresh, ledger, kept_checkpoints)
+            decisions.apply_pending(fresh, "rebuild", list(SOURCE_NAMES))
             fresh.execute("checkpoint")
         finally:
             fresh.close()
@@ -146,14 +152,18 @@ def _carry_over(
     ledger: dict[str, pl.DataFrame],
     checkpoints: pl.DataFrame,
 ) -> None:
-    """The old run ledger and the checkpoints a replay cannot derive (CSV files, history)."""
+    """The old run ledger, the checkpoints a replay cannot derive (CSV files, history), and the
+    operator's decisions, the applied ones pending again."""
     con.register("old_runs", ledger["runs"])
     con.register("old_run_sources", ledger["run_sources"])
+    con.register("old_decisions", ledger["resolution_decisions"])
     con.register("old_checkpoints", checkpoints)
     try:
         con.execute("insert or replace into runs select * from old_runs")
         con.execute("insert or replace into run_sources select * from old_run_sources")
+        con.execute("insert or replace into resolution_decisions select * from old_decisions")
         con.execute("insert or replace into checkpoints select * from old_checkpoints")
+        decisions.reset_applied(con)
     finally:
-        for name in ("old_runs", "old_run_sources", "old_checkpoints"):
+        for name in ("old_runs", "old_run_sources", "old_decisions", "old_checkpoints"):
             con.unregister(name)

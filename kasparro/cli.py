@@ -3,6 +3,8 @@
 kasparro ingest [--source NAME ...] [--replay DIR]   run the ingest flow once
 kasparro serve [--host HOST] [--port PORT]           serve the API over the snapshot
 kasparro record DIR [--source NAME ...]              capture live responses for replay
+kasparro resolution-eval LABELS.csv                  score entity resolution against labels
+kasparro resolution export-overrides [--out FILE]    write operators' decisions as overrides
 """
 
 from __future__ import annotations
@@ -86,6 +88,52 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_overrides(args: argparse.Namespace) -> int:
+    """Merge every link an operator's decision set into the overrides file, so the decisions
+    survive a fresh warehouse (an existing row for the same asset is replaced)."""
+    import csv
+
+    from flows.resolution import OverridesError, read_overrides
+    from flows.settings import get_ingest_settings
+    from store.connection import open_read_only
+    from store.decisions import operator_links
+    from store.errors import StoreError
+
+    out: Path = args.out or get_ingest_settings().overrides_file
+    serving = get_store_settings().serving_path
+    try:
+        rows = {key: (o.coin_id, o.note) for key, o in read_overrides(out).items()}
+        con = open_read_only(serving)
+    except (OverridesError, StoreError) as exc:
+        print(f"export-overrides: {exc}", file=sys.stderr)
+        return 2
+    try:
+        links = operator_links(con)
+    finally:
+        con.close()
+    replaced = sum((source, asset) in rows for source, asset, _, _ in links)
+    for source, asset, coin_id, note in links:
+        rows[(source, asset)] = (coin_id, note)
+    tmp = out.with_name(f".{out.name}.tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["source", "source_asset_id", "coin_id", "note"])
+        writer.writerows([*key, *value] for key, value in rows.items())
+    try:
+        read_overrides(tmp)  # never leave a file the next ingest cannot read
+    except OverridesError as exc:
+        tmp.unlink()
+        print(f"export-overrides: {out} left unchanged: {exc}", file=sys.stderr)
+        return 1
+    tmp.replace(out)
+    print(
+        f"wrote {len(rows)} overrides to {out}: {len(links)} from operators' decisions in "
+        f"{serving} ({len(links) - replaced} new, {replaced} replacing a row)"
+    )
+    return 0
+
+
 def _rebuild(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
@@ -124,6 +172,54 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolution_eval(args: argparse.Namespace) -> int:
+    from flows.resolution_eval import LabelsError, evaluate, format_report, read_labels, read_links
+    from store.connection import open_read_only
+    from store.errors import StoreError
+    from store.settings import StoreSettings
+
+    store = StoreSettings(data_dir=args.data_dir) if args.data_dir else get_store_settings()
+    try:
+        labels = read_labels(args.labels)
+        con = open_read_only(store.serving_path)
+    except LabelsError as exc:
+        print(f"resolution-eval: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(
+            f"resolution-eval: {exc} (offline: `kasparro ingest --replay data/demo`), or point "
+            "--data-dir at the data directory that holds serving.duckdb",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report = evaluate(labels, read_links(con))
+    finally:
+        con.close()
+    print(format_report(report, labels=args.labels, snapshot=store.serving_path))
+    missed = [
+        f"{name} {value:.4f} is below --min-{name} {floor}"
+        for name, value, floor in (
+            ("precision", report.counts.precision, args.min_precision),
+            ("recall", report.counts.recall, args.min_recall),
+        )
+        if floor is not None and value < floor
+    ]
+    for message in missed:
+        print(f"resolution-eval: {message}", file=sys.stderr)
+    return 1 if missed else 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kasparro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default KASPARRO_API_PORT or 8000)")
     serve.set_defaults(run=_serve)
 
+    resolution = commands.add_parser("resolution", help="operators' resolution decisions")
+    resolution_commands = resolution.add_subparsers(dest="resolution_command", required=True)
+    export = resolution_commands.add_parser(
+        "export-overrides",
+        help="merge every link an operator's decision set into the overrides file",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="overrides file to update (default KASPARRO_OVERRIDES_FILE, data/asset_overrides.csv)",
+    )
+    export.set_defaults(run=_export_overrides)
+
     rebuild = commands.add_parser(
         "rebuild", help="republish the snapshot, or re-derive the warehouse from the raw zone"
     )
@@ -163,6 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", action="append", choices=SOURCES, help="only this source (repeatable)"
     )
     record.set_defaults(run=_record)
+
+    evaluation = commands.add_parser(
+        "resolution-eval",
+        help="precision, recall and F1 of cross-source links against a labelled CSV",
+    )
+    evaluation.add_argument(
+        "labels", type=Path, metavar="LABELS.csv", help="source_a,id_a,source_b,id_b,same[,...]"
+    )
+    evaluation.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="read DIR/serving.duckdb (default: settings)"
+    )
+    evaluation.add_argument(
+        "--min-precision", type=_fraction, metavar="P", help="exit 1 when precision is below P"
+    )
+    evaluation.add_argument(
+        "--min-recall", type=_fraction, metavar="R", help="exit 1 when recall is below R"
+    )
+    evaluation.set_defaults(run=_resolution_eval)
     return parser
 
 

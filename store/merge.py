@@ -14,6 +14,8 @@ import duckdb
 import polars as pl
 
 from store.schema import (
+    ASSET_CONTRACTS,
+    ASSET_CONTRACTS_KEY,
     COIN_SOURCE_IDS,
     COIN_SOURCE_IDS_KEY,
     COINS,
@@ -23,6 +25,8 @@ from store.schema import (
     QUOTES_KEY,
     QUOTES_LINEAGE,
     QUOTES_VALUES,
+    RESOLUTION_REVIEW,
+    RESOLUTION_REVIEW_KEY,
 )
 
 
@@ -222,3 +226,36 @@ def refresh_coins(
         )
     finally:
         con.unregister("touched_coins")
+
+
+def _insert_new(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: pl.DataFrame,
+    schema: pl.Schema,
+    key: tuple[str, ...],
+) -> int:
+    """Insert the rows whose key ``table`` does not hold yet; stored rows are left as they are."""
+    if rows.is_empty():
+        return 0
+    staged = f"stage_{table}"
+    _stage(con, staged, rows, schema)
+    new_rows = f"from {staged} as s anti join {table} as t on {_on(key)}"
+    try:
+        (new,) = con.execute(f"select count(*) {new_rows}").fetchall()[0]
+        con.execute(
+            f"insert into {table} ({_columns(schema)}) select {_columns(schema, 's.')} {new_rows}"
+        )
+    finally:
+        con.unregister(staged)
+    return int(new)
+
+
+def merge_contracts(con: duckdb.DuckDBPyConnection, contracts: pl.DataFrame) -> int:
+    """Add contract addresses not known yet (a known one keeps the run that first published it)."""
+    return _insert_new(con, "asset_contracts", contracts, ASSET_CONTRACTS, ASSET_CONTRACTS_KEY)
+
+
+def merge_review(con: duckdb.DuckDBPyConnection, review: pl.DataFrame) -> int:
+    """Queue new candidates; one already queued (pending or decided) is left as it is."""
+    return _insert_new(con, "resolution_review", review, RESOLUTION_REVIEW, RESOLUTION_REVIEW_KEY)

@@ -93,3 +93,32 @@ SEEN = pl.Schema(
 
 KINDS = ("snapshot", "history")
 """A quote's kind: a live listing, or a daily history row (API or CSV)."""
+
+ASSET_CONTRACTS = pl.Schema(
+    {
+        "source": pl.String(),
+        "source_asset_id": pl.String(),
+        "chain": pl.String(),
+        "address": pl.String(),
+        "source_platform": pl.String(),
+        "first_seen_run": pl.String(),
+    }
+)
+ASSET_CONTRACTS_KEY = ("source", "source_asset_id", "chain", "address")
+
+RESOLUTION_REVIEW = pl.Schema(
+    {
+        "source": pl.String(),
+        "source_asset_id": pl.String(),
+        "candidate_coin_id": pl.String(),
+        "coin_id": pl.String(),
+        "method": pl.String(),
+        "confidence": pl.Float64(),
+        "evidence": pl.String(),
+        "status": pl.String(),
+        "proposed_by_run": pl.String(),
+        "proposed_at": UTC_TIME,
+    }
+)
+"""New candidates for the review queue (the operator's columns stay null until decided)."""
+RESOLUTION_REVIEW_KEY = ("source", "source_asset_id", "candidate_coin_id")

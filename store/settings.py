@@ -1,8 +1,9 @@
 """Where Kasparro keeps its runtime data.
 
 Every other tool and test relies on these names: ``warehouse.duckdb`` (written by the ingest flow
-only), ``serving.duckdb`` (the read-only snapshot the API and analysts open) and ``raw/`` (the raw
-zone, Parquet, every payload as received).
+only), ``serving.duckdb`` (the read-only snapshot the API and analysts open), ``raw/`` (the raw
+zone, Parquet, every payload as received) and ``decisions/inbox/`` (operator decisions the API
+received, which the next run applies; see :mod:`store.decisions`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 WAREHOUSE_FILE = "warehouse.duckdb"
 SERVING_FILE = "serving.duckdb"
 RAW_DIR = "raw"
+DECISIONS_INBOX = Path("decisions", "inbox")
 
 
 class StoreSettings(BaseSettings):
@@ -39,6 +41,10 @@ class StoreSettings(BaseSettings):
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / RAW_DIR
+
+    @property
+    def decisions_inbox(self) -> Path:
+        return self.data_dir / DECISIONS_INBOX
 
 
 @lru_cache(maxsize=1)

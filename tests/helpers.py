@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,15 +35,17 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in DATA_TABLES}
 
 
-def table_checksum(con: duckdb.DuckDBPyConnection, table: str) -> str:
+def table_checksum(con: duckdb.DuckDBPyConnection, table: str, ignore: tuple[str, ...] = ()) -> str:
     """A digest of a table's rows (order-independent), ignoring run/lineage columns."""
-    frame = con.sql(f"select * from {table}").pl().drop(RUN_COLUMNS.get(table, ()))
+    frame = con.sql(f"select * from {table}").pl().drop(*RUN_COLUMNS.get(table, ()), *ignore)
     rows = sorted(repr(row) for row in frame.iter_rows())
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
-def checksums(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    return {t: table_checksum(con, t) for t in DATA_TABLES}
+def checksums(
+    con: duckdb.DuckDBPyConnection, ignore: Mapping[str, tuple[str, ...]] | None = None
+) -> dict[str, str]:
+    return {t: table_checksum(con, t, (ignore or {}).get(t, ())) for t in DATA_TABLES}
 
 
 def assert_no_duplicates(con: duckdb.DuckDBPyConnection) -> None:

@@ -8,14 +8,17 @@ from importlib.metadata import version
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
-from store.settings import get_store_settings
+from store.settings import DECISIONS_INBOX, get_store_settings
 from web.controllers.coins import CoinsController
 from web.controllers.data import DataController
 from web.controllers.health import health, ping
+from web.controllers.resolution import SECURITY_SCHEME, ResolutionController
 from web.controllers.runs import RunsController
 from web.controllers.stats import stats
 from web.dependencies import provide_db
@@ -31,6 +34,8 @@ def create_app(
     """The API over the serving snapshot (``serving.duckdb`` under KASPARRO_DATA_DIR)."""
     settings = web_settings or get_web_settings()
     snapshot = Snapshot(snapshot_path or get_store_settings().serving_path)
+    # Decisions go to the inbox of the data directory whose snapshot this app serves.
+    inbox = snapshot.path.parent / DECISIONS_INBOX
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -40,12 +45,23 @@ def create_app(
             snapshot.close()
 
     return RequestContextApp(
-        route_handlers=[ping, health, stats, CoinsController, DataController, RunsController],
+        route_handlers=[
+            ping,
+            health,
+            stats,
+            CoinsController,
+            DataController,
+            RunsController,
+            ResolutionController,
+        ],
         dependencies={
             "snapshot": Provide(lambda: snapshot, use_cache=True, sync_to_thread=False),
             "web_settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "decisions_inbox": Provide(lambda: inbox, use_cache=True, sync_to_thread=False),
             "db": Provide(provide_db),
         },
+        # For guards and hooks, which dependency injection does not reach.
+        state=State({"web_settings": settings, "snapshot": snapshot}),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
@@ -55,5 +71,14 @@ def create_app(
             "CSV files, resolved to canonical coins. Money is exact decimal text.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    SECURITY_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="KASPARRO_API_DECISIONS_TOKEN",
+                    )
+                }
+            ),
         ),
     )

@@ -7,7 +7,7 @@ would round it in most clients. Times are ISO 8601 in UTC.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -72,6 +72,110 @@ class CoinDetail(msgspec.Struct):
     name: str
     first_seen_at: datetime
     source_ids: list[SourceId]
+
+
+ResolutionId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+"""A coin id, source asset id or name: 1 to 200 characters, no leading or trailing space."""
+
+
+class DecisionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="action"):
+    """An operator's decision on entity resolution; it applies on the next ingest run."""
+
+    coin_id: ResolutionId
+    decided_by: Annotated[
+        ResolutionId, msgspec.Meta(description="Who decided (a name or an email address).")
+    ]
+    note: Annotated[str, msgspec.Meta(max_length=2000, description="Why, for the record.")] = ""
+
+
+class AcceptLink(DecisionBody, tag="accept"):
+    """The asset is coin_id: it moves there with its quotes; its old coin, if left empty,
+    becomes an alias. Refused when coin_id holds another asset of the same source."""
+
+    source: Annotated[ResolutionId, msgspec.Meta(description="coingecko, coinpaprika, ...")]
+    source_asset_id: ResolutionId
+
+
+class RejectLink(DecisionBody, tag="reject"):
+    """The asset is not coin_id: resolution never links them again; if it is in coin_id now, it
+    moves out to a coin of its own."""
+
+    source: Annotated[ResolutionId, msgspec.Meta(description="coingecko, coinpaprika, ...")]
+    source_asset_id: ResolutionId
+
+
+class MergeCoins(DecisionBody, tag="merge"):
+    """other_coin_id is coin_id: its links and quotes move to coin_id (which survives) and its
+    id becomes an alias that redirects. Refused when both hold an asset of one source."""
+
+    other_coin_id: ResolutionId
+
+
+class SplitCoin(DecisionBody, tag="split"):
+    """Undo a merge: coin_id (an alias) becomes a coin again, with the links that moved."""
+
+
+DecisionRequest = AcceptLink | RejectLink | MergeCoins | SplitCoin
+
+
+class DecisionReceipt(msgspec.Struct):
+    decision_id: str
+    action: str
+    coin_id: str
+    other_coin_id: str | None
+    source: str | None
+    source_asset_id: str | None
+    decided_by: str
+    decided_at: datetime
+    note: str
+    outcome: Literal["pending"]
+    applies: str
+    """When the decision takes effect: the next ingest run applies it."""
+
+
+class DecisionRecord(msgspec.Struct):
+    decision_id: str
+    action: str
+    source: str | None
+    source_asset_id: str | None
+    coin_id: str
+    other_coin_id: str | None
+    note: str
+    decided_by: str
+    decided_at: datetime
+    outcome: str
+    """pending, applied or refused."""
+    detail: dict[str, Any]
+    """What it did (applied), or why not (refused: ``refused`` and ``reason``)."""
+    applied_at: datetime | None
+    applied_by_run: str | None
+
+
+class DecisionPage(msgspec.Struct):
+    items: list[DecisionRecord]
+    total: int
+    limit: int
+    offset: int
+
+
+class ReviewCandidate(msgspec.Struct):
+    source: str
+    source_asset_id: str
+    coin_id: str
+    """The coin the asset holds meanwhile (one of its own)."""
+    candidate_coin_id: str
+    method: str
+    confidence: float
+    evidence: dict[str, Any]
+    proposed_by_run: str
+    proposed_at: datetime
+
+
+class ReviewPage(msgspec.Struct):
+    items: list[ReviewCandidate]
+    total: int
+    limit: int
+    offset: int
 
 
 class Quote(msgspec.Struct):
@@ -211,3 +315,33 @@ class RunComparison(msgspec.Struct):
     price_change_buckets: list[Bucket]
     top_movers: list[PriceChange]
     anomalies: list[Anomaly]
+
+
+class SourceLatestPrice(msgspec.Struct):
+    source: str
+    source_asset_id: str
+    price_usd: str
+    """The source's latest snapshot price (history rows never count)."""
+    observed_at: datetime
+    deviation: float | None
+    """(price_usd - consensus) / consensus, signed: 0.07 is 7% above the consensus."""
+    deviates: bool
+    """abs(deviation) exceeds deviation_threshold: a wrong, stale or mis-resolved price."""
+    stale: bool
+    """observed_at is more than stale_after_seconds behind the coin's newest observation."""
+
+
+class ConsensusPrices(msgspec.Struct):
+    coin_id: str
+    symbol: str
+    name: str
+    sources: int
+    """Sources with a snapshot of the coin; 0: none lists it (it has history rows only)."""
+    consensus_price_usd: str | None
+    """Median of the sources' latest prices, exact (two middle prices: their mean)."""
+    spread: float | None
+    """(max - min) / consensus across the sources' latest prices."""
+    newest_observed_at: datetime | None
+    deviation_threshold: float
+    stale_after_seconds: int
+    prices: list[SourceLatestPrice]

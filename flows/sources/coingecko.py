@@ -1,4 +1,5 @@
-"""CoinGecko ``/api/v3/coins/markets``: the market snapshot, 250 coins a page by market cap.
+"""CoinGecko ``/api/v3/coins/markets``: the market snapshot, 250 coins a page by market cap;
+and ``/coins/list?include_platform=true``: contract addresses, for entity resolution.
 
 Demo keys go to ``api.coingecko.com`` in ``x-cg-demo-api-key``; Pro keys to
 ``pro-api.coingecko.com`` in ``x-cg-pro-api-key``; without a key the public host is used.
@@ -6,12 +7,16 @@ Demo keys go to ``api.coingecko.com`` in ``x-cg-demo-api-key``; Pro keys to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 
+from flows.errors import SourceError
 from flows.sources.api import Access, ApiSource, HistoryApi, HistoryRequest
 from flows.sources.http import Page, SourceHttp
 from flows.sources.settings import CoinGeckoSettings
 from flows.sources.spec import Endpoint, SourceSpec
+
+logger = logging.getLogger(__name__)
 
 PUBLIC_URL = "https://api.coingecko.com/api/v3"
 PRO_URL = "https://pro-api.coingecko.com/api/v3"
@@ -22,6 +27,9 @@ def _page_of(query: Mapping[str, str]) -> int:
 
 
 MARKETS = Endpoint(name="coins_markets", path="coins/markets", records_key=None, page_of=_page_of)
+COINS_LIST = Endpoint(name="coins_list", path="coins/list", records_key=None, role="contracts")
+"""Every coin with its contract address per platform (``include_platform=true``): identity
+evidence for entity resolution, fetched once a run after the markets."""
 
 SPEC = SourceSpec(
     name="coingecko",
@@ -43,7 +51,7 @@ SPEC = SourceSpec(
         "observed_at": "last_updated",
     },
     time_format="iso8601",
-    endpoints=(MARKETS,),
+    endpoints=(MARKETS, COINS_LIST),
 )
 
 
@@ -67,7 +75,14 @@ def pages(http: SourceHttp, settings: CoinGeckoSettings) -> Iterator[Page]:
         page = http.get_page(MARKETS, params, number)
         yield page
         if page.shape_error or len(page.records) < settings.page_size:
-            return
+            break
+    if settings.contracts:
+        try:
+            yield http.get_page(COINS_LIST, {"include_platform": "true"}, None)
+        except SourceError as exc:
+            logger.warning(
+                "coingecko: contract addresses not fetched, resolution goes without: %s", exc
+            )
 
 
 MARKET_CHART = Endpoint(

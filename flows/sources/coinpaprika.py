@@ -1,4 +1,5 @@
-"""CoinPaprika ``/v1/tickers?quotes=USD``: every ticker in one unpaged response.
+"""CoinPaprika ``/v1/tickers?quotes=USD``: every ticker in one unpaged response; and
+``/v1/contracts/{platform}``: token contract addresses, for entity resolution.
 
 The free host is ``api.coinpaprika.com``; with a key, ``api-pro.coinpaprika.com`` and the key in
 ``Authorization``. ``max_supply: 0`` means "unknown" here, not zero.
@@ -6,17 +7,31 @@ The free host is ``api.coinpaprika.com``; with a key, ``api-pro.coinpaprika.com`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 
+from flows.errors import SourceError
 from flows.sources.api import Access, ApiSource, HistoryApi, HistoryRequest
 from flows.sources.http import Page, SourceHttp
+from flows.sources.platforms import platforms
 from flows.sources.settings import CoinPaprikaSettings
 from flows.sources.spec import Endpoint, SourceSpec
+
+logger = logging.getLogger(__name__)
 
 FREE_URL = "https://api.coinpaprika.com/v1"
 PRO_URL = "https://api-pro.coinpaprika.com/v1"
 
 TICKERS = Endpoint(name="tickers", path="tickers", records_key=None)
+CONTRACTS = Endpoint(
+    name="contracts",
+    path="contracts/{subject}",
+    records_key=None,
+    role="contracts",
+    subject_key="platform",
+)
+"""The contract addresses of one platform's tokens (``[{address, id, type}]``): identity evidence
+for entity resolution, one request per platform of the crosswalk."""
 
 SPEC = SourceSpec(
     name="coinpaprika",
@@ -38,7 +53,7 @@ SPEC = SourceSpec(
         "observed_at": "last_updated",
     },
     time_format="iso8601",
-    endpoints=(TICKERS,),
+    endpoints=(TICKERS, CONTRACTS),
     sentinel_nulls={"max_supply": "0"},
 )
 
@@ -54,6 +69,15 @@ def access(settings: CoinPaprikaSettings, replay: bool) -> Access:
 
 def pages(http: SourceHttp, settings: CoinPaprikaSettings) -> Iterator[Page]:
     yield http.get_page(TICKERS, {"quotes": "USD"}, None)
+    if settings.contracts:
+        for platform in platforms():
+            try:
+                yield http.get_page(CONTRACTS, {}, None, subject={"platform": platform.coinpaprika})
+            except SourceError as exc:
+                logger.warning(
+                    "coinpaprika: contract addresses of %s not fetched, resolution goes "
+                    "without: %s", platform.coinpaprika, exc,
+                )  # fmt: skip
 
 
 HISTORICAL = Endpoint(

@@ -166,8 +166,9 @@ class SourceHttp:
         page: int | None,
         subject: Mapping[str, str] | None = None,
     ) -> Page:
-        """GET one page; ``subject`` (source_asset_id, symbol, name) for per-asset endpoints."""
-        subject_id = subject["source_asset_id"] if subject else None
+        """GET one page; ``subject`` for per-subject endpoints (an asset: source_asset_id, symbol,
+        name; or a platform)."""
+        subject_id = subject[endpoint.subject_key] if subject else None
         if self.reuse is not None and (kept := self.reuse(endpoint, page, subject_id)) is not None:
             return kept
         path = endpoint.path

@@ -43,6 +43,12 @@ class HttpSourceSettings(BaseSettings):
         default=120.0, ge=0, le=3600, description="Longest Retry-After honoured before giving up."
     )
 
+    contracts: bool = Field(
+        default=True,
+        description="Also fetch the source's contract addresses each run (identity evidence "
+        "for entity resolution), where it publishes them.",
+    )
+
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             max_attempts=self.max_attempts,

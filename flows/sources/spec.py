@@ -18,6 +18,9 @@ RecordFormat = Literal["json", "csv", "series"]
 ``[epoch_ms, value]`` pairs, with more series of the same timestamps in the envelope (CoinGecko's
 market charts)."""
 Kind = Literal["snapshot", "history"]
+Role = Literal["quotes", "contracts"]
+"""What an endpoint's records are: quotes (staged into the warehouse's quotes) or contract
+addresses of assets (identity evidence for entity resolution, see flows.transform.contracts)."""
 
 # Canonical quote columns a source maps its fields to (see flows.transform.quotes).
 CANONICAL_FIELDS = (
@@ -59,6 +62,9 @@ class Endpoint:
     """Page number (1-based) from a request's query parameters; ``None`` for unpaged endpoints."""
     array_records: bool = False
     """Records are JSON arrays (``[epoch_ms, value]``), not objects."""
+    role: Role = "quotes"
+    subject_key: str = "source_asset_id"
+    """The subject field a per-subject path names (an asset id, or a platform id)."""
 
     @property
     def paged(self) -> bool:
@@ -66,7 +72,7 @@ class Endpoint:
 
     @property
     def per_subject(self) -> bool:
-        """The path names one asset: ``coins/{subject}/market_chart/range``."""
+        """The path names one subject: ``coins/{subject}/market_chart/range``."""
         return "{subject}" in self.path
 
     def path_pattern(self) -> re.Pattern[str]:
@@ -103,6 +109,7 @@ class SourceSpec:
     """``snapshot``: a live listing, loaded incrementally (a record not newer than the stored one
     for its asset is unchanged); ``history``: daily rows, which never overwrite a snapshot."""
     endpoints: tuple[Endpoint, ...] = ()
+    """Quote endpoints, then any contract endpoints (``role="contracts"``) of the source."""
     sentinel_nulls: Mapping[str, str] = field(default_factory=dict)
     """Canonical field -> served value that means "unknown" (CoinPaprika's ``max_supply: 0``)."""
 
@@ -116,6 +123,10 @@ class SourceSpec:
                 f"source {self.name}: column mapping has unknown fields {sorted(unknown)} "
                 f"and lacks required fields {sorted(missing)}"
             )
+
+    @property
+    def quote_endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(e for e in self.endpoints if e.role == "quotes")
 
     def endpoint(self, name: str) -> Endpoint:
         for endpoint in self.endpoints:

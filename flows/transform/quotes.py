@@ -15,13 +15,14 @@ A record is quarantined with the first rule it breaks; the rest of the batch loa
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from flows.transform.staging import TEXT_FIELDS, Staged
-from store.schema import MONEY, QUARANTINE, QUARANTINE_KEY, QUOTES
+from store.schema import ASSET_CONTRACTS, MONEY, QUARANTINE, QUARANTINE_KEY, QUOTES
 
 CLOCK_SKEW = timedelta(minutes=5)
 MONEY_SCALE = MONEY.scale or 0
@@ -46,6 +47,8 @@ class Validated:
     duplicates: int
     """Identical re-deliveries of an observation in the batch (kept once), and intraday points
     of a daily series folded into their day's close."""
+    contracts: pl.DataFrame = dataclasses.field(default_factory=ASSET_CONTRACTS.to_frame)
+    """Schema :data:`store.schema.ASSET_CONTRACTS`: contract addresses the batch published."""
 
 
 def _float(name: str) -> pl.Expr:

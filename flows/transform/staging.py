@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from flows.sources import spec_for
+from flows.sources import csv_files, spec_for
 from flows.sources.csv_files import UNREADABLE, tokenize
 from flows.sources.spec import (
     CANONICAL_FIELDS,
@@ -81,6 +81,8 @@ def stage(raw: pl.DataFrame) -> Staged:
     folded = 0
     for (source, endpoint), group in records.group_by("source", "endpoint", maintain_order=True):
         spec = spec_for(str(source), str(endpoint))
+        if source != csv_files.SOURCE_NAME and spec.endpoint(str(endpoint)).role != "quotes":
+            continue  # contract listings are identity evidence: flows.transform.contracts
         good, bad = _STAGERS[spec.record_format](group, spec)
         staged = _finish(good, spec)
         if spec.record_format == "series":

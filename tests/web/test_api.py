@@ -91,7 +91,10 @@ def test_a_coin_lists_every_source_id_with_how_it_was_decided(client: Client) ->
     by_source = {s["source"]: s for s in body["source_ids"]}
     assert set(by_source) == {"coingecko", "coinpaprika", "coincap", "csv"}
     assert by_source["coinpaprika"]["source_asset_id"] == "btc-bitcoin"
-    assert by_source["coinpaprika"]["method"] == "symbol_name"
+    paprika = by_source["coinpaprika"]
+    assert (paprika["method"], paprika["confidence"] >= 0.9) == ("symbol_name_market", True)
+    assert paprika["evidence"]["price_difference"] < 0.05  # the market agreed
+    assert by_source["coingecko"]["method"] == "new"
     assert by_source["coingecko"]["evidence"]["match_key"] == "btc\x1fbitcoin"
 
 
@@ -261,5 +264,9 @@ def test_the_openapi_document_names_every_operation(client: Client) -> None:
         "listRuns",
         "getRun",
         "compareRuns",
+        "getCoinPrices",
+        "listReviewCandidates",
+        "listDecisions",
+        "postDecision",
     }
     assert client.get("/schema/swagger").status_code == 200

@@ -1,25 +1,67 @@
-"""Canonical coins and the source ids resolved to them."""
+"""Canonical coins and the source ids resolved to them.
+
+A coin merged into another (an alias, see store.decisions) answers ``301 Moved Permanently`` to
+the same path under the surviving coin, for ``/api/v1/coins/{coin_id}`` and every path below it.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import duckdb
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.response import Redirect
 
-from store import queries
+from store import consensus, decisions, queries
 from web.dependencies import MAX_LIMIT
 from web.errors import NotFound
-from web.schemas import Coin, CoinDetail, CoinPage, SourceId
+from web.schemas import (
+    Coin,
+    CoinDetail,
+    CoinPage,
+    ConsensusPrices,
+    SourceId,
+    SourceLatestPrice,
+)
+
+
+def redirect_alias(request: Request[Any, Any, Any]) -> Redirect | None:
+    """A merged coin's id redirects, permanently, to the surviving coin's (same sub-path)."""
+    coin_id = request.path_params.get("coin_id")
+    if not isinstance(coin_id, str):
+        return None
+    cursor = request.app.state.snapshot.cursor()
+    try:
+        survivor = decisions.alias_target(cursor, coin_id)
+    finally:
+        cursor.close()
+    if survivor is None:
+        return None
+    # /api/v1/coins/{coin_id}[/rest]: keep the rest and the query string.
+    rest = "".join(f"/{part}" for part in request.url.path.split("/")[5:])
+    query = f"?{request.url.query}" if request.url.query else ""
+    return Redirect(
+        f"{CoinsController.path}/{quote(survivor, safe='')}{rest}{query}", status_code=301
+    )
+
+
+ALIAS_MOVED = {
+    301: ResponseSpec(
+        None, description="coin_id was merged into another coin: Location names the survivor"
+    )
+}
 
 
 class CoinsController(Controller):
     path = "/api/v1/coins"
     tags = ("coins",)
+    before_request = staticmethod(redirect_alias)
 
     @get(operation_id="listCoins", summary="Canonical coins", sync_to_thread=True)
     def list_coins(
@@ -46,6 +88,7 @@ class CoinsController(Controller):
         operation_id="getCoin",
         summary="One coin with every source id mapped to it and why",
         raises=[NotFound],
+        responses=ALIAS_MOVED,
         sync_to_thread=True,
     )
     def get_coin(
@@ -62,3 +105,48 @@ class CoinsController(Controller):
             for row in queries.coin_source_ids(db, coin_id).to_dicts()
         ]
         return CoinDetail(**found[0], source_ids=source_ids)
+
+    @get(
+        "/{coin_id:str}/prices",
+        operation_id="getCoinPrices",
+        summary="Each source's latest price of a coin and their consensus (median)",
+        description="Per source its latest snapshot price, deviation from the median of those "
+        "prices and two flags: deviates (beyond deviation_threshold) and stale (more than "
+        "stale_after_seconds behind the coin's newest observation). History rows never count.",
+        raises=[NotFound],
+        sync_to_thread=True,
+    )
+    def get_coin_prices(
+        self,
+        db: NamedDependency[duckdb.DuckDBPyConnection],
+        *,
+        coin_id: Annotated[str, Parameter(description="Canonical coin id, e.g. btc-bitcoin.")],
+    ) -> ConsensusPrices:
+        found = queries.coin(db, coin_id).to_dicts()
+        if not found:
+            raise NotFound(f"no coin {coin_id!r}; list coins at /api/v1/coins")
+        rows = consensus.prices_of(db, coin_id)
+        coin, first = found[0], rows[0] if rows else None
+        return ConsensusPrices(
+            coin_id=coin["coin_id"],
+            symbol=coin["symbol"],
+            name=coin["name"],
+            sources=len(rows),
+            consensus_price_usd=first.consensus_price_usd if first else None,
+            spread=first.spread if first else None,
+            newest_observed_at=first.newest_observed_at if first else None,
+            deviation_threshold=consensus.DEVIATION_THRESHOLD,
+            stale_after_seconds=int(consensus.STALE_AFTER.total_seconds()),
+            prices=[
+                SourceLatestPrice(
+                    source=row.source,
+                    source_asset_id=row.source_asset_id,
+                    price_usd=row.price_usd,
+                    observed_at=row.observed_at,
+                    deviation=row.deviation,
+                    deviates=row.deviates,
+                    stale=row.stale,
+                )
+                for row in rows
+            ],
+        )

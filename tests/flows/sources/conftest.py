@@ -34,8 +34,10 @@ FAST = {
     "backoff_seconds": 0,
     "requests_per_minute": 6000,
     "timeout_seconds": 5,
+    "contracts": False,
 }
-"""Settings that make a real ``SOURCE.open`` client quick: small pages, no backoff, no limit."""
+"""Settings that make a real ``SOURCE.open`` client quick: small pages, no backoff, no limit;
+the contract listings have their own tests (test_contracts.py)."""
 
 
 def coingecko_settings(**overrides: Any) -> CoinGeckoSettings:

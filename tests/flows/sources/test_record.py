@@ -22,6 +22,7 @@ def fast_live_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         monkeypatch.setenv(f"KASPARRO_{source}_API_KEY", "secret-key")
         monkeypatch.setenv(f"KASPARRO_{source}_PAGE_SIZE", "2")
         monkeypatch.setenv(f"KASPARRO_{source}_REQUESTS_PER_MINUTE", "6000")
+        monkeypatch.setenv(f"KASPARRO_{source}_CONTRACTS", "false")
     csv_dir = tmp_path / "inbox"
     csv_dir.mkdir()
     (csv_dir / "history.csv").write_text(
