@@ -48,7 +48,8 @@ Contracts (identity evidence)
   * Ethereum tokens carry their real ERC-20 address in all three sources: CoinCap through its
     explorer URL (BNB's mixed-case, 0xB8c77482...), CoinGecko and CoinPaprika through their
     contract listings. USDC also has Arbitrum and Solana addresses on CoinGecko; Arbitrum
-    Bridged WETH has its own Arbitrum address (0x82af4944...) on CoinGecko and CoinPaprika.
+    Bridged WETH has its own Arbitrum address (0x82af4944...) on CoinGecko and CoinPaprika, and
+    CoinGecko lists that address under WETH as well (two CoinGecko coins, one address).
 
 Unicode names
   * coincap cardano is named "Cardano\\u200b" (zero-width space; the other sources: "Cardano").
@@ -265,6 +266,10 @@ EXTRA_CONTRACTS: dict[str, dict[str, str]] = {
     "universe-token": {"ethereum": "0x" + hashlib.sha256(b"universe-token").hexdigest()[:40]},
 }
 """Contract addresses beyond the ERC-20 one a token's explorer URL names (chain -> address)."""
+COINGECKO_ONLY_CONTRACTS: dict[str, dict[str, str]] = {
+    # CoinGecko lists the bridged address under WETH too: an address alone proves nothing.
+    "weth": {"arbitrum": "0x82af49447d8a07e3bd95bd0d56f35241523fbab1"},
+}
 UNLISTED_COINS = (
     {"id": "usd-coin-ethereum-bridged", "symbol": "usdc.e", "name": "Bridged USDC (Arbitrum)",
      "platforms": {"arbitrum-one": "0xff970a61a04b1ca14834a43f5de4533ebddb5cc8"}},
@@ -291,7 +296,12 @@ def coins_list_body(universe: Universe) -> bytes:
             "id": listing.id,
             "symbol": listing.symbol.lower(),
             "name": listing.name,
-            "platforms": {by_chain[c]: a for c, a in contracts_of(asset).items()},
+            "platforms": {
+                by_chain[c]: a
+                for c, a in (
+                    contracts_of(asset) | COINGECKO_ONLY_CONTRACTS.get(asset.key, {})
+                ).items()
+            },
         }
         for asset, listing in universe.listed_on("coingecko")
     ]

@@ -105,6 +105,7 @@ def extract_api(
                     logger.warning("%s schema drift: %s", spec.name, note)
     finally:
         out.requests = http.requests
+        out.warnings.extend(http.warnings)
         out.seconds = time.perf_counter() - clock
         http.client.close()
     fault_point("after_raw", source=spec.name)

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
 
 from flows.faults import fault_point
-from flows.resolution import MARKET_FOUND, Evidence, Override, Resolution, resolve
+from flows.resolution import (
+    MARKET_FOUND,
+    MARKET_WINDOW_DAYS,
+    Evidence,
+    Override,
+    Resolution,
+    resolve,
+)
 from flows.sources import SOURCE_NAMES
 from flows.transform import Validated
 from store import merge, runs
@@ -130,42 +137,51 @@ def gather_evidence(
 
 
 def nearest_quotes(con: duckdb.DuckDBPyConnection, pairs: pl.DataFrame) -> pl.DataFrame:
-    """For each (asset, candidate coin, time), the coin's stored quote nearest that time."""
-    con.register("market_pairs", pairs)
-    try:
-        return (
-            con.execute(
-                """
-            with wanted as (
-                select q.coin_id, q.source, q.observed_at, q.price_usd, q.market_cap_usd, q.rank
-                from quotes as q
-                semi join market_pairs as p on q.coin_id = p.coin_id
-            ),
-            around as (
-                select p.*, w.source as quote_source, w.observed_at, w.price_usd,
-                    w.market_cap_usd, w.rank
-                from market_pairs as p
-                asof join wanted as w on p.coin_id = w.coin_id and p.asked_at >= w.observed_at
-                union all
-                select p.*, w.source as quote_source, w.observed_at, w.price_usd,
-                    w.market_cap_usd, w.rank
-                from market_pairs as p
-                asof join wanted as w on p.coin_id = w.coin_id and p.asked_at <= w.observed_at
-            )
-            select source, source_asset_id, coin_id, quote_source, observed_at,
-                price_usd::double as price_usd, market_cap_usd::double as market_cap_usd, rank
-            from around
-            qualify row_number() over (
-                partition by source, source_asset_id, coin_id
-                order by abs(epoch(asked_at) - epoch(observed_at)), quote_source
-            ) = 1
-            """
-            )
-            .pl()
-            .cast(MARKET_FOUND)
-        )
-    finally:
-        con.unregister("market_pairs")
+    """For each (asset, candidate coin, time), the coin's stored quote from another source
+    nearest that time; of quotes equally near, the first source alphabetically (an ASOF join
+    alone would pick one by storage order)."""
+    found = [MARKET_FOUND.to_frame()]
+    for (source,), asked in pairs.group_by("source"):
+        con.register("market_pairs", asked)
+        try:
+            first, last = asked["asked_at"].min(), asked["asked_at"].max()
+            assert isinstance(first, datetime)
+            assert isinstance(last, datetime)
+            window = [first - MARKET_WINDOW, last + MARKET_WINDOW]
+            found.append(con.execute(_NEAREST_QUOTES, [source, *window]).pl().cast(MARKET_FOUND))
+        finally:
+            con.unregister("market_pairs")
+    return pl.concat(found)
+
+
+MARKET_WINDOW = timedelta(days=MARKET_WINDOW_DAYS)
+"""Quotes further from every asked time are no market evidence (see flows.resolution)."""
+_NEAREST_QUOTES = """
+with wanted as (
+    select q.coin_id, q.source, q.observed_at, q.price_usd, q.market_cap_usd, q.rank
+    from quotes as q
+    semi join market_pairs as p on q.coin_id = p.coin_id
+    where q.source <> $1
+        and q.observed_at between $2 and $3
+),
+moments as (
+    select p.*, w.observed_at as moment
+    from market_pairs as p
+    asof join wanted as w on p.coin_id = w.coin_id and p.asked_at >= w.observed_at
+    union all
+    select p.*, w.observed_at as moment
+    from market_pairs as p
+    asof join wanted as w on p.coin_id = w.coin_id and p.asked_at <= w.observed_at
+)
+select m.source, m.source_asset_id, m.coin_id, w.source as quote_source, w.observed_at,
+    w.price_usd::double as price_usd, w.market_cap_usd::double as market_cap_usd, w.rank
+from moments as m
+join wanted as w on w.coin_id = m.coin_id and w.observed_at = m.moment
+qualify row_number() over (
+    partition by m.source, m.source_asset_id, m.coin_id
+    order by abs(epoch(m.asked_at) - epoch(w.observed_at)), w.source
+) = 1
+"""
 
 
 def _with_coin_ids(quotes: pl.DataFrame, resolution: Resolution) -> pl.DataFrame:

@@ -4,12 +4,15 @@ An asset already mapped keeps its coin (``sticky``; an operator's decision moves
 :mod:`store.decisions`). A new asset is decided by the strongest evidence available:
 
 1. ``override``: the curated file ``data/asset_overrides.csv`` (``source,source_asset_id,
-   coin_id,note``); ``operator``: an accepted review decision (it matters when a rebuild meets the
-   asset again). Confidence 1.
+   coin_id,note``); ``operator``: an asset an operator's applied decision placed (the decisions
+   themselves move mapped assets, see :mod:`store.decisions`; the resolver only honours them for
+   assets it meets unmapped). Confidence 1.
 2. ``contract``: the asset and an asset of another source publish the same contract address on
    the same chain (:mod:`flows.transform.contracts`, chains per :mod:`flows.sources.platforms`).
-   Confidence 0.99; 0.7 (review) when the address belongs to several coins, 0.6 (review) when the
-   prices contradict it by more than 50% (a stale listing, or a wrong address).
+   Confidence 0.99; 0.7 when the address belongs to several coins, or one source lists it for
+   two of its assets (listed in its markets or not), 0.6 when the prices contradict it by more
+   than 50% (a stale listing, or a wrong address). Such an address proves nothing: the names may
+   still decide.
 3. ``symbol_name_market`` / ``name_similarity_market``: an asset of another source has the same
    normalised symbol (the blocking key; a symbol alone never links) and a similar name, and their
    markets agree at the same time (:func:`compare_markets`):
@@ -23,15 +26,21 @@ An asset already mapped keeps its coin (``sticky``; an operator's decision moves
    different, symbol only      0.60               0                 0          0
    ==========================  =================  ================  =========  ===========
 
+   The symbol alone proposes a coin (for review: a renamed asset) only when at most
+   :data:`SYMBOL_ONLY_MAX` coins share it. Large symbol blocks are searched through a name index:
+   a similar name shares a word, or its first four letters, with the one it resembles.
+
    ``/day``: days between the two observations compared. Contracts on the same chain that differ
    cap the confidence at 0.5 (bridged and wrapped tokens share symbols and prices, never
    addresses).
 4. ``new``: a coin of its own.
 
-A candidate with confidence >= :data:`LINK_THRESHOLD` links, unless another candidate comes
-within :data:`AMBIGUITY_MARGIN` of it; candidates between :data:`REVIEW_THRESHOLD` and the link
-threshold, and ambiguous ones, go to the review queue (``resolution_review``) while the asset
-founds a coin of its own: a wrong merge corrupts history, a missed link only waits for review.
+A candidate with confidence >= :data:`LINK_THRESHOLD` links, unless another candidate with the
+same kind of evidence (contract, or names) comes within :data:`AMBIGUITY_MARGIN` of it, or the
+source lists a twin of the asset (same symbol and name); candidates between
+:data:`REVIEW_THRESHOLD` and the link threshold, and ambiguous ones, go to the review queue
+(``resolution_review``) while the asset founds a coin of its own: a wrong merge corrupts history,
+a missed link only waits for review.
 
 Name similarity (:func:`name_similarity`) is 1 for names equal after normalisation, else the
 larger of the Jaccard index of their word sets (without the generic words in
@@ -51,7 +60,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import json
 import logging
 import re
@@ -60,13 +68,21 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
 from flows.sources import SOURCE_NAMES
-from store.schema import ASSET_CONTRACTS, COIN_SOURCE_IDS, COINS, RESOLUTION_REVIEW, UTC_TIME
+from store.schema import (
+    ASSET_CONTRACTS,
+    COIN_SOURCE_IDS,
+    COINS,
+    RESOLUTION_REVIEW,
+    UTC_TIME,
+    suffixed_coin_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +97,8 @@ LINK_THRESHOLD = 0.9
 REVIEW_THRESHOLD = 0.3
 AMBIGUITY_MARGIN = 0.05
 NAME_SIMILAR = 0.75
+SYMBOL_ONLY_MAX = 3
+"""A symbol shared by more coins than this proposes none of them on the symbol alone."""
 GENERIC_WORDS = frozenset({"coin", "token", "network", "protocol", "the", "finance", "chain"})
 MARKET_WINDOW_DAYS = 7.0
 """Observations further apart than this are no market evidence."""
@@ -92,6 +110,7 @@ Method = Literal[
 ]  # fmt: skip
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _ZERO_WIDTH.sub("", text)
@@ -102,11 +121,13 @@ def match_key(symbol: str, name: str) -> str:
     return normalise(symbol) + KEY_SEPARATOR + normalise(name)
 
 
-def _name_words(name: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def _name_words(name: str) -> tuple[str, ...]:
     words = _WORDS.findall(normalise(name))
-    return [w for w in words if w not in GENERIC_WORDS] or words
+    return tuple(w for w in words if w not in GENERIC_WORDS) or tuple(words)
 
 
+@lru_cache(maxsize=1 << 16)
 def name_similarity(a: str, b: str) -> float:
     """1 for equal normalised names, else max(Jaccard of word sets, difflib ratio of the words
     run together), generic words (``token``, ``network``...) left out of both."""
@@ -119,6 +140,28 @@ def name_similarity(a: str, b: str) -> float:
     return round(max(jaccard, ratio), 4)
 
 
+@lru_cache(maxsize=1 << 16)
+def _name_tokens(name: str) -> tuple[str, ...]:
+    words = _name_words(name)
+    return (*words, "^" + "".join(words)[:4])
+
+
+@lru_cache(maxsize=1 << 18)
+def _similar(a: str, b: str) -> bool:
+    """``name_similarity(a, b) >= NAME_SIMILAR``, cheaply refuted first: difflib's quick ratio
+    bounds its ratio from above."""
+    wa, wb = _name_words(a), _name_words(b)
+    union = set(wa) | set(wb)
+    if union and len(set(wa) & set(wb)) / len(union) >= NAME_SIMILAR:
+        return True
+    quick = difflib.SequenceMatcher(None, "".join(wa), "".join(wb), autojunk=False)
+    return (
+        quick.real_quick_ratio() >= NAME_SIMILAR
+        and quick.quick_ratio() >= NAME_SIMILAR
+        and (name_similarity(a, b) >= NAME_SIMILAR)
+    )
+
+
 def _slug(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:40].strip("-")
@@ -127,10 +170,6 @@ def _slug(text: str) -> str:
 def natural_coin_id(symbol: str, name: str) -> str:
     """The id an asset founds a coin under: ``btc-bitcoin``."""
     return "-".join(part for part in (_slug(symbol), _slug(name)) if part) or "asset"
-
-
-def _digest(source: str, asset: str) -> str:
-    return hashlib.sha256(f"{source}:{asset}".encode()).hexdigest()[:8]
 
 
 # --- overrides -----------------------------------------------------------------------------------
@@ -210,7 +249,8 @@ MARKET_FOUND = pl.Schema(
 )
 MarketLookup = Callable[[pl.DataFrame], pl.DataFrame]
 """(:data:`MARKET_LOOKUP` rows) -> :data:`MARKET_FOUND` rows: for each, the stored quote of the
-coin nearest in time (any other source); pairs without one are left out."""
+coin nearest in time from a source other than the asking asset's; pairs without one are left
+out."""
 
 
 @dataclass(frozen=True)
@@ -311,6 +351,45 @@ class Candidate:
 
 
 @dataclass
+class _Lead:
+    """Why a coin is on an asset's shortlist."""
+
+    contracts: list[tuple[str, str]]
+    """(chain, address) the asset shares with the coin."""
+    identical: bool = False
+    similarity: float = 0.0
+    name: str | None = None
+    """The most similar name among the coin's assets."""
+
+
+_SMALL_BLOCK = 4 * SYMBOL_ONLY_MAX
+_Entry = tuple[str, str, str, str, str]
+"""(source, source_asset_id, coin_id, name, match_key) of a mapped asset."""
+
+
+@dataclass
+class _Block:
+    """The mapped assets sharing a normalised symbol, indexed by name: a similar name shares a
+    word or its first four letters (words run together) with the name it resembles."""
+
+    entries: list[_Entry] = field(default_factory=list)
+    index: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, entry: _Entry) -> None:
+        for token in _name_tokens(entry[3]):
+            self.index[token].append(len(self.entries))
+        self.entries.append(entry)
+
+    def near(self, name: str) -> list[_Entry]:
+        """Every entry of a small block (a renamed asset may share no word with its old name);
+        of a large one, those sharing a name token."""
+        if len(self.entries) <= _SMALL_BLOCK:
+            return self.entries
+        found = {i for token in _name_tokens(name) for i in self.index.get(token, ())}
+        return [self.entries[i] for i in sorted(found)]
+
+
+@dataclass
 class _Known:
     """Coins and who holds them, as the batch is decided asset by asset."""
 
@@ -331,7 +410,7 @@ class _Known:
     def found_id(self, natural: str, source: str, asset: str) -> str:
         if natural not in self.taken and natural not in self.aliases:
             return natural
-        return f"{natural}-{_digest(source, asset)}"
+        return suffixed_coin_id(natural, source, asset)
 
 
 _NAME_SCORES: dict[tuple[str, str], float] = {
@@ -371,7 +450,13 @@ def resolve(
     assets = _assets(quotes)
     link = ["source", "source_asset_id"]
     stored = evidence.stored_mappings.select(*link, "coin_id", "symbol", "name", "match_key")
-    sticky = assets.join(stored.select(*link, "coin_id", "match_key"), on=link, how="inner")
+    # A known asset keeps its coin; its match key follows its current symbol and name, so a
+    # renamed ticker still finds the coin by its new symbol.
+    sticky = assets.join(stored.select(*link, "coin_id"), on=link, how="inner").with_columns(
+        match_key=pl.struct("symbol", "name").map_elements(
+            lambda a: match_key(a["symbol"], a["name"]), return_dtype=pl.String()
+        )
+    )
     _warn_ignored_overrides(sticky, evidence.overrides)
     sticky_rows = sticky.select(
         *link,
@@ -448,7 +533,7 @@ class _Decider:
             self.known.sources_of[coin].add(source)
         # Assets of other sources a new asset could be: same symbol, or same contract.
         symbol_keys = self.fresh["symbol_key"].unique().implode()
-        self.by_symbol: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(list)
+        self.by_symbol: dict[str, _Block] = defaultdict(_Block)
         for source, asset, coin, _, name, key in (
             stored.filter(
                 pl.col("match_key").str.split(KEY_SEPARATOR).list.first().is_in(symbol_keys)
@@ -456,7 +541,7 @@ class _Decider:
             .sort("source", "source_asset_id")
             .iter_rows()
         ):
-            self.by_symbol[key.split(KEY_SEPARATOR)[0]].append((source, asset, coin, name, key))
+            self.by_symbol[key.split(KEY_SEPARATOR)[0]].add((source, asset, coin, name, key))
         self.coin_of = {
             (s, a): c
             for s, a, c in stored.select("source", "source_asset_id", "coin_id").iter_rows()
@@ -468,32 +553,65 @@ class _Decider:
         ).iter_rows():
             self.contracts_of[(source, asset)].add((chain, address))
             self.holders[(chain, address)].add((source, asset))
+        self.shared = {
+            contract
+            for contract, holders in self.holders.items()
+            if len(holders) > len({source for source, _ in holders})
+        }
+        """Addresses one source publishes for two of its assets (listed or not): no proof."""
+        self.coin_contracts: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for (source, asset), coin in self.coin_of.items():
+            self.coin_contracts[self.known.canonical(coin)] |= self.contracts_of.get(
+                (source, asset), set()
+            )
         self.market = self._market()
         self.batch_observations: dict[str, list[tuple[str, Observation]]] = defaultdict(list)
         """Coin -> (source, observation) of the batch's assets decided so far."""
 
-    def _candidate_coins(self, row: dict[str, object]) -> set[str]:
+    def _shortlist(self, row: Mapping[str, object]) -> dict[str, _Lead]:
+        """The coins worth a market comparison, with what points to each: a shared contract,
+        identical or similar names (the coin named after the asset counts as identical), or the
+        symbol alone when at most :data:`SYMBOL_ONLY_MAX` coins share it (a renamed asset)."""
         source, asset = str(row["source"]), str(row["source_asset_id"])
-        coins = {
-            self.known.canonical(coin)
-            for other, _, coin, _, _ in self.by_symbol.get(str(row["symbol_key"]), ())
-            if other != source
-        }
-        # The coin named after the asset's own symbol and name (an override may have founded it
-        # from another source's asset): its id says the names are identical.
-        if (natural := self.known.canonical(str(row["natural"]))) in self.known.taken:
-            coins.add(natural)
-        for contract in self.contracts_of.get((source, asset), ()):
-            for holder in self.holders[contract]:
+        name, key = str(row["name"]), str(row["match_key"])
+        leads: dict[str, _Lead] = {}
+        for contract in sorted(self.contracts_of.get((source, asset), ())):
+            for holder in sorted(self.holders[contract]):
                 if holder[0] != source and holder in self.coin_of:
-                    coins.add(self.known.canonical(self.coin_of[holder]))
-        return coins
+                    coin = self.known.canonical(self.coin_of[holder])
+                    lead = leads.setdefault(coin, _Lead(contracts=[]))
+                    lead.contracts.append(contract)
+        symbol_only: set[str] = set()
+        block = self.by_symbol.get(str(row["symbol_key"]))
+        for other, _, held_by, their_name, their_key in block.near(name) if block else ():
+            if other == source:
+                continue
+            coin = self.known.canonical(held_by)
+            if their_key != key and not _similar(name, their_name):
+                symbol_only.add(coin)
+                continue
+            similarity = 1.0 if their_key == key else name_similarity(name, their_name)
+            lead = leads.setdefault(coin, _Lead(contracts=[]))
+            if similarity > lead.similarity or (their_key == key and not lead.identical):
+                lead.similarity, lead.identical, lead.name = (
+                    similarity,
+                    their_key == key,
+                    their_name,
+                )
+        if (natural := self.known.canonical(str(row["natural"]))) in self.known.taken:
+            lead = leads.setdefault(natural, _Lead(contracts=[]))
+            lead.similarity, lead.identical, lead.name = 1.0, True, name
+        symbol_only -= leads.keys()
+        if len(symbol_only) <= SYMBOL_ONLY_MAX:
+            for coin in symbol_only:
+                leads[coin] = _Lead(contracts=[])
+        return leads
 
     def _market(self) -> dict[tuple[str, str, str], Observation]:
         pairs = [
             (row["source"], row["source_asset_id"], coin, row["compared_at"])
             for row in self.fresh.iter_rows(named=True)
-            for coin in sorted(self._candidate_coins(row))
+            for coin in sorted(self._shortlist(row))
         ]
         if not pairs or self.evidence.market is None:
             return {}
@@ -520,51 +638,43 @@ class _Decider:
         source, asset = str(row["source"]), str(row["source_asset_id"])
         self.coin_of[(source, asset)] = coin
         entry = (source, asset, coin, str(row["name"]), str(row["match_key"]))
-        self.by_symbol[str(row["symbol_key"])].append(entry)
+        self.by_symbol[str(row["symbol_key"])].add(entry)
         self.batch_observations[coin].append((source, _observation(row)))
+        self.coin_contracts[coin] |= self.contracts_of.get((source, asset), set())
 
     def _candidates(self, row: dict[str, object]) -> list[Candidate]:
         source, asset = str(row["source"]), str(row["source_asset_id"])
         mine = _observation(row)
         my_contracts = self.contracts_of.get((source, asset), set())
-        coins_by_contract: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for contract in sorted(my_contracts):
-            for holder in sorted(self.holders[contract]):
-                if holder[0] != source and holder in self.coin_of:
-                    coins_by_contract[self.known.canonical(self.coin_of[holder])].append(contract)
+        my_chains = {chain for chain, _ in my_contracts}
+        leads = self._shortlist(row)
+        by_contract = sorted(coin for coin, lead in leads.items() if lead.contracts)
         out = []
-        for coin in sorted(self._candidate_coins(row)):
+        for coin, lead in sorted(leads.items()):
             if (source, asset, coin) in self.evidence.rejected:
                 continue
             market = compare_markets(mine, self._nearest(source, asset, coin, mine))
             details: dict[str, object] = {"candidate": coin, **market.detail}
-            if coin in coins_by_contract:
-                out.append(_contract_candidate(coin, coins_by_contract, market, details))
+            by_address: Candidate | None = None
+            if lead.contracts:
+                ambiguous = len(by_contract) > 1 or any(c in self.shared for c in lead.contracts)
+                by_address = _contract_candidate(
+                    coin, lead.contracts[0], ambiguous, market, details
+                )
+            confidence, method = _score_names(lead.identical, lead.similarity, market)
+            if by_address and (method is None or by_address.confidence >= confidence):
+                # An address shared by several coins proves nothing: the names may still.
+                out.append(by_address)
                 continue
-            best: tuple[float, Method | None, str] = (0.0, None, "")
-            if coin == self.known.canonical(str(row["natural"])):
-                confidence, method = _score_names(True, 1.0, market)
-                best = (confidence, method, str(row["name"]))
-                details |= {"name_similarity": 1.0, "named_after": coin}
-            for other, _, held_by, name, key in self.by_symbol.get(str(row["symbol_key"]), ()):
-                if other == source or self.known.canonical(held_by) != coin:
-                    continue
-                exact = key == row["match_key"]
-                similarity = 1.0 if exact else name_similarity(str(row["name"]), name)
-                confidence, method = _score_names(exact, similarity, market)
-                if method and confidence > best[0]:
-                    best = (confidence, method, name)
-                    details |= {"name_similarity": similarity, "candidate_name": name}
-            confidence, method, _ = best
             if method is None:
                 continue
-            theirs = {
-                c for (s, a), cs in self.contracts_of.items() for c in cs
-                if s != source and self.coin_of.get((s, a)) is not None
-                and self.known.canonical(self.coin_of[(s, a)]) == coin
-            }  # fmt: skip
-            mine_chains = {chain for chain, _ in my_contracts}
-            if any(chain in mine_chains for chain, _ in theirs):
+            if lead.name is not None:
+                details |= {"name_similarity": lead.similarity, "candidate_name": lead.name}
+            theirs = self.coin_contracts.get(coin, set())
+            if any(
+                chain in my_chains and (chain, address) not in my_contracts
+                for chain, address in theirs
+            ) and not (theirs & my_contracts):
                 confidence = min(confidence, 0.5)
                 details["contracts"] = "different addresses on the same chain"
             out.append(Candidate(coin, round(confidence, 4), method, details))
@@ -652,13 +762,17 @@ class _Decider:
             for c in candidates[:5]
         ]
         best = candidates[0] if candidates else None
-        # Only a rival of the same kind of evidence makes a link ambiguous: a contract outranks
-        # names however similar.
-        rivals = [c.confidence for c in candidates[1:] if best and c.method == best.method]
-        runner_up = rivals[0] if rivals else 0.0
-        twin = (source, row["match_key"]) in self.twins and best and best.method != "contract"
-        if best and best.confidence >= LINK_THRESHOLD and not twin:
-            if best.confidence - runner_up >= AMBIGUITY_MARGIN or runner_up < LINK_THRESHOLD:
+        if best and best.confidence >= LINK_THRESHOLD:
+            # A rival with the same kind of evidence (a contract outranks names however
+            # similar) within the margin, or a twin of this asset in its source, is ambiguous.
+            kind = best.method == "contract"
+            rival = any(
+                (c.method == "contract") == kind
+                and best.confidence - c.confidence < AMBIGUITY_MARGIN
+                for c in candidates[1:]
+            )
+            twin = not kind and (source, row["match_key"]) in self.twins
+            if not rival and not twin:
                 facts |= best.evidence
                 return best.coin_id, best.method, best.confidence, []
             facts["ambiguous"] = True
@@ -680,14 +794,15 @@ def _observation(row: Mapping[str, object]) -> Observation:
 
 def _contract_candidate(
     coin: str,
-    coins_by_contract: Mapping[str, list[tuple[str, str]]],
+    contract: tuple[str, str],
+    ambiguous: bool,
     market: MarketComparison,
     details: dict[str, object],
 ) -> Candidate:
-    chain, address = coins_by_contract[coin][0]
+    chain, address = contract
     price_difference = market.detail.get("price_difference")
-    if len(coins_by_contract) > 1:
-        confidence, why = 0.7, "the contract belongs to several coins"
+    if ambiguous:
+        confidence, why = 0.7, "the address belongs to several coins or assets"
     elif isinstance(price_difference, float) and price_difference > 0.5:
         confidence, why = 0.6, "same contract, but the prices differ by over 50%"
     else:

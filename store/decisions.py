@@ -33,7 +33,6 @@ renamed by :func:`store.merge.refresh_coins` (the first source in source order n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -50,6 +49,7 @@ import polars as pl
 
 from store.connection import transaction
 from store.merge import refresh_coins
+from store.schema import suffixed_coin_id
 
 logger = logging.getLogger(__name__)
 
@@ -277,11 +277,6 @@ def _alias(con: duckdb.DuckDBPyConnection, coin_id: str) -> Alias | None:
     return Alias(*row)
 
 
-def split_off_id(coin_id: str, source: str, asset: str) -> str:
-    """The coin an asset rejected from ``coin_id`` moves to."""
-    return f"{coin_id}-{hashlib.sha256(f'{source}:{asset}'.encode()).hexdigest()[:8]}"
-
-
 # --- checking a decision -------------------------------------------------------------------------
 
 
@@ -370,7 +365,7 @@ def _check_reject(con: duckdb.DuckDBPyConnection, d: Decision) -> Refusal | None
             f"{d.coin_id!r}: there is nothing to separate it from",
             {"coin_id": d.coin_id},
         )
-    target = split_off_id(d.coin_id, link.source, link.source_asset_id)
+    target = suffixed_coin_id(d.coin_id, link.source, link.source_asset_id)
     if _alias(con, target) is not None or _holder(con, target, link.source) is not None:
         return Refusal(
             "conflict",
@@ -489,14 +484,16 @@ def apply_pending(
     """Apply every pending decision in the order taken, each in its own transaction.
 
     ``source_order`` names coins (see :func:`store.merge.refresh_coins`). A decision the warehouse
-    no longer allows is ``refused``; one whose statements fail (a DuckDB error) is rolled back
-    whole and refused with the error, so one bad decision never blocks the runs after it."""
+    no longer allows is ``refused``; one that fails (any error) is rolled back whole and refused
+    with the error, so one bad decision never blocks the runs after it. Review rows a decision
+    answered without naming them become ``superseded``."""
     done: list[Applied] = []
     for decision in _pending(con):
         try:
             with transaction(con):
                 result = _apply_one(con, decision, run_id, source_order)
-        except duckdb.Error as exc:
+        except Exception as exc:  # one bad decision must never block the runs after it
+            logger.exception("decision %s could not be applied", decision.decision_id)
             detail = {"refused": "error", "reason": f"{type(exc).__name__}: {exc}"}
             with transaction(con):
                 _record(con, decision, "refused", detail, run_id)
@@ -525,9 +522,31 @@ def _apply_one(
         return Applied(decision.decision_id, decision.action, "refused", detail)
     apply = _APPLY[decision.action]
     detail, touched = apply(_Context(con, decision, run_id))
+    detail["superseded_review_rows"] = _supersede(con, decision)
     refresh_coins(con, sorted(touched), list(source_order))
     _record(con, decision, "applied", detail, run_id)
     return Applied(decision.decision_id, decision.action, "applied", detail)
+
+
+def _supersede(con: duckdb.DuckDBPyConnection, d: Decision) -> int:
+    """Settle review rows a decision answered without naming them: the asset is in the candidate
+    coin now (a merge put them together), or an accept chose another coin for it."""
+    rows = con.execute(
+        """
+        update resolution_review as r
+        set status = 'superseded', decided_by = ?, decision_id = ?
+        from coin_source_ids as m
+        where r.status = 'pending'
+            and m.source = r.source and m.source_asset_id = r.source_asset_id
+            and (
+                m.coin_id = r.candidate_coin_id
+                or (? = 'accept' and r.source = ? and r.source_asset_id = ?)
+            )
+        returning 1
+        """,
+        [d.decided_by, d.decision_id, d.action, d.source, d.source_asset_id],
+    ).fetchall()
+    return len(rows)
 
 
 def _record(
@@ -723,7 +742,7 @@ def _apply_reject(ctx: _Context) -> tuple[dict[str, Any], set[str]]:
     }
     if link.coin_id != d.coin_id:
         return detail, set()
-    target = split_off_id(d.coin_id, link.source, link.source_asset_id)
+    target = suffixed_coin_id(d.coin_id, link.source, link.source_asset_id)
     if _coin(con, target) is None:
         con.execute(
             "insert into coins values (?, ?, ?, ?, ?)",
@@ -781,6 +800,17 @@ def _apply_split(ctx: _Context) -> tuple[dict[str, Any], set[str]]:
             [alias.alias_coin_id, alias.coin_id, repointed],
         )
     con.execute("delete from coin_aliases where alias_coin_id = ?", [alias.alias_coin_id])
+    # Review rows the merge settled are open questions again.
+    con.execute(
+        """
+        update resolution_review as r
+        set status = 'pending', decided_by = null, decision_id = null, coin_id = m.coin_id
+        from coin_source_ids as m
+        where r.decision_id = ? and r.status = 'superseded'
+            and m.source = r.source and m.source_asset_id = r.source_asset_id
+        """,
+        [alias.decision_id],
+    )
     detail = {
         "restored": alias.alias_coin_id,
         "from": alias.coin_id,

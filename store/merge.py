@@ -175,6 +175,7 @@ def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> 
                 last_seen_at = greatest(t.last_seen_at, s.last_seen_at),
                 symbol = if(s.last_seen_at > t.last_seen_at, s.symbol, t.symbol),
                 name = if(s.last_seen_at > t.last_seen_at, s.name, t.name),
+                match_key = if(s.last_seen_at > t.last_seen_at, s.match_key, t.match_key),
                 last_snapshot_at = greatest(t.last_snapshot_at, s.last_snapshot_at)
             when not matched then insert ({_columns(COIN_SOURCE_IDS)})
                 values ({_columns(COIN_SOURCE_IDS, "s.")})

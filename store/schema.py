@@ -5,6 +5,8 @@ Loaders accept frames of exactly these schemas; the DDL in ``store/migrations`` 
 
 from __future__ import annotations
 
+import hashlib
+
 import polars as pl
 
 MONEY = pl.Decimal(38, 18)
@@ -122,3 +124,12 @@ RESOLUTION_REVIEW = pl.Schema(
 )
 """New candidates for the review queue (the operator's columns stay null until decided)."""
 RESOLUTION_REVIEW_KEY = ("source", "source_asset_id", "candidate_coin_id")
+
+
+def suffixed_coin_id(coin_id: str, source: str, source_asset_id: str) -> str:
+    """The id an asset takes when ``coin_id`` is not its to take (another coin or an alias holds
+    it, or an operator rejected the asset from it): ``coin_id`` plus 8 hex digits of the sha256 of
+    ``source:source_asset_id``. Resolution and decisions both use it, so a rebuild that replays
+    them gives the same ids."""
+    digest = hashlib.sha256(f"{source}:{source_asset_id}".encode()).hexdigest()[:8]
+    return f"{coin_id}-{digest}"

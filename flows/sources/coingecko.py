@@ -17,6 +17,7 @@ from flows.sources.settings import CoinGeckoSettings
 from flows.sources.spec import Endpoint, SourceSpec
 
 logger = logging.getLogger(__name__)
+_WITHOUT = "this run's new assets were resolved without contract evidence"
 
 PUBLIC_URL = "https://api.coingecko.com/api/v3"
 PRO_URL = "https://pro-api.coingecko.com/api/v3"
@@ -80,9 +81,8 @@ def pages(http: SourceHttp, settings: CoinGeckoSettings) -> Iterator[Page]:
         try:
             yield http.get_page(COINS_LIST, {"include_platform": "true"}, None)
         except SourceError as exc:
-            logger.warning(
-                "coingecko: contract addresses not fetched, resolution goes without: %s", exc
-            )
+            http.warnings.append(f"contract addresses not fetched ({exc}): {_WITHOUT}")
+            logger.warning("coingecko: %s", http.warnings[-1])
 
 
 MARKET_CHART = Endpoint(

@@ -74,10 +74,11 @@ def pages(http: SourceHttp, settings: CoinPaprikaSettings) -> Iterator[Page]:
             try:
                 yield http.get_page(CONTRACTS, {}, None, subject={"platform": platform.coinpaprika})
             except SourceError as exc:
-                logger.warning(
-                    "coinpaprika: contract addresses of %s not fetched, resolution goes "
-                    "without: %s", platform.coinpaprika, exc,
-                )  # fmt: skip
+                http.warnings.append(
+                    f"contract addresses of {platform.coinpaprika} not fetched ({exc}): this "
+                    "run's new assets were resolved without them"
+                )
+                logger.warning("coinpaprika: %s", http.warnings[-1])
 
 
 HISTORICAL = Endpoint(

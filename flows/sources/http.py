@@ -150,6 +150,8 @@ class SourceHttp:
         self.policy = policy
         self.limiter = limiter
         self.requests = 0
+        self.warnings: list[str] = []
+        """Worth an operator's look, for the run ledger (a contract listing that failed)."""
         self.reuse: Callable[[Endpoint, int | None, str | None], Page | None] | None = None
         """Where a resumed run finds pages it already fetched (then no request is made)."""
         self._sleep = sleep

@@ -22,7 +22,8 @@ create table asset_contracts (
 
 -- Candidate links too weak to merge on their own. The asset keeps a coin of its own until an
 -- operator accepts (the asset moves to candidate_coin_id) or rejects the candidate.
--- status: 'pending' | 'accepted' | 'rejected'.
+-- status: 'pending' | 'accepted' | 'rejected' | 'superseded' (a decision answered it without
+-- naming it: a merge put the two together, or an accept chose another coin).
 create table resolution_review (
     source varchar not null,
     source_asset_id varchar not null,

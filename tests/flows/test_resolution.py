@@ -141,7 +141,7 @@ def decide(
     )
     store.mappings = pl.concat(
         [store.mappings, resolution.mappings.select(MAPPING_COLUMNS)]
-    ).unique(subset=["source", "source_asset_id"], keep="first", maintain_order=True)
+    ).unique(subset=["source", "source_asset_id"], keep="last", maintain_order=True)
     store.coins = store.coins | set(resolution.new_coins["coin_id"])
     store.quotes.append(batch)
     return resolution
@@ -534,3 +534,54 @@ def test_a_malformed_overrides_file_names_the_line(tmp_path: Path, body: str, me
     path.write_text(body)
     with pytest.raises(OverridesError, match=message):
         read_overrides(path)
+
+
+def test_a_renamed_ticker_is_found_under_its_new_symbol() -> None:
+    store = Store()
+    decide(quotes(("coingecko", "render-token", "rndr", "Render")), store)
+    decide(quotes(("coingecko", "render-token", "render", "Render")), store)  # RNDR -> RENDER
+    joined = decide(quotes(("coincap", "render", "RENDER", "Render")), store)
+    assert coin_of(joined) == {("coincap", "render"): "rndr-render"}
+
+
+def test_an_address_one_source_lists_for_two_of_its_coins_proves_nothing() -> None:
+    """CoinGecko lists Arbitrum's bridged WETH address under WETH too, and under the bridged
+    token its markets never reach: CoinPaprika's bridged WETH must not join WETH on it."""
+    contracts = contract_rows(
+        ("coingecko", "weth", "arbitrum", "0x82af"),
+        ("coingecko", "arbitrum-bridged-weth", "arbitrum", "0x82af"),  # not in the markets
+        ("coinpaprika", "weth-arbitrum", "arbitrum", "0x82af"),
+    )
+    resolution = decide(
+        quotes(
+            ("coingecko", "weth", "weth", "Wrapped Ether"),
+            ("coinpaprika", "weth-arbitrum", "WETH", "Arbitrum Bridged WETH"),
+        ),
+        contracts=contracts,
+    )
+    assert coin_of(resolution)[("coinpaprika", "weth-arbitrum")] != "weth-wrapped-ether"
+    (queued,) = resolution.review.to_dicts()
+    assert (queued["candidate_coin_id"], queued["confidence"]) == ("weth-wrapped-ether", 0.7)
+
+
+def test_a_near_rival_makes_a_link_ambiguous_whatever_names_matched() -> None:
+    """Two CoinGecko coins fit CoinPaprika's WBTC almost equally (one by a similar name, one by
+    the identical name with an older quote): a person decides."""
+    store = Store()
+    decide(quotes(("coingecko", "wrapped-btc", "wbtc", "Wrapped BTC"), market_cap=1e10), store)
+    decide(
+        quotes(
+            ("coingecko", "wrapped-bitcoin", "wbtc", "Wrapped Bitcoin"),
+            at=T0 - timedelta(days=4),
+            market_cap=1e10,
+        ),
+        store,
+    )
+    later = decide(
+        quotes(("coinpaprika", "wbtc", "WBTC", "Wrapped Bitcoin"), market_cap=1e10), store
+    )
+    assert coin_of(later)[("coinpaprika", "wbtc")] not in {
+        "wbtc-wrapped-btc",
+        "wbtc-wrapped-bitcoin",
+    }
+    assert sorted(later.review["candidate_coin_id"]) == ["wbtc-wrapped-bitcoin", "wbtc-wrapped-btc"]

@@ -21,6 +21,7 @@ from store import decisions
 from store.connection import open_warehouse
 from store.decisions import Action, Applied, Decision, apply_pending, import_inbox, write_inbox
 from store.merge import refresh_coins
+from store.schema import suffixed_coin_id
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ORDER = list(SOURCE_NAMES)
@@ -407,7 +408,7 @@ def test_reject_moves_the_asset_out_to_a_coin_of_its_own(
         "reject", source="coinpaprika", source_asset_id="eth-ethereum", coin_id="eth-ethereum"
     )
 
-    target = decisions.split_off_id("eth-ethereum", "coinpaprika", "eth-ethereum")
+    target = suffixed_coin_id("eth-ethereum", "coinpaprika", "eth-ethereum")
     assert applied.outcome == "applied"
     assert applied.detail["moved_to"] == target
     assert target.startswith("eth-ethereum-")
@@ -432,7 +433,7 @@ def test_reject_of_a_review_candidate_settles_it_and_moves_nothing(
     applied = decide("reject", source="coincap", source_asset_id="ethereum", coin_id="eth-ethereum")
 
     assert applied.outcome == "applied"
-    assert applied.detail == {"review_rows": 1, "moved_to": None}
+    assert applied.detail == {"review_rows": 1, "moved_to": None, "superseded_review_rows": 0}
     after = dump(con)
     assert after["resolution_review"][0][7] == "rejected"
     assert {t: rows for t, rows in after.items() if t != "resolution_review"} == {
@@ -513,7 +514,7 @@ def test_a_decision_that_fails_mid_apply_leaves_every_table_unchanged(
     }
 
 
-def test_a_bug_mid_apply_rolls_back_and_leaves_the_decision_pending(
+def test_a_bug_mid_apply_rolls_back_and_refuses_only_that_decision(
     con: duckdb.DuckDBPyConnection, decide: Decide, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = dump(con)
@@ -523,11 +524,11 @@ def test_a_bug_mid_apply_rolls_back_and_leaves_the_decision_pending(
 
     monkeypatch.setattr(decisions, "refresh_coins", broken)
 
-    with pytest.raises(RuntimeError, match="bug"):
-        decide("merge", coin_id="eth-ethereum", other_coin_id="eth-ether")
+    applied = decide("merge", coin_id="eth-ethereum", other_coin_id="eth-ether")
 
-    assert dump(con) == before
-    assert con.execute("select outcome from resolution_decisions").fetchall() == [("pending",)]
+    assert (applied.outcome, applied.detail["reason"]) == ("refused", "RuntimeError: bug")
+    assert dump(con) == before  # nothing of the merge stayed
+    assert con.execute("select outcome from resolution_decisions").fetchall() == [("refused",)]
 
 
 # --- the inbox -----------------------------------------------------------------------------------
@@ -648,3 +649,17 @@ def test_operator_links_name_their_decision_for_the_overrides_file(
             f"operator accept {applied.decision_id} by ops@example.com: same contract",
         )
     ]
+
+
+def test_a_merge_settles_the_review_rows_it_answers_and_a_split_reopens_them(
+    con: duckdb.DuckDBPyConnection, decide: Decide
+) -> None:
+    pending = "select status from resolution_review where source_asset_id = 'ethereum'"
+    assert con.execute(pending).fetchall() == [("pending",)]
+
+    merged = decide("merge", coin_id="eth-ethereum", other_coin_id="eth-ether")
+    assert merged.detail["superseded_review_rows"] == 1
+    assert con.execute(pending).fetchall() == [("superseded",)]
+
+    decide("split", coin_id="eth-ether")
+    assert con.execute(pending).fetchall() == [("pending",)]

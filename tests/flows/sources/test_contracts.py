@@ -95,6 +95,8 @@ def test_coinpaprika_asks_each_platform_and_a_failed_one_costs_only_its_evidence
         )
 
     assert "contract addresses of trx-tron not fetched" in caplog.text
+    (warning,) = extracted.warnings  # kept in the run ledger
+    assert warning.startswith("contract addresses of trx-tron not fetched")
     validated = transform_raw_files(tmp_path, extracted.raw_files)
     assert validated.quotes.height == 2
     # EVM addresses are compared lowercased: their case is only a checksum.
