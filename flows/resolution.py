@@ -452,11 +452,7 @@ def resolve(
     stored = evidence.stored_mappings.select(*link, "coin_id", "symbol", "name", "match_key")
     # A known asset keeps its coin; its match key follows its current symbol and name, so a
     # renamed ticker still finds the coin by its new symbol.
-    sticky = assets.join(stored.select(*link, "coin_id"), on=link, how="inner").with_columns(
-        match_key=pl.struct("symbol", "name").map_elements(
-            lambda a: match_key(a["symbol"], a["name"]), return_dtype=pl.String()
-        )
-    )
+    sticky = assets.join(stored.select(*link, "coin_id"), on=link, how="inner")
     _warn_ignored_overrides(sticky, evidence.overrides)
     sticky_rows = sticky.select(
         *link,
@@ -498,7 +494,10 @@ def _assets(quotes: pl.DataFrame) -> pl.DataFrame:
             pl.col("rank").filter(first_run).last(),
         )
         .with_columns(
-            _order=pl.col("source").replace_strict(SOURCE_ORDER, default=len(SOURCE_ORDER))
+            match_key=pl.struct("symbol", "name").map_elements(
+                lambda a: match_key(a["symbol"], a["name"]), return_dtype=pl.String()
+            ),
+            _order=pl.col("source").replace_strict(SOURCE_ORDER, default=len(SOURCE_ORDER)),
         )
     )
 
@@ -517,13 +516,11 @@ class _Decider:
         self.run_id = run_id
         self.now = now
         self.fresh = fresh.with_columns(
-            match_key=pl.struct("symbol", "name").map_elements(
-                lambda a: match_key(a["symbol"], a["name"]), return_dtype=pl.String()
-            ),
             natural=pl.struct("symbol", "name").map_elements(
                 lambda a: natural_coin_id(a["symbol"], a["name"]), return_dtype=pl.String()
             ),
-        ).with_columns(symbol_key=pl.col("match_key").str.split(KEY_SEPARATOR).list.first())
+            symbol_key=pl.col("match_key").str.split(KEY_SEPARATOR).list.first(),
+        )
         twins = self.fresh.group_by("source", "match_key").len().filter(pl.col("len") > 1)
         self.twins = {(s, k) for s, k, _ in twins.iter_rows()}
         """(source, match key) of new assets a source lists twice: whichever came first would

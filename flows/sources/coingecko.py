@@ -7,17 +7,12 @@ Demo keys go to ``api.coingecko.com`` in ``x-cg-demo-api-key``; Pro keys to
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping, Sequence
 
-from flows.errors import SourceError
 from flows.sources.api import Access, ApiSource, HistoryApi, HistoryRequest
 from flows.sources.http import Page, SourceHttp
 from flows.sources.settings import CoinGeckoSettings
 from flows.sources.spec import Endpoint, SourceSpec
-
-logger = logging.getLogger(__name__)
-_WITHOUT = "this run's new assets were resolved without contract evidence"
 
 PUBLIC_URL = "https://api.coingecko.com/api/v3"
 PRO_URL = "https://pro-api.coingecko.com/api/v3"
@@ -77,12 +72,10 @@ def pages(http: SourceHttp, settings: CoinGeckoSettings) -> Iterator[Page]:
         yield page
         if page.shape_error or len(page.records) < settings.page_size:
             break
-    if settings.contracts:
-        try:
-            yield http.get_page(COINS_LIST, {"include_platform": "true"}, None)
-        except SourceError as exc:
-            http.warnings.append(f"contract addresses not fetched ({exc}): {_WITHOUT}")
-            logger.warning("coingecko: %s", http.warnings[-1])
+    if settings.contracts and (
+        listing := http.get_listing(COINS_LIST, {"include_platform": "true"})
+    ):
+        yield listing
 
 
 MARKET_CHART = Endpoint(

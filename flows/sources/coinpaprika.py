@@ -7,17 +7,13 @@ The free host is ``api.coinpaprika.com``; with a key, ``api-pro.coinpaprika.com`
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 
-from flows.errors import SourceError
 from flows.sources.api import Access, ApiSource, HistoryApi, HistoryRequest
 from flows.sources.http import Page, SourceHttp
 from flows.sources.platforms import platforms
 from flows.sources.settings import CoinPaprikaSettings
 from flows.sources.spec import Endpoint, SourceSpec
-
-logger = logging.getLogger(__name__)
 
 FREE_URL = "https://api.coinpaprika.com/v1"
 PRO_URL = "https://api-pro.coinpaprika.com/v1"
@@ -71,14 +67,8 @@ def pages(http: SourceHttp, settings: CoinPaprikaSettings) -> Iterator[Page]:
     yield http.get_page(TICKERS, {"quotes": "USD"}, None)
     if settings.contracts:
         for platform in platforms():
-            try:
-                yield http.get_page(CONTRACTS, {}, None, subject={"platform": platform.coinpaprika})
-            except SourceError as exc:
-                http.warnings.append(
-                    f"contract addresses of {platform.coinpaprika} not fetched ({exc}): this "
-                    "run's new assets were resolved without them"
-                )
-                logger.warning("coinpaprika: %s", http.warnings[-1])
+            if listing := http.get_listing(CONTRACTS, {}, {"platform": platform.coinpaprika}):
+                yield listing
 
 
 HISTORICAL = Endpoint(

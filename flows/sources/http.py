@@ -220,6 +220,25 @@ class SourceHttp:
             self._sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
 
+    def get_listing(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, str | int],
+        subject: Mapping[str, str] | None = None,
+    ) -> Page | None:
+        """GET an unpaged contract listing: identity evidence, whose failure costs only that
+        evidence. It is then a warning for the run ledger, not an error of the source."""
+        try:
+            return self.get_page(endpoint, params, None, subject)
+        except SourceError as exc:
+            of = f" of {subject[endpoint.subject_key]}" if subject else ""
+            self.warnings.append(
+                f"contract addresses{of} not fetched ({exc}): this run's new assets were "
+                "resolved without them"
+            )
+            logger.warning("%s: %s", self.source, self.warnings[-1])
+            return None
+
     def _page(
         self,
         endpoint: Endpoint,
