@@ -36,7 +36,7 @@ from flows.extract import Extracted, extract
 from flows.faults import arm, fault_point
 from flows.history import extract_history, plan_history
 from flows.load import load_source
-from flows.resolution import Override, read_overrides
+from flows.resolution import Crosswalk, Override, read_crosswalk, read_overrides
 from flows.settings import HistorySettings, get_ingest_settings
 from flows.sources import API_SOURCES, SOURCE_NAMES
 from flows.sources.api import HistoryRequest
@@ -185,6 +185,7 @@ def _run_source(
     future: PrefectFuture[Extracted],
     result: runs.SourceResult,
     overrides: dict[tuple[str, str], Override],
+    crosswalk: Crosswalk,
 ) -> None:
     """Transform and load one extracted source, recording a failure instead of raising it."""
     logger = get_run_logger()
@@ -198,7 +199,9 @@ def _run_source(
         if extracted.problems:
             # What could be loaded is; the run still says, and fails on, what could not.
             result.status, result.error = "failed", "; ".join(extracted.problems)
-        resolution = load_source(con, validated, result, overrides, extracted.checkpoints)
+        resolution = load_source(
+            con, validated, result, overrides, extracted.checkpoints, crosswalk=crosswalk
+        )
     # One source's failure must not stop the others: it is recorded in the ledger, logged, and
     # fails the run at the end.
     except Exception as exc:
@@ -334,6 +337,7 @@ def ingest(
         check_replay_dir(replay)
     store, settings = get_store_settings(), get_ingest_settings()
     overrides = read_overrides(settings.overrides_file)
+    crosswalk = read_crosswalk(settings.crosswalk_file) if settings.crosswalk_file else {}
 
     with warehouse(store.warehouse_path) as con:
         run = _start(con, selected, replay, mode)
@@ -357,7 +361,7 @@ def ingest(
                 started_at=datetime.now(UTC),
                 warnings=notes.get(source, []),
             )
-            _run_source(con, future, result, overrides)
+            _run_source(con, future, result, overrides, crosswalk)
             summary.results.append(result)
             update_progress_artifact(progress, 100.0 * done / len(futures))
         update_progress_artifact(progress, 100.0)

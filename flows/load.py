@@ -22,6 +22,7 @@ from flows.faults import fault_point
 from flows.resolution import (
     MARKET_FOUND,
     MARKET_WINDOW_DAYS,
+    Crosswalk,
     Evidence,
     Override,
     Resolution,
@@ -42,6 +43,7 @@ def load_source(
     checkpoints: Mapping[str, str] | None = None,
     *,
     ledger: bool = True,
+    crosswalk: Crosswalk | None = None,
 ) -> Resolution:
     """Merge ``validated`` and record ``result`` (filled in with the counts) atomically, with the
     source's checkpoints: the latest observation loaded (stream ``quotes``) and ``checkpoints``
@@ -52,7 +54,7 @@ def load_source(
         merge.merge_contracts(con, validated.contracts)
         resolution = resolve(
             validated.quotes,
-            gather_evidence(con, validated.quotes, overrides),
+            gather_evidence(con, validated.quotes, overrides, crosswalk or {}),
             run_id=result.run_id,
         )
         delivered = _with_coin_ids(validated.quotes, resolution)
@@ -96,6 +98,7 @@ def gather_evidence(
     con: duckdb.DuckDBPyConnection,
     quotes: pl.DataFrame,
     overrides: Mapping[tuple[str, str], Override],
+    crosswalk: Crosswalk,
 ) -> Evidence:
     """What the warehouse knows that bears on the batch's assets. Contracts, decisions and market
     lookups are read only when the batch holds an asset not mapped yet (a re-run never does)."""
@@ -105,7 +108,7 @@ def gather_evidence(
     coin_ids = frozenset(c for (c,) in con.execute("select coin_id from coins").fetchall())
     link = ["source", "source_asset_id"]
     if quotes.select(link).unique().join(stored, on=link, how="anti").is_empty():
-        return Evidence(stored, coin_ids, overrides)
+        return Evidence(stored, coin_ids, overrides, crosswalk)
     decisions = con.execute(
         """
         select action, source, source_asset_id, coin_id, decision_id
@@ -128,6 +131,7 @@ def gather_evidence(
         stored_mappings=stored,
         stored_coin_ids=coin_ids,
         overrides=overrides,
+        crosswalk=crosswalk,
         contracts=con.sql(f"select {', '.join(ASSET_CONTRACTS)} from asset_contracts").pl(),
         accepted=accepted,
         rejected=frozenset(rejected),

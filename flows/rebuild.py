@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from flows import raw_zone
 from flows.load import load_source
-from flows.resolution import Override
+from flows.resolution import Crosswalk, Override
 from flows.sources import SOURCE_NAMES
 from flows.transform import transform_raw_files
 from store import decisions, runs
@@ -109,6 +109,7 @@ def rebuild_from_raw(
     data_dir: Path,
     overrides: dict[tuple[str, str], Override],
     *,
+    crosswalk: Crosswalk | None = None,
     rows_per_chunk: int = ROWS_PER_CHUNK,
     planned: list[Chunk] | None = None,
     on_chunk: Callable[[Chunk, runs.SourceResult], None] | None = None,
@@ -129,7 +130,7 @@ def rebuild_from_raw(
             for chunk in planned or chunks(raw_root, raw_batches(raw_root), rows_per_chunk):
                 result = runs.SourceResult(chunk.run_ids[0], chunk.source, "loaded")
                 validated = transform_raw_files(raw_root, chunk.files)
-                load_source(fresh, validated, result, overrides, ledger=False)
+                load_source(fresh, validated, result, overrides, ledger=False, crosswalk=crosswalk)
                 if on_chunk:
                     on_chunk(chunk, result)
             with transaction(fresh):

@@ -7,13 +7,17 @@ An asset already mapped keeps its coin (``sticky``; an operator's decision moves
    coin_id,note``); ``operator``: an asset an operator's applied decision placed (the decisions
    themselves move mapped assets, see :mod:`store.decisions`; the resolver only honours them for
    assets it meets unmapped). Confidence 1.
-2. ``contract``: the asset and an asset of another source publish the same contract address on
+2. ``crosswalk``: a configured authoritative crosswalk (``KASPARRO_CROSSWALK_FILE``, a CSV with
+   columns ``coingecko,coinpaprika,coincap``, e.g. exported from CoinPaprika's paid
+   ``coins/mappings``) names the asset's id in another source, and that asset's coin is the only
+   one it names. Confidence 0.98; 0.6 (review) when the prices differ by over 50%.
+3. ``contract``: the asset and an asset of another source publish the same contract address on
    the same chain (:mod:`flows.transform.contracts`, chains per :mod:`flows.sources.platforms`).
    Confidence 0.99; 0.7 when the address belongs to several coins, or one source lists it for
    two of its assets (listed in its markets or not), 0.6 when the prices contradict it by more
    than 50% (a stale listing, or a wrong address). Such an address proves nothing: the names may
    still decide.
-3. ``symbol_name_market`` / ``name_similarity_market``: an asset of another source has the same
+4. ``symbol_name_market`` / ``name_similarity_market``: an asset of another source has the same
    normalised symbol (the blocking key; a symbol alone never links) and a similar name, and their
    markets agree at the same time (:func:`compare_markets`):
 
@@ -33,7 +37,7 @@ An asset already mapped keeps its coin (``sticky``; an operator's decision moves
    ``/day``: days between the two observations compared. Contracts on the same chain that differ
    cap the confidence at 0.5 (bridged and wrapped tokens share symbols and prices, never
    addresses).
-4. ``new``: a coin of its own.
+5. ``new``: a coin of its own.
 
 A candidate with confidence >= :data:`LINK_THRESHOLD` links, unless another candidate with the
 same kind of evidence (contract, or names) comes within :data:`AMBIGUITY_MARGIN` of it, or the
@@ -105,7 +109,7 @@ MARKET_WINDOW_DAYS = 7.0
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
 Method = Literal[
-    "sticky", "override", "operator", "contract", "symbol_name_market",
+    "sticky", "override", "operator", "crosswalk", "contract", "symbol_name_market",
     "name_similarity_market", "new",
 ]  # fmt: skip
 
@@ -224,6 +228,41 @@ def read_overrides(path: Path) -> dict[tuple[str, str], Override]:
     return overrides
 
 
+Crosswalk = Mapping[tuple[str, str], frozenset[tuple[str, str]]]
+"""(source, source_asset_id) -> the same asset's ids in the other sources."""
+CROSSWALK_SOURCES = ("coingecko", "coinpaprika", "coincap")
+
+
+def read_crosswalk(path: Path) -> Crosswalk:
+    """An authoritative crosswalk: each row names one asset's ids in two or more sources. A
+    malformed file is an error naming the line, never half-read."""
+    crosswalk: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
+    line_of: dict[tuple[str, str], int] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = [c.strip() for c in reader.fieldnames or ()]
+        unknown = sorted(set(columns) - set(CROSSWALK_SOURCES))
+        if unknown or len(columns) < 2:
+            raise OverridesError(
+                f"{path}: header must name two or more of {CROSSWALK_SOURCES}; got {columns}"
+            )
+        for line, row in enumerate(reader, start=2):
+            ids = frozenset(
+                (source, value.strip())
+                for source, value in zip(columns, row.values(), strict=False)
+                if isinstance(value, str) and value.strip()
+            )
+            if len(ids) < 2:
+                raise OverridesError(f"{path}:{line}: a row must name the asset in two sources")
+            for asset in sorted(ids):
+                if asset in crosswalk:
+                    raise OverridesError(
+                        f"{path}:{line}: {asset[0]}/{asset[1]} is already on line {line_of[asset]}"
+                    )
+                crosswalk[asset], line_of[asset] = ids - {asset}, line
+    return crosswalk
+
+
 # --- market agreement ----------------------------------------------------------------------------
 
 MARKET_LOOKUP = pl.Schema(
@@ -316,6 +355,7 @@ class Evidence:
     """(source, source_asset_id, coin_id, symbol, name, match_key) of every mapped asset."""
     stored_coin_ids: frozenset[str]
     overrides: Mapping[tuple[str, str], Override] = field(default_factory=dict)
+    crosswalk: Crosswalk = field(default_factory=dict)
     contracts: pl.DataFrame = field(default_factory=ASSET_CONTRACTS.to_frame)
     """:data:`store.schema.ASSET_CONTRACTS` rows, stored and the batch's."""
     accepted: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
@@ -608,7 +648,7 @@ class _Decider:
         pairs = [
             (row["source"], row["source_asset_id"], coin, row["compared_at"])
             for row in self.fresh.iter_rows(named=True)
-            for coin in sorted(self._shortlist(row))
+            for coin in sorted(self._shortlist(row).keys() | self._crosswalk_coins(row))
         ]
         if not pairs or self.evidence.market is None:
             return {}
@@ -638,6 +678,29 @@ class _Decider:
         self.by_symbol[str(row["symbol_key"])].add(entry)
         self.batch_observations[coin].append((source, _observation(row)))
         self.coin_contracts[coin] |= self.contracts_of.get((source, asset), set())
+
+    def _crosswalk_coins(self, row: Mapping[str, object]) -> set[str]:
+        named = self.evidence.crosswalk.get((str(row["source"]), str(row["source_asset_id"])), ())
+        return {
+            self.known.canonical(self.coin_of[other]) for other in named if other in self.coin_of
+        }
+
+    def _crosswalk(self, row: dict[str, object]) -> Candidate | None:
+        """The coin the crosswalk names for the asset, when it names exactly one it may join."""
+        source, asset = str(row["source"]), str(row["source_asset_id"])
+        named = self.evidence.crosswalk.get((source, asset), frozenset())
+        coins = self._crosswalk_coins(row)
+        if len(coins) != 1:
+            return None
+        (coin,) = coins
+        if not self.known.free_for(coin, source) or (source, asset, coin) in self.evidence.rejected:
+            return None
+        mine = _observation(row)
+        market = compare_markets(mine, self._nearest(source, asset, coin, mine))
+        difference = market.detail.get("price_difference")
+        confidence = 0.6 if isinstance(difference, float) and difference > 0.5 else 0.98
+        ids = [f"{s}/{a}" for s, a in sorted(named)]
+        return Candidate(coin, confidence, "crosswalk", {"crosswalk": ids, **market.detail})
 
     def _candidates(self, row: dict[str, object]) -> list[Candidate]:
         source, asset = str(row["source"]), str(row["source_asset_id"])
@@ -750,10 +813,17 @@ class _Decider:
         if accepted := self.evidence.accepted.get((source, asset)):
             facts["decision_id"] = accepted[1]
             return self.known.canonical(accepted[0]), "operator", 1.0, []
-        candidates = [
-            c for c in self._candidates(row)
-            if c.confidence >= REVIEW_THRESHOLD and self.known.free_for(c.coin_id, source)
-        ]  # fmt: skip
+        crossed = self._crosswalk(row)
+        if crossed and crossed.confidence >= LINK_THRESHOLD:
+            facts |= crossed.evidence
+            return crossed.coin_id, "crosswalk", crossed.confidence, []
+        candidates = sorted(
+            [
+                c for c in self._candidates(row)
+                if c.confidence >= REVIEW_THRESHOLD and self.known.free_for(c.coin_id, source)
+            ] + ([crossed] if crossed else []),
+            key=lambda c: (-c.confidence, c.coin_id),
+        )  # fmt: skip
         facts["candidates"] = [
             {"coin_id": c.coin_id, "method": c.method, "confidence": c.confidence}
             for c in candidates[:5]

@@ -17,6 +17,12 @@ class IngestSettings(BaseSettings):
         default=Path("data/asset_overrides.csv"),
         description="Curated entity-resolution overrides: source,source_asset_id,coin_id,note.",
     )
+    crosswalk_file: Path | None = Field(
+        default=None,
+        description="An authoritative crosswalk for entity resolution: a CSV with columns "
+        "coingecko,coinpaprika,coincap naming one asset per row (e.g. exported from "
+        "CoinPaprika's paid coins/mappings). Unset: no crosswalk.",
+    )
     extract_retries: int = Field(
         default=2, ge=0, le=10, description="Prefect task retries of a source's whole extract."
     )

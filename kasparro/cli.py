@@ -138,7 +138,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from flows.rebuild import ROWS_PER_CHUNK, Chunk, chunks, raw_batches, rebuild_from_raw
-    from flows.resolution import read_overrides
+    from flows.resolution import read_crosswalk, read_overrides
     from flows.settings import get_ingest_settings
     from store.runs import SourceResult
     from store.snapshot import publish_snapshot
@@ -151,7 +151,9 @@ def _rebuild(args: argparse.Namespace) -> int:
     batches = raw_batches(store.raw_dir)
     planned = chunks(store.raw_dir, batches, ROWS_PER_CHUNK)
     total_rows = sum(c.rows for c in planned)
-    overrides = read_overrides(get_ingest_settings().overrides_file)
+    settings = get_ingest_settings()
+    overrides = read_overrides(settings.overrides_file)
+    crosswalk = read_crosswalk(settings.crosswalk_file) if settings.crosswalk_file else {}
     with Progress() as progress:
         bar = progress.add_task("rebuilding from the raw zone", total=total_rows)
 
@@ -163,7 +165,9 @@ def _rebuild(args: argparse.Namespace) -> int:
                 f"{result.inserted} inserted",
             )
 
-        published = rebuild_from_raw(store.data_dir, overrides, planned=planned, on_chunk=advance)
+        published = rebuild_from_raw(
+            store.data_dir, overrides, crosswalk=crosswalk, planned=planned, on_chunk=advance
+        )
     print(
         f"rebuilt {store.warehouse_path} from {total_rows} raw rows of {len(batches)} "
         f"(run, source) batches (previous warehouse kept as {store.warehouse_path.name}.bak); "

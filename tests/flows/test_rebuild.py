@@ -11,6 +11,7 @@ import pytest
 
 from flows.rebuild import raw_batches, rebuild_from_raw
 from flows.resolution import Override, read_overrides
+from flows.settings import get_ingest_settings
 from kasparro.cli import main
 from store.connection import open_read_only
 from store.settings import get_store_settings
@@ -118,3 +119,29 @@ def test_the_command_line_rebuilds_and_republishes(
         assert "rebuilt" in capsys.readouterr().out
     finally:
         get_store_settings.cache_clear()
+
+
+def test_a_configured_crosswalk_decides_before_contracts_and_names(
+    history: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crosswalk = tmp_path / "crosswalk.csv"
+    crosswalk.write_text("coingecko,coinpaprika\nbinancecoin,bnb-binance-coin\n")
+    monkeypatch.setenv("KASPARRO_DATA_DIR", str(history))
+    monkeypatch.setenv("KASPARRO_OVERRIDES_FILE", str(tmp_path / "no-overrides.csv"))
+    monkeypatch.setenv("KASPARRO_CROSSWALK_FILE", str(crosswalk))
+    get_store_settings.cache_clear()
+    get_ingest_settings.cache_clear()
+    try:
+        assert main(["rebuild", "--from-raw"]) == 0
+    finally:
+        get_store_settings.cache_clear()
+        get_ingest_settings.cache_clear()
+    con = open_read_only(history / "serving.duckdb")
+    try:
+        linked = con.execute(
+            "select coin_id, method, confidence from coin_source_ids "
+            "where source = 'coinpaprika' and source_asset_id = 'bnb-binance-coin'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert linked == [("bnb-bnb", "crosswalk", 0.98)]

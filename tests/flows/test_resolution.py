@@ -25,6 +25,7 @@ from flows.resolution import (
     match_key,
     name_similarity,
     normalise,
+    read_crosswalk,
     read_overrides,
     resolve,
 )
@@ -585,3 +586,55 @@ def test_a_near_rival_makes_a_link_ambiguous_whatever_names_matched() -> None:
         "wbtc-wrapped-bitcoin",
     }
     assert sorted(later.review["candidate_coin_id"]) == ["wbtc-wrapped-bitcoin", "wbtc-wrapped-btc"]
+
+
+def test_a_configured_crosswalk_links_ids_and_names_nothing_else_would() -> None:
+    crosswalk = {
+        ("coinpaprika", "hav-havven"): frozenset({("coingecko", "havven")}),
+        ("coingecko", "havven"): frozenset({("coinpaprika", "hav-havven")}),
+    }
+    store = Store()
+    decide(quotes(("coingecko", "havven", "snx", "Synthetix Network")), store)
+    later = decide(
+        quotes(("coinpaprika", "hav-havven", "HAV", "Havven")), store, crosswalk=crosswalk
+    )
+    linked = later.mappings.row(0, named=True)
+    assert (linked["coin_id"], linked["method"], linked["confidence"]) == (
+        "snx-synthetix-network",
+        "crosswalk",
+        0.98,
+    )
+    assert json.loads(linked["evidence"])["crosswalk"] == ["coingecko/havven"]
+
+
+def test_a_crosswalk_the_prices_contradict_waits_for_review() -> None:
+    crosswalk = {("coinpaprika", "hav-havven"): frozenset({("coingecko", "havven")})}
+    store = Store()
+    decide(quotes(("coingecko", "havven", "snx", "Synthetix Network")), store)
+    later = decide(
+        quotes(("coinpaprika", "hav-havven", "HAV", "Havven"), price={"hav-havven": 7.8}),
+        store,
+        crosswalk=crosswalk,
+    )
+    assert coin_of(later)[("coinpaprika", "hav-havven")] != "snx-synthetix-network"
+    assert later.review.select("candidate_coin_id", "method", "confidence").rows() == [
+        ("snx-synthetix-network", "crosswalk", 0.6)
+    ]
+
+
+def test_the_crosswalk_file_is_read_and_validated(tmp_path: Path) -> None:
+    path = tmp_path / "crosswalk.csv"
+    path.write_text("coingecko,coinpaprika,coincap\nhavven,hav-havven,synthetix-network-token\n")
+    crosswalk = read_crosswalk(path)
+    assert crosswalk[("coinpaprika", "hav-havven")] == {
+        ("coingecko", "havven"),
+        ("coincap", "synthetix-network-token"),
+    }
+    for body, message in [
+        ("coingecko,binance\nx,y\n", "header must name two or more"),
+        ("coingecko,coinpaprika\nhavven,\n", ":2: a row must name the asset in two sources"),
+        ("coingecko,coinpaprika\na,b\na,c\n", ":3: coingecko/a is already on line 2"),
+    ]:
+        path.write_text(body)
+        with pytest.raises(OverridesError, match=message):
+            read_crosswalk(path)
