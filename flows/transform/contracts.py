@@ -44,12 +44,28 @@ def _coinpaprika_contracts(group: pl.DataFrame) -> Iterator[tuple[str, str, str,
             yield str(record["id"]), platform, address, run_id
 
 
+_ID_AND_EXPLORER = pl.Struct({"id": pl.String(), "explorer": pl.String()})
+
+
 def _coincap_explorers(group: pl.DataFrame) -> Iterator[tuple[str, str, str, str]]:
-    pages = group.select(
-        "run_id",
-        asset=pl.col("record").str.json_path_match("$.id"),
-        explorer=pl.col("record").str.json_path_match("$.explorer"),
-    ).filter(pl.col("explorer").str.contains("/token/"))
+    # Only a token page holds an address: most records are ruled out by a substring search
+    # before any JSON is parsed (every CoinCap record of every run comes through here).
+    pages = (
+        group.filter(pl.col("record").str.contains("/token/", literal=True))
+        .select(
+            "run_id",
+            # One parse for both fields (json_path_match parses the record once per path).
+            pl.col("record")
+            .str.json_decode(_ID_AND_EXPLORER)
+            .struct.rename_fields(["asset", "explorer"])
+            .struct.unnest(),
+        )
+        .filter(pl.col("explorer").str.contains("/token/", literal=True))
+        # Every run lists the same pages again: the earliest run of each is the one kept.
+        .group_by("asset", "explorer")
+        .agg(pl.col("run_id").min())
+        .select("run_id", "asset", "explorer")
+    )
     for run_id, asset, explorer in pages.iter_rows():
         if asset and (match := _TOKEN_PAGE.match(explorer)):
             yield asset, match["host"].lower(), match["address"], run_id

@@ -51,22 +51,41 @@ class Validated:
     """Schema :data:`store.schema.ASSET_CONTRACTS`: contract addresses the batch published."""
 
 
+_FLOAT_PREFIX = "_float:"
+NUMERIC_FIELDS = (*MONEY_FIELDS, *FLOAT_FIELDS, "rank")
+
+
 def _float(name: str) -> pl.Expr:
-    return pl.col(name).cast(pl.Float64, strict=False)
+    """The field read as a float (null when it is not a number), parsed once per batch by
+    :func:`_parse_numbers`: the rules read it many times."""
+    return pl.col(_FLOAT_PREFIX + name)
 
 
-_NUMBER = r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$"
+def _parse_numbers() -> list[pl.Expr]:
+    return [
+        pl.col(f).cast(pl.Float64, strict=False).alias(_FLOAT_PREFIX + f) for f in NUMERIC_FIELDS
+    ]
+
+
+def _length(text: pl.Expr) -> pl.Expr:
+    return text.str.len_bytes().cast(pl.Int64)
 
 
 def decimal_places(text: pl.Expr) -> pl.Expr:
-    """Decimal places a number's text needs to be held exactly (``1.2500e-3`` needs 5)."""
-    parts = text.str.extract_groups(_NUMBER)
-    integer, fraction = parts.struct.field("1"), parts.struct.field("2").fill_null("")
-    exponent = parts.struct.field("3").cast(pl.Int64, strict=False).fill_null(0)
-    digits = pl.concat_str(integer.fill_null(""), fraction)
-    trailing_zeros = digits.str.len_chars() - digits.str.strip_chars_end("0").str.len_chars()
-    places = fraction.str.len_chars().cast(pl.Int64) - exponent - trailing_zeros
-    return pl.max_horizontal(places, pl.lit(0))
+    """Decimal places a number's text needs to be held exactly (``1.2500e-3`` needs 5): the
+    fraction's digits, less the exponent, less the trailing zeros of all the digits (none for
+    zero). Plain string
+    arithmetic, no regex: it runs on every money field of every record. Texts that are not numbers
+    give a meaningless count; the rules reject those first (``not_a_number``)."""
+    exponent_at = text.str.find("[eE]")
+    mantissa = pl.when(exponent_at.is_null()).then(text).otherwise(text.str.slice(0, exponent_at))
+    exponent = text.str.slice(exponent_at + 1).cast(pl.Int64, strict=False).fill_null(0)
+    fraction = (_length(mantissa) - mantissa.str.find(".", literal=True) - 1).fill_null(0)
+    digits = mantissa.str.replace(".", "", literal=True).str.strip_chars_start("+-")
+    significant = _length(digits.str.strip_chars_end("0"))
+    places = fraction - exponent - (_length(digits) - significant)
+    # Zero needs no places however it is written (``0e-30``).
+    return pl.when(significant == 0).then(0).otherwise(pl.max_horizontal(places, pl.lit(0)))
 
 
 def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
@@ -108,7 +127,7 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
         ),
         ("missing_price", pl.col("price_usd").is_null(), pl.lit("price_usd is missing")),
     ]
-    for field in (*MONEY_FIELDS, *FLOAT_FIELDS, "rank"):
+    for field in NUMERIC_FIELDS:
         checks.append(
             (
                 "not_a_number",
@@ -169,15 +188,21 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
 
 def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
     checks = _checks(now or datetime.now(UTC))
-    frame = staged.rows.with_columns(
-        # Surrounding whitespace (NBSP included) is not data; an empty field is a missing one.
-        pl.col(f).str.strip_chars().replace("", None).alias(f)
-        for f in TEXT_FIELDS
-    ).with_columns(
-        reason=pl.coalesce(pl.when(broken).then(pl.lit(reason)) for reason, broken, _ in checks),
-        detail=pl.coalesce(pl.when(broken).then(detail) for _, broken, detail in checks),
+    frame = (
+        staged.rows.with_columns(
+            # Surrounding whitespace (NBSP included) is not data; an empty field is a missing one.
+            pl.col(f).str.strip_chars().replace("", None).alias(f)
+            for f in TEXT_FIELDS
+        )
+        .with_columns(_parse_numbers())
+        .with_columns(
+            reason=pl.coalesce(pl.when(broken).then(pl.lit(reason)) for reason, broken, _ in checks)
+        )
     )
-    bad = frame.filter(pl.col("reason").is_not_null())
+    # Details are worded for the few records that broke a rule, not for every record.
+    bad = frame.filter(pl.col("reason").is_not_null()).with_columns(
+        detail=pl.coalesce(pl.when(broken).then(detail) for _, broken, detail in checks)
+    )
     good = frame.filter(pl.col("reason").is_null()).select(
         "source",
         "observed_at",

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.transform import stage, validate
+from flows.transform.quotes import decimal_places
 from tests.flows.transform.conftest import RawOf, raw_rows
 
 
@@ -271,3 +272,39 @@ def test_any_decimal_string_with_at_most_18_places_is_stored_exactly(value: Deci
     raw = raw_rows("coincap", "assets", [record], envelope=envelope)
     quotes = validate(stage(raw)).quotes
     assert quotes["price_usd"].to_list() == [value]
+
+
+_DIGITS = st.text("0123456789", max_size=24)
+
+
+@st.composite
+def number_texts(draw: st.DrawFn) -> str:
+    """Every spelling of a number a source may send: signs, bare dots, exponents, zeros."""
+    text = draw(st.sampled_from(["", "+", "-"])) + draw(_DIGITS)
+    if draw(st.booleans()):
+        text += "." + draw(_DIGITS)
+    if draw(st.booleans()):
+        exponent = draw(st.integers(-40, 40))
+        text += draw(st.sampled_from("eE")) + draw(st.sampled_from(["", "+"])) * (exponent >= 0)
+        text += str(exponent)
+    return text
+
+
+@given(st.lists(number_texts(), min_size=1, max_size=50))
+def test_decimal_places_are_those_python_decimal_needs(texts: list[str]) -> None:
+    """What decides not_representable: the places a text needs to be held exactly."""
+    numbers = [t for t in texts if any(c.isdigit() for c in t.split("e")[0].split("E")[0])]
+    if not numbers:
+        return
+    counted = pl.select(decimal_places(pl.Series(numbers, dtype=pl.String()))).to_series()
+    assert counted.to_list() == [_places(Decimal(t)) for t in numbers]
+
+
+def _places(value: Decimal) -> int:
+    """Exactly, without a context's rounding (``Decimal.normalize`` keeps 28 digits)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not significant:
+        return 0
+    return max(0, -(exponent + len(digits) - len(significant)))
