@@ -12,7 +12,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +64,7 @@ def extract_api(
         settings, transport=transport, replay=replay_dir is not None, rate_limit=replay_dir is None
     )
     # A resumed run (a retry, or the next run after a crash) takes the pages it already holds.
-    http.reuse = partial(
-        raw_zone.stored_page,
-        raw_root=raw_root,
-        source=spec.name,
-        run_id=run_id,
-        started_at=started_at,
-    )
+    http.reuse = raw_zone.StoredPages(raw_root, spec.name, run_id, started_at)
     expected = {p.split(".")[0] for p in spec.columns.values() if not p.startswith("@")}
     out = Extracted(spec.name)
     try:

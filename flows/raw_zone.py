@@ -90,8 +90,15 @@ def _write_atomically(frame: pl.DataFrame, path: Path) -> Path:
         tmp.unlink()
 
 
-def _frame(rows: Mapping[str, Sequence[object]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=RAW_SCHEMA)
+def _frame(
+    per_record: Mapping[str, Sequence[object]], shared: Mapping[str, object]
+) -> pl.DataFrame:
+    """A raw-zone frame: columns that vary by record, and lineage every record shares (given
+    once, not as a list per record: a page holds thousands of records)."""
+    varying = pl.DataFrame(per_record, schema={c: RAW_SCHEMA[c] for c in per_record})
+    return varying.with_columns(
+        pl.lit(value, RAW_SCHEMA[column]).alias(column) for column, value in shared.items()
+    ).select(RAW_SCHEMA.names())
 
 
 def write_page(raw_root: Path, run_id: str, started_at: datetime, page: Page) -> RawFile:
@@ -103,27 +110,28 @@ def write_page(raw_root: Path, run_id: str, started_at: datetime, page: Page) ->
     else:
         texts, indexes = [None], [None]
         envelope = page.body.decode("utf-8", errors="replace")
-    n = len(texts)
     subject_id = json.loads(page.subject)[page.endpoint.subject_key] if page.subject else None
     directory = run_directory(raw_root, page.source, run_id, started_at)
     path = directory / f"{file_stem(page.endpoint, page.page, subject_id)}.parquet"
     frame = _frame(
         {
-            "run_id": [run_id] * n,
-            "source": [page.source] * n,
-            "endpoint": [page.endpoint.name] * n,
-            "page": [page.page] * n,
-            "request_url": [page.url] * n,
-            "file_name": [None] * n,
-            "fetched_at": [page.fetched_at] * n,
-            "http_status": [page.status] * n,
-            "payload_sha256": [page.sha256] * n,
-            "envelope": [envelope] * n,
             "record_index": indexes,
             "record": texts,
             "record_sha256": [_sha256(t) if t is not None else None for t in texts],
-            "subject": [page.subject] * n,
-        }
+        },
+        {
+            "run_id": run_id,
+            "source": page.source,
+            "endpoint": page.endpoint.name,
+            "page": page.page,
+            "request_url": page.url,
+            "file_name": None,
+            "fetched_at": page.fetched_at,
+            "http_status": page.status,
+            "payload_sha256": page.sha256,
+            "envelope": envelope,
+            "subject": page.subject,
+        },
     )
     written = _write_atomically(frame, path)
     return RawFile(str(written.relative_to(raw_root)), len(records))
@@ -136,22 +144,24 @@ def write_csv(raw_root: Path, run_id: str, started_at: datetime, file: CsvFile) 
     fetched_at = datetime.now(UTC)
     frame = _frame(
         {
-            "run_id": [run_id] * n,
-            "source": ["csv"] * n,
-            "endpoint": [file.layout] * n,
-            "page": [None] * n,
-            "request_url": [None] * n,
-            "file_name": [file.path.name] * n,
-            "fetched_at": [fetched_at] * n,
-            "http_status": [None] * n,
-            "payload_sha256": [file.sha256] * n,
-            "envelope": [file.header] * n,
             # Line numbers as an editor shows them: the header is line 1.
             "record_index": list(range(file.first_line, file.first_line + n)),
             "record": list(file.lines),
             "record_sha256": [_sha256(line) for line in file.lines],
-            "subject": [None] * n,
-        }
+        },
+        {
+            "run_id": run_id,
+            "source": "csv",
+            "endpoint": file.layout,
+            "page": None,
+            "request_url": None,
+            "file_name": file.path.name,
+            "fetched_at": fetched_at,
+            "http_status": None,
+            "payload_sha256": file.sha256,
+            "envelope": file.header,
+            "subject": None,
+        },
     )
     written = _write_atomically(frame, path)
     return RawFile(str(written.relative_to(raw_root)), n)
@@ -176,28 +186,30 @@ def attempt_of(file_name: str) -> tuple[str, int] | None:
     return (match["stem"], int(match["attempt"] or 1)) if match else None
 
 
-def stored_page(
-    endpoint: Endpoint,
-    page: int | None,
-    subject_id: str | None,
-    *,
-    raw_root: Path,
-    source: str,
-    run_id: str,
-    started_at: datetime,
+class StoredPages:
+    """The pages a run already wrote, listed once: a resumed run takes each from here instead of
+    fetching it again. Listing the run's directory per page would cost quadratically (a run of
+    CoinGecko's listings has thousands of pages)."""
+
+    def __init__(self, raw_root: Path, source: str, run_id: str, started_at: datetime) -> None:
+        self.raw_root, self.source = raw_root, source
+        self.latest: dict[str, tuple[int, Path]] = {}
+        directory = run_directory(raw_root, source, run_id, started_at)
+        for path in directory.glob("*.parquet") if directory.is_dir() else ():
+            parsed = attempt_of(path.name)
+            if parsed and parsed[1] > self.latest.get(parsed[0], (0, path))[0]:
+                self.latest[parsed[0]] = (parsed[1], path)
+
+    def __call__(self, endpoint: Endpoint, page: int | None, subject_id: str | None) -> Page | None:
+        """The page's last attempt, if it holds records. A page kept whole (unsplittable) is
+        fetched again."""
+        found = self.latest.get(file_stem(endpoint, page, subject_id))
+        return _read_page(self.raw_root, self.source, endpoint, page, found[1]) if found else None
+
+
+def _read_page(
+    raw_root: Path, source: str, endpoint: Endpoint, page: int | None, last: Path
 ) -> Page | None:
-    """The page a run already wrote (its last attempt), if it holds records: a resumed run takes
-    it from here instead of fetching it again. A page kept whole (unsplittable) is fetched again."""
-    stem = file_stem(endpoint, page, subject_id)
-    attempts = sorted(
-        (attempt, path)
-        for path in run_directory(raw_root, source, run_id, started_at).glob("*.parquet")
-        if (parsed := attempt_of(path.name)) and parsed[0] == stem
-        for attempt in (parsed[1],)
-    )
-    if not attempts:
-        return None
-    last = attempts[-1][1]
     frame = pl.read_parquet(last)
     if frame["record"].null_count():
         return None

@@ -22,6 +22,7 @@ from flows.resolution import (
     Override,
     OverridesError,
     Resolution,
+    _similar,
     match_key,
     name_similarity,
     normalise,
@@ -638,3 +639,16 @@ def test_the_crosswalk_file_is_read_and_validated(tmp_path: Path) -> None:
         path.write_text(body)
         with pytest.raises(OverridesError, match=message):
             read_crosswalk(path)
+
+
+_NAME_PARTS = st.sampled_from(
+    ["Zen", "zenth", "obel", "AI", "Inu", "Swap", "token", "Chain", "Bit", "coin", "Ether", "X"]
+)
+_NAMES = st.lists(_NAME_PARTS, min_size=0, max_size=4).map(" ".join) | st.text(max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=_NAMES, b=_NAMES)
+def test_the_cheap_similarity_test_agrees_with_the_similarity(a: str, b: str) -> None:
+    """The refutations that skip difflib never refute a name similar enough to link."""
+    assert _similar(a, b) == (name_similarity(a, b) >= NAME_SIMILAR)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.sources.records import ShapeError, split_records
+from flows.sources.records import ShapeError, _split_fast, split_records, split_walking
 
 # --- bare arrays -----------------------------------------------------------------------------
 
@@ -181,3 +181,56 @@ def test_records_decode_to_what_was_serialised(
 
     assert [json.loads(r) for r in split.records] == records
     assert all(r in body for r in split.records)
+
+
+# --- the fast path splits as the walking one does ---------------------------------------------
+
+envelope_extras = st.dictionaries(
+    st.text(max_size=6).filter(lambda k: k != "data"), json_scalars, max_size=3
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=json_records,
+    before=envelope_extras,
+    after=envelope_extras,
+    indent=st.sampled_from([None, 0, 2]),
+    ensure_ascii=st.booleans(),
+)
+def test_the_fast_split_equals_the_walking_split(
+    records: list[dict[str, object]],
+    before: dict[str, object],
+    after: dict[str, object],
+    indent: int | None,
+    ensure_ascii: bool,
+) -> None:
+    bare = json.dumps(records, indent=indent, ensure_ascii=ensure_ascii)
+    enveloped = json.dumps(
+        {**before, "data": records, **after}, indent=indent, ensure_ascii=ensure_ascii
+    )
+    assert _split_fast(bare, None, False) == split_walking(bare, None, False)
+    assert _split_fast(enveloped, "data", False) == split_walking(enveloped, "data", False)
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ('[{"price": NaN}]', None),
+        ('{"data": [{"id": "a"}], "data": [{"id": "b"}]}', "data"),
+        ('{"data": [{"id": "a"}], "data": [{"id": "a"}]}', "data"),
+        ('[{"id": "a"}, 2]', None),
+    ],
+    ids=["nan-literal", "duplicate-key", "duplicate-identical-key", "not-an-object"],
+)
+def test_bodies_msgspec_refuses_or_reads_otherwise_take_the_walking_path(
+    body: str, key: str | None
+) -> None:
+    assert _split_fast(body, key, False) is None
+    try:
+        walked = split_walking(body, key, False)
+    except ShapeError:
+        with pytest.raises(ShapeError):
+            split_records(body, key)
+    else:
+        assert split_records(body, key) == walked
