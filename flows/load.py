@@ -60,11 +60,9 @@ def load_source(
         delivered = _with_coin_ids(validated.quotes, resolution)
         fresh = _newer_than_stored(con, result.source, delivered)
         merge.merge_coins(con, resolution.new_coins)
-        merge.merge_source_ids(con, _with_snapshot_times(resolution.mappings, fresh))
+        touched = merge.merge_source_ids(con, _with_snapshot_times(resolution.mappings, fresh))
         merge.merge_review(con, resolution.review)
-        merge.refresh_coins(
-            con, resolution.mappings["coin_id"].unique().to_list(), list(SOURCE_NAMES)
-        )
+        merge.refresh_coins(con, touched, list(SOURCE_NAMES))
         counts = merge.merge_quotes(con, fresh)
         merge.merge_quarantine(con, validated.quarantine)
         if not fresh.is_empty():
@@ -105,10 +103,10 @@ def gather_evidence(
     stored = con.sql(
         "select source, source_asset_id, coin_id, symbol, name, match_key from coin_source_ids"
     ).pl()
-    coin_ids = frozenset(c for (c,) in con.execute("select coin_id from coins").fetchall())
     link = ["source", "source_asset_id"]
     if quotes.select(link).unique().join(stored, on=link, how="anti").is_empty():
-        return Evidence(stored, coin_ids, overrides, crosswalk)
+        return Evidence(stored, frozenset(), overrides, crosswalk)
+    coin_ids = frozenset(con.sql("select coin_id from coins").pl()["coin_id"].to_list())
     decisions = con.execute(
         """
         select action, source, source_asset_id, coin_id, decision_id

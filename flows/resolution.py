@@ -354,6 +354,7 @@ class Evidence:
     stored_mappings: pl.DataFrame
     """(source, source_asset_id, coin_id, symbol, name, match_key) of every mapped asset."""
     stored_coin_ids: frozenset[str]
+    """Read only when the batch holds a new asset (nothing else needs them)."""
     overrides: Mapping[tuple[str, str], Override] = field(default_factory=dict)
     crosswalk: Crosswalk = field(default_factory=dict)
     contracts: pl.DataFrame = field(default_factory=ASSET_CONTRACTS.to_frame)
@@ -882,7 +883,15 @@ def _contract_candidate(
 def _warn_ignored_overrides(
     sticky: pl.DataFrame, overrides: Mapping[tuple[str, str], Override]
 ) -> None:
-    for source, asset, coin in sticky.select("source", "source_asset_id", "coin_id").iter_rows():
+    keys = pl.DataFrame(
+        list(overrides),
+        schema={"source": pl.String(), "source_asset_id": pl.String()},
+        orient="row",
+    )
+    overridden = sticky.join(keys, on=["source", "source_asset_id"], how="semi")
+    for source, asset, coin in overridden.select(
+        "source", "source_asset_id", "coin_id"
+    ).iter_rows():
         override = overrides.get((source, asset))
         if override and override.coin_id != coin:
             logger.warning(

@@ -144,46 +144,51 @@ def merge_coins(con: duckdb.DuckDBPyConnection, coins: pl.DataFrame) -> int:
     return coins.height
 
 
-def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> MergeCounts:
-    """Insert new mappings; for stored ones only widen the seen range (mappings are sticky)."""
+def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> list[str]:
+    """Insert new mappings; for stored ones only widen the seen range (mappings are sticky).
+    Returns the coins whose mappings were added or changed, the ones :func:`refresh_coins`
+    must look at again (none on a re-run over unchanged data: nothing is written)."""
     if mappings.is_empty():
-        return MergeCounts()
+        return []
     _stage(con, "stage_source_ids", mappings, COIN_SOURCE_IDS)
     widened = (
         "s.first_seen_at < t.first_seen_at or s.last_seen_at > t.last_seen_at"
         " or s.last_snapshot_at > coalesce(t.last_snapshot_at, '-infinity'::timestamptz)"
     )
     try:
-        inserted, updated, total = con.execute(
-            f"""
-            select
-                count(*) filter (where t.coin_id is null),
-                count(*) filter (where t.coin_id is not null and ({widened})),
-                count(*)
-            from stage_source_ids as s
-            left join coin_source_ids as t
-                on {_on(COIN_SOURCE_IDS_KEY)}
-            """
-        ).fetchall()[0]
-        con.execute(
-            f"""
-            merge into coin_source_ids as t
-            using stage_source_ids as s
-                on {_on(COIN_SOURCE_IDS_KEY)}
-            when matched and ({widened}) then update set
-                first_seen_at = least(t.first_seen_at, s.first_seen_at),
-                last_seen_at = greatest(t.last_seen_at, s.last_seen_at),
-                symbol = if(s.last_seen_at > t.last_seen_at, s.symbol, t.symbol),
-                name = if(s.last_seen_at > t.last_seen_at, s.name, t.name),
-                match_key = if(s.last_seen_at > t.last_seen_at, s.match_key, t.match_key),
-                last_snapshot_at = greatest(t.last_snapshot_at, s.last_snapshot_at)
-            when not matched then insert ({_columns(COIN_SOURCE_IDS)})
-                values ({_columns(COIN_SOURCE_IDS, "s.")})
-            """
-        )
+        touched = [
+            coin
+            for (coin,) in con.execute(
+                f"""
+                select distinct s.coin_id
+                from stage_source_ids as s
+                left join coin_source_ids as t
+                    on {_on(COIN_SOURCE_IDS_KEY)}
+                where t.coin_id is null or ({widened})
+                order by s.coin_id
+                """
+            ).fetchall()
+        ]
+        if touched:
+            con.execute(
+                f"""
+                merge into coin_source_ids as t
+                using stage_source_ids as s
+                    on {_on(COIN_SOURCE_IDS_KEY)}
+                when matched and ({widened}) then update set
+                    first_seen_at = least(t.first_seen_at, s.first_seen_at),
+                    last_seen_at = greatest(t.last_seen_at, s.last_seen_at),
+                    symbol = if(s.last_seen_at > t.last_seen_at, s.symbol, t.symbol),
+                    name = if(s.last_seen_at > t.last_seen_at, s.name, t.name),
+                    match_key = if(s.last_seen_at > t.last_seen_at, s.match_key, t.match_key),
+                    last_snapshot_at = greatest(t.last_snapshot_at, s.last_snapshot_at)
+                when not matched then insert ({_columns(COIN_SOURCE_IDS)})
+                    values ({_columns(COIN_SOURCE_IDS, "s.")})
+                """
+            )
     finally:
         con.unregister("stage_source_ids")
-    return MergeCounts(inserted, updated, total - inserted - updated)
+    return touched
 
 
 def refresh_coins(
