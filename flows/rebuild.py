@@ -6,10 +6,13 @@ history. Of a page fetched twice by retries, the last attempt is the one a run l
 the one replayed; what could never be loaded (an unreadable CSV, an unsplittable page) is skipped
 as it was then.
 
-For speed, a source's consecutive runs are loaded together, up to ``rows_per_chunk`` raw rows at
-a time (memory stays bounded however long the history): the loader decides as those runs did one
-after the other (a snapshot record counts only if newer than what earlier runs delivered), and
-resolution does not depend on order, so the tables come out as run-by-run loading made them.
+For speed, consecutive runs are loaded together, a window of up to ``rows_per_chunk`` raw rows
+at a time (memory stays bounded however long the history), each source of the window in source
+order as a run loads them: the loader decides as those runs did one after the other (a snapshot
+record counts only if newer than what earlier runs delivered), and resolution does not depend on
+order, so the tables come out as run-by-run loading made them. Windows keep ``quotes`` stored
+roughly in time order, as ingest appends it, which the API's newest-first reads rely on. The next
+chunk is read and validated (polars, off the GIL) while the current one is resolved and merged.
 
 The new warehouse is built beside the old one and swapped in atomically (the old one is kept as
 ``warehouse.duckdb.bak``); the old one stays locked meanwhile, so no ingest writes during the
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,24 +89,38 @@ def raw_batches(raw_root: Path) -> list[RawBatch]:
 
 
 def chunks(raw_root: Path, batches: list[RawBatch], rows_per_chunk: int) -> list[Chunk]:
-    """Per source in source order, its runs in run order, cut every ``rows_per_chunk`` rows."""
+    """Windows of consecutive runs holding up to ``rows_per_chunk`` raw rows (a run is never
+    split), each window one chunk per source, in source order."""
     order = {name: i for i, name in enumerate(SOURCE_NAMES)}
     planned: list[Chunk] = []
-    for source in sorted({b.source for b in batches}, key=lambda s: order.get(s, len(order))):
-        current = Chunk(source, [], [], 0)
-        for batch in (b for b in batches if b.source == source):
-            rows = sum(pq.read_metadata(raw_root / f).num_rows for f in batch.files)
-            if current.run_ids and current.rows + rows > rows_per_chunk:
-                planned.append(current)
-                current = Chunk(source, [], [], 0)
-            current = Chunk(
-                source,
-                [*current.run_ids, batch.run_id],
-                [*current.files, *batch.files],
-                current.rows + rows,
-            )
-        if current.run_ids:
-            planned.append(current)
+    window: dict[str, Chunk] = {}
+
+    def close_window() -> None:
+        planned.extend(
+            sorted(window.values(), key=lambda c: (order.get(c.source, len(order)), c.source))
+        )
+        window.clear()
+
+    sized = [(b, sum(pq.read_metadata(raw_root / f).num_rows for f in b.files)) for b in batches]
+    run_rows: dict[str, int] = defaultdict(int)
+    for batch, rows in sized:
+        run_rows[batch.run_id] += rows
+    window_rows, current_run = 0, None
+    for batch, rows in sized:  # a run's batches are consecutive
+        if batch.run_id != current_run:
+            current_run = batch.run_id
+            if window and window_rows + run_rows[current_run] > rows_per_chunk:
+                close_window()
+                window_rows = 0
+            window_rows += run_rows[current_run]
+        current = window.get(batch.source, Chunk(batch.source, [], [], 0))
+        window[batch.source] = Chunk(
+            batch.source,
+            [*current.run_ids, batch.run_id],
+            [*current.files, *batch.files],
+            current.rows + rows,
+        )
+    close_window()
     return planned
 
 
@@ -127,12 +146,22 @@ def rebuild_from_raw(
         kept_checkpoints = old.sql("select * from checkpoints where stream <> 'quotes'").pl()
         fresh = open_warehouse(fresh_path)
         try:
-            for chunk in planned or chunks(raw_root, raw_batches(raw_root), rows_per_chunk):
-                result = runs.SourceResult(chunk.run_ids[0], chunk.source, "loaded")
-                validated = transform_raw_files(raw_root, chunk.files)
-                load_source(fresh, validated, result, overrides, ledger=False, crosswalk=crosswalk)
-                if on_chunk:
-                    on_chunk(chunk, result)
+            plan = planned or chunks(raw_root, raw_batches(raw_root), rows_per_chunk)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-read") as reader:
+                upcoming = [reader.submit(transform_raw_files, raw_root, c.files) for c in plan[:1]]
+                for i, chunk in enumerate(plan):
+                    validated = upcoming.pop().result()
+                    if i + 1 < len(plan):
+                        upcoming.append(
+                            reader.submit(transform_raw_files, raw_root, plan[i + 1].files)
+                        )
+                    result = runs.SourceResult(chunk.run_ids[0], chunk.source, "loaded")
+                    load_source(
+                        fresh, validated, result, overrides, ledger=False, crosswalk=crosswalk
+                    )
+                    del validated  # two chunks in memory at most: this one and the next
+                    if on_chunk:
+                        on_chunk(chunk, result)
             with transaction(fresh):
                 _carry_over(fresh, ledger, kept_checkpoints)
             decisions.apply_pending(fresh, "rebuild", list(SOURCE_NAMES))
