@@ -15,6 +15,7 @@ import duckdb
 
 from store.errors import SnapshotNotFoundError, WarehouseBusyError
 from store.migrate import migrate
+from store.settings import get_store_settings
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
@@ -34,6 +35,8 @@ def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
             raise WarehouseBusyError(path, str(exc).splitlines()[0]) from exc
         raise
     _configure(con)
+    # Validated by the settings' pattern: SET takes no bound parameters.
+    con.execute(f"set memory_limit = '{get_store_settings().duckdb_memory_limit}'")
     migrate(con)
     return con
 

@@ -30,6 +30,14 @@ class StoreSettings(BaseSettings):
         description="Directory holding warehouse.duckdb, serving.duckdb and raw/ (git-ignored).",
     )
 
+    duckdb_memory_limit: str = Field(
+        default="1GiB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory DuckDB may use while writing the warehouse (ingest, rebuild): its "
+        "buffer pool keeps table blocks up to this and spills to disk beyond it, so a long "
+        "history does not grow the process. DuckDB's own default is 80% of the machine's RAM.",
+    )
+
     @property
     def warehouse_path(self) -> Path:
         return self.data_dir / WAREHOUSE_FILE
