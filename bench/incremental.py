@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.harness import Timing
 from bench.synthetic import bench_environment, universe_for, write_recording
 from flows.extract import extract
 from flows.load import load_source
@@ -93,7 +94,16 @@ def ingest_once(replay: Path, data_dir: Path, run_id: str) -> float:
     return time.perf_counter() - clock
 
 
-def measure(replay: Path, repeat: int) -> None:
+@dataclass(frozen=True)
+class Rerun:
+    quotes: int
+    first: Timing
+    rerun: Timing
+    written: int
+    """Rows the re-runs wrote to the data tables (the most of any repeat)."""
+
+
+def measure(replay: Path, repeat: int) -> Rerun:
     firsts, reruns, written = [], [], []
     for i in range(repeat):
         data_dir = Path(tempfile.mkdtemp(prefix="kasparro-bench-")) / "data"
@@ -103,12 +113,30 @@ def measure(replay: Path, repeat: int) -> None:
         assert table_rows(data_dir) == before
         written.append(changed_rows(data_dir, f"rerun-{i}"))
         shutil.rmtree(data_dir.parent)
-    first, rerun = statistics.median(firsts), statistics.median(reruns)
-    print(f"quotes loaded:  {before['quotes']}")
-    print(f"first load:     median {first:.2f} s (min {min(firsts):.2f}, max {max(firsts):.2f})")
-    print(f"re-run:         median {rerun:.2f} s (min {min(reruns):.2f}, max {max(reruns):.2f})")
-    print(f"ratio:          re-run / first load = {rerun / first:.3f}")
-    print(f"rows written by the re-run to data tables: {max(written)}")
+    return Rerun(before["quotes"], Timing(firsts), Timing(reruns), max(written))
+
+
+def measure_synthetic(quotes: int, repeat: int) -> Rerun:
+    """A recording of about ``quotes`` records (one capture), generated for the occasion."""
+    replay = Path(tempfile.mkdtemp(prefix="kasparro-replay-"))
+    moment = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    saved = dict(os.environ)
+    try:
+        write_recording(replay, universe_for(quotes, moment), moment)
+        os.environ.update(bench_environment(pages=100_000))
+        return measure(replay, repeat)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(replay)
+
+
+def report(result: Rerun) -> None:
+    print(f"quotes loaded:  {result.quotes}")
+    print(f"first load:     {result.first}")
+    print(f"re-run:         {result.rerun}")
+    print(f"ratio:          re-run / first load = {result.rerun.median / result.first.median:.3f}")
+    print(f"rows written by the re-run to data tables: {result.written}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -119,22 +147,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     if args.demo:
-        measure(Path("data/demo"), args.repeat)
-        return
-    if args.replay:
+        report(measure(Path("data/demo"), args.repeat))
+    elif args.replay:
         os.environ.update(bench_environment(pages=100_000))
-        measure(args.replay, args.repeat)
-        return
-    replay = Path(tempfile.mkdtemp(prefix="kasparro-replay-"))
-    moment = datetime(2026, 11, 24, 12, tzinfo=UTC)
-    clock = time.perf_counter()
-    records = write_recording(replay, universe_for(args.quotes, moment), moment)
-    print(f"generated {records} records in {time.perf_counter() - clock:.1f} s")
-    os.environ.update(bench_environment(pages=100_000))
-    try:
-        measure(replay, args.repeat)
-    finally:
-        shutil.rmtree(replay)
+        report(measure(args.replay, args.repeat))
+    else:
+        report(measure_synthetic(args.quotes, args.repeat))
 
 
 if __name__ == "__main__":
