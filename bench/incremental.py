@@ -28,9 +28,11 @@ from bench.synthetic import bench_environment, universe_for, write_recording
 from flows.extract import extract
 from flows.load import load_source
 from flows.resolution import read_overrides
+from flows.sources.replay import check_replay_dir
 from flows.transform import transform_raw_files
-from store import runs
+from store import decisions, runs
 from store.connection import open_read_only, transaction, warehouse
+from store.settings import DECISIONS_INBOX
 from store.snapshot import publish_snapshot
 
 DATA_TABLES = ("coins", "coin_source_ids", "quotes", "quarantine", "checkpoints")
@@ -68,14 +70,22 @@ def changed_rows(data_dir: Path, run_id: str) -> int:
 
 
 def ingest_once(replay: Path, data_dir: Path, run_id: str) -> float:
+    """The ingest flow's steps as plain calls, in its order: check the replay, look for a run to
+    resume, start the run, apply operator decisions, then per source extract, transform and load,
+    finish the run, checkpoint and publish."""
     overrides = read_overrides(Path("data/asset_overrides.csv"))
     clock = time.perf_counter()
+    check_replay_dir(replay)
     with warehouse(data_dir / "warehouse.duckdb") as con:
+        runs.resumable_run(con, flow_run_id=None, sources=list(SOURCES), replay_dir=str(replay))
         with transaction(con):
             runs.start_run(
                 con, run_id=run_id, flow_run_id=None, started_at=datetime.now(UTC),
                 sources=list(SOURCES), replay_dir=str(replay),
             )  # fmt: skip
+        decisions.import_inbox(con, data_dir / DECISIONS_INBOX)
+        decisions.apply_pending(con, run_id, list(SOURCES))
+        csv_loaded = runs.checkpoints_of(con, "csv", prefix="file:")
         for source in SOURCES:
             extracted = extract(
                 source,
@@ -83,7 +93,7 @@ def ingest_once(replay: Path, data_dir: Path, run_id: str) -> float:
                 run_id=run_id,
                 started_at=datetime.now(UTC),
                 replay_dir=replay,
-                csv_loaded=runs.checkpoints_of(con, "csv", prefix="file:"),
+                csv_loaded=csv_loaded if source == "csv" else {},
             )
             result = runs.SourceResult(run_id, source, "loaded", fetched=extracted.records)
             validated = transform_raw_files(data_dir / "raw", extracted.raw_files)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from litestar.testing import TestClient
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 
 from flows.ingest import RunSummary, ingest
 from kasparro.cli import main
@@ -76,6 +82,15 @@ def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
                 flow_run_id=ArtifactFilterFlowRunId(any_=[run["flow_run_id"]])
             )
         )
+        task_runs = prefect.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(run["flow_run_id"])]))
+        )
+    assert sorted(t.name for t in task_runs) == [
+        "extract-coincap",
+        "extract-coingecko",
+        "extract-coinpaprika",
+        "extract-csv",
+    ], "the UI shows one (retrying, cached) extract task per source; the rest runs in the flow"
     by_key = {a.key: a for a in artifacts}
     assert by_key["ingest-progress"].data == 100.0
     table = by_key["ingest-summary"].data

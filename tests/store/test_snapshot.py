@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from store import snapshot
 from store.connection import open_read_only, open_warehouse
 from store.errors import SnapshotNotFoundError, StoreError, WarehouseBusyError
 from store.snapshot import publish_snapshot
@@ -45,6 +48,32 @@ def test_a_reader_keeps_its_snapshot_while_a_new_one_is_published(tmp_path: Path
     assert runs_in(fresh) == 3, "a new reader sees the new snapshot"
     reader.close()
     fresh.close()
+    assert not list(tmp_path.glob(".serving.duckdb.*")), "no temporary file is left behind"
+
+
+def _refuse(*args: object) -> int:
+    raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+
+@pytest.mark.parametrize("kernel", ["copy_file_range", "copy_file_range refused", "no hints"])
+def test_the_snapshot_is_the_warehouse_byte_for_byte_however_it_is_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: str
+) -> None:
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb"
+    write_rows(warehouse, 50)
+    monkeypatch.setattr(snapshot, "CHUNK", 4096 + 1)  # many chunks, none aligned to a page
+    if kernel == "copy_file_range refused":
+        monkeypatch.setattr(os, "copy_file_range", _refuse, raising=False)
+    if kernel == "no hints":
+        monkeypatch.setattr(snapshot, "_sync_file_range", None)
+
+    published = publish_snapshot(warehouse, serving)
+
+    assert serving.read_bytes() == warehouse.read_bytes()
+    assert published.bytes == warehouse.stat().st_size
+    reader = open_read_only(serving)
+    assert runs_in(reader) == 50
+    reader.close()
     assert not list(tmp_path.glob(".serving.duckdb.*")), "no temporary file is left behind"
 
 
