@@ -45,7 +45,7 @@ from store.connection import open_warehouse, transaction
 from store.snapshot import Published, publish_snapshot
 
 _RAW_PATH = re.compile(r"^source=(?P<source>[^/]+)/date=[^/]+/run=(?P<run>[^/]+)/(?P<file>[^/]+)$")
-ROWS_PER_CHUNK = 1_000_000
+ROWS_PER_CHUNK = 500_000
 
 
 @dataclass(frozen=True)
