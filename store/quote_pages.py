@@ -130,23 +130,23 @@ def quotes(
     if coin_ids is not None:
         coins = cur.execute("select count(*) from coins").fetchall()[0][0]
         per_second *= min(1.0, len(coin_ids) / coins) if coins else 1.0
-    # The window starts where the page starts and may reach as far as `floor`.
+    # A window starts at `near`, where the page starts, and never needs to reach past `far`.
     cursor_at = flt.after[0] if flt.after else None
     if flt.descending:
-        anchor = min(_utc(t) for t in (last, flt.end, cursor_at) if t is not None)
-        floor = max(_utc(t) for t in (first, flt.start) if t is not None)
+        near = min(_utc(t) for t in (last, flt.end, cursor_at) if t is not None)
+        far = max(_utc(t) for t in (first, flt.start) if t is not None)
     else:
-        anchor = max(_utc(t) for t in (first, flt.start, cursor_at) if t is not None)
-        floor = min(_utc(t) for t in (last, flt.end) if t is not None)
-    reach = abs((anchor - floor).total_seconds())
+        near = max(_utc(t) for t in (first, flt.start, cursor_at) if t is not None)
+        far = min(_utc(t) for t in (last, flt.end) if t is not None)
+    reach = ((near - far) if flt.descending else (far - near)).total_seconds()
     seconds = WINDOW_SLACK * (offset + limit) / per_second
     while seconds < reach:
         width = timedelta(seconds=seconds)
         bounded = _Where(list(where.conditions), list(where.params))
         if flt.descending:
-            bounded.add("q.observed_at >= ?", anchor - width)
+            bounded.add("q.observed_at >= ?", near - width)
         else:
-            bounded.add("q.observed_at < ?", anchor + width)
+            bounded.add("q.observed_at < ?", near + width)
         page = _page(cur, flt, bounded, limit=limit, offset=offset)
         if len(page) == limit:
             # The window held offset + limit rows, and every row outside it sorts after them.
