@@ -1,35 +1,15 @@
 """Read queries over a Kasparro DuckDB file (the serving snapshot, usually).
 
 Each function takes a cursor and returns a polars frame whose columns are documented here; the web
-layer turns them into response schemas. Money leaves as text (``23197.5``, ``0.000000001258``):
-exact, with trailing zeros trimmed, never through a float.
+layer turns them into response schemas (pages of quotes are in :mod:`store.quote_pages`). Money
+leaves as text (``23197.5``, ``0.000000001258``): exact, with trailing zeros trimmed, never
+through a float.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 import duckdb
 import polars as pl
-
-QUOTE_COLUMNS = """
-    q.coin_id,
-    q.source,
-    q.source_asset_id,
-    q.observed_at,
-    q.symbol,
-    q.name,
-    {price} as price_usd,
-    {market_cap} as market_cap_usd,
-    {volume} as volume_24h_usd,
-    q.pct_change_24h,
-    q.circulating_supply,
-    q.total_supply,
-    q.max_supply,
-    q.rank,
-    q.run_id
-"""
 
 
 def money_text(column: str) -> str:
@@ -109,68 +89,6 @@ def coin_source_ids(cur: duckdb.DuckDBPyConnection, coin_id: str) -> pl.DataFram
         order by source, source_asset_id
         """,
         [coin_id],
-    )
-
-
-@dataclass(frozen=True)
-class QuoteFilter:
-    coin_id: str | None = None
-    symbol: str | None = None
-    source: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    descending: bool = True
-    after: tuple[datetime, str, str] | None = None
-    """Keyset cursor: the (observed_at, coin_id, source) of the last row already returned."""
-
-
-def quotes(
-    cur: duckdb.DuckDBPyConnection, flt: QuoteFilter, *, limit: int, offset: int
-) -> pl.DataFrame:
-    """Quotes matching ``flt``, ordered by (observed_at, coin_id, source)."""
-    conditions: list[str] = []
-    params: list[object] = []
-    for column, value in (("q.coin_id", flt.coin_id), ("q.source", flt.source)):
-        if value is not None:
-            conditions.append(f"{column} = ?")
-            params.append(value)
-    if flt.symbol is not None:
-        conditions.append("q.coin_id in (select coin_id from coins where lower(symbol) = lower(?))")
-        params.append(flt.symbol)
-    if flt.start is not None:
-        conditions.append("q.observed_at >= ?")
-        params.append(flt.start)
-    if flt.end is not None:
-        conditions.append("q.observed_at < ?")
-        params.append(flt.end)
-    direction = "desc" if flt.descending else "asc"
-    if flt.after is not None:
-        comparison = "<" if flt.descending else ">"
-        conditions.append(f"(q.observed_at, q.coin_id, q.source) {comparison} (?, ?, ?)")
-        params.extend(flt.after)
-    where = f"where {' and '.join(conditions)}" if conditions else ""
-    columns = QUOTE_COLUMNS.format(
-        price=money_text("q.price_usd"),
-        market_cap=money_text("q.market_cap_usd"),
-        volume=money_text("q.volume_24h_usd"),
-    )
-    return _frame(
-        cur,
-        f"""
-        with page as (
-            -- Pick the page first, format it after: rendering money as text for every
-            -- candidate row would cost more than the sort.
-            select *
-            from quotes as q
-            {where}
-            order by q.observed_at {direction}, q.coin_id {direction}, q.source {direction}
-            limit ? offset ?
-        )
-        select {columns}
-        from page as q
-        order by q.observed_at {direction}, q.coin_id {direction}, q.source {direction}
-        """,
-        [*params, limit, offset],
     )
 
 

@@ -14,9 +14,10 @@ MAX_LIMIT = 1000
 
 
 def provide_db(snapshot: NamedDependency[Snapshot]) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A cursor on the current serving snapshot for the duration of one request."""
-    cursor = snapshot.cursor()
-    try:
+    """A cursor on the current serving snapshot for the duration of one request.
+
+    Litestar runs generator dependencies in the event loop's thread: borrowing a pooled cursor
+    does not block it (opening one would run a statement there).
+    """
+    with snapshot.borrowed_cursor() as cursor:
         yield cursor
-    finally:
-        cursor.close()

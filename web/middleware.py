@@ -14,7 +14,6 @@ import uuid
 from typing import cast
 
 from litestar import Litestar
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import (
     HTTPScope,
@@ -29,6 +28,8 @@ from litestar.types import (
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
+_STAMPED = frozenset((_REQUEST_ID, b"server-timing", b"x-response-time-ms"))
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -50,26 +51,27 @@ class RequestContextApp(Litestar):
             return
         started = time.perf_counter()
         http_scope = cast(HTTPScope, scope)
-        incoming = next(
-            (
-                v.decode("latin-1")
-                for k, v in http_scope["headers"]
-                if k == REQUEST_ID_HEADER.encode()
-            ),
-            None,
-        )
-        request_id = incoming if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
+        incoming = next((v for k, v in http_scope["headers"] if k == _REQUEST_ID), b"")
+        request_id = incoming.decode("latin-1")
+        if not _VALID_ID.match(request_id):
+            request_id = uuid.uuid4().hex
         http_scope.setdefault("state", {})["request_id"] = request_id
+        stamped_id = request_id.encode()
 
         http_send = cast(Send, send)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                headers = MutableScopeHeaders.from_message(message)
-                headers[REQUEST_ID_HEADER] = request_id
-                headers["server-timing"] = f"app;dur={elapsed_ms:.2f}"
-                headers["x-response-time-ms"] = f"{elapsed_ms:.2f}"
+                elapsed = f"{(time.perf_counter() - started) * 1000:.2f}".encode()
+                # Raw header pairs, appended once per response: this runs on every request, so
+                # no header object; a header the app set itself is replaced, not repeated.
+                headers = [h for h in message.get("headers", ()) if h[0].lower() not in _STAMPED]
+                headers += (
+                    (_REQUEST_ID, stamped_id),
+                    (b"server-timing", b"app;dur=" + elapsed),
+                    (b"x-response-time-ms", elapsed),
+                )
+                message["headers"] = headers
             await http_send(message)
 
         await super().__call__(scope, receive, send_with_headers)

@@ -1,15 +1,19 @@
 """The API's handle on the serving snapshot: reopened when a new one is published.
 
 Each request stats the file (microseconds); when its identity (inode, mtime, size) changed, the
-snapshot is reopened read-only. Requests get their own cursor, so threads never share a result.
-Connections to a replaced snapshot are not closed under running requests: they are dropped and
-closed once no cursor uses them.
+snapshot is reopened read-only. A request borrows a cursor of its own (threads never share a
+result) from a pool and gives it back: opening a cursor costs a statement (``use snapshot``) in
+the event loop's thread, reusing one costs nothing. Connections to a replaced snapshot are not
+closed under running requests: their cursors are closed as they come back, and the connection
+once no cursor uses it.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +22,9 @@ import duckdb
 from store.connection import open_read_only, read_only_cursor
 from store.errors import SnapshotNotFoundError
 
+MAX_IDLE_CURSORS = 64
+"""Idle cursors kept for reuse (more than the worker threads that could hold one at a time)."""
+
 
 class Snapshot:
     def __init__(self, path: Path) -> None:
@@ -25,6 +32,7 @@ class Snapshot:
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._identity: tuple[int, int, int] | None = None
+        self._idle: list[duckdb.DuckDBPyConnection] = []
 
     def _stat(self) -> os.stat_result:
         try:
@@ -32,14 +40,42 @@ class Snapshot:
         except FileNotFoundError as exc:
             raise SnapshotNotFoundError(self.path) from exc
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
+    def _current(self) -> duckdb.DuckDBPyConnection:
+        """The connection to the snapshot published now (call with the lock held)."""
         stat = self._stat()
         identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._con is None or identity != self._identity:
+            for idle in self._idle:
+                idle.close()
+            self._idle = []
+            self._con = open_read_only(self.path)
+            self._identity = identity
+        return self._con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor on the current snapshot; the caller closes it."""
         with self._lock:
-            if self._con is None or identity != self._identity:
-                self._con = open_read_only(self.path)
-                self._identity = identity
-            return read_only_cursor(self._con)
+            return read_only_cursor(self._current())
+
+    @contextmanager
+    def borrowed_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the current snapshot for one request, from the pool and back to it."""
+        with self._lock:
+            con = self._current()
+            cursor = self._idle.pop() if self._idle else None
+        if cursor is None:
+            cursor = read_only_cursor(con)
+        try:
+            yield cursor
+        except BaseException:
+            # A request that failed gives back nothing half-read.
+            cursor.close()
+            raise
+        with self._lock:
+            if con is self._con and len(self._idle) < MAX_IDLE_CURSORS:
+                self._idle.append(cursor)
+                return
+        cursor.close()
 
     def published_at(self) -> datetime:
         return datetime.fromtimestamp(self._stat().st_mtime, UTC)
@@ -49,6 +85,9 @@ class Snapshot:
 
     def close(self) -> None:
         with self._lock:
+            for idle in self._idle:
+                idle.close()
+            self._idle = []
             if self._con is not None:
                 self._con.close()
             self._con = None

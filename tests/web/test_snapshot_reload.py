@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import duckdb
+import pytest
 from litestar.testing import TestClient
 
 from flows.resolution import read_overrides
@@ -12,6 +14,7 @@ from tests.conftest import REPO
 from tests.helpers import ingest_without_prefect
 from web.app import create_app
 from web.settings import WebSettings
+from web.snapshot import Snapshot
 
 
 def test_the_api_serves_a_newly_published_snapshot_without_restarting(
@@ -62,3 +65,34 @@ def test_concurrent_readers_keep_answering_while_snapshots_are_published(
         assert client.get("/api/v1/stats").json()["totals"]["runs"] == 4
     assert failures == []
     assert answered[0] > 4
+
+
+def test_cursors_are_reused_and_never_outlive_their_snapshot(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    ingest_without_prefect(demo_dir, data_dir, run_id="run-1", sources=("coingecko",))
+    snapshot = Snapshot(data_dir / "serving.duckdb")
+    try:
+        with snapshot.borrowed_cursor() as first:
+            pass
+        with snapshot.borrowed_cursor() as again, snapshot.borrowed_cursor() as held:
+            assert again is first, "a cursor given back is the next one lent"
+            assert held is not first, "two requests at once never share one"
+            ingest_without_prefect(demo_dir, data_dir, run_id="run-2", sources=("coincap",))
+            with snapshot.borrowed_cursor() as fresh:
+                assert fresh.execute("select count(*) from runs").fetchall() == [(2,)]
+            assert held.execute("select count(*) from runs").fetchall() == [(1,)], (
+                "a request under way keeps reading the snapshot it started on"
+            )
+        for stale in (first, held):
+            with pytest.raises(duckdb.ConnectionException):
+                stale.execute("select 1")
+        with snapshot.borrowed_cursor() as reused:
+            assert reused is fresh
+        with pytest.raises(RuntimeError), snapshot.borrowed_cursor() as failed:
+            raise RuntimeError("the request failed")
+        with pytest.raises(duckdb.ConnectionException):
+            failed.execute("select 1")
+    finally:
+        snapshot.close()

@@ -1,0 +1,260 @@
+"""Pages of quotes read from a window of time are the pages a sort of the whole table gives:
+on ties, across gaps, with every filter, at every cursor and offset, for any window size."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from store import quote_pages
+from store.connection import open_warehouse
+from store.queries import money_text
+from store.quote_pages import QUOTE_FIELDS, QuoteFilter
+from store.schema import COINS, QUOTES
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
+SYMBOLS = {"coin-a1": "AAA", "coin-a2": "aaa", "coin-a3": "AaA", "coin-b": "BBB"}
+"""Three coins share a symbol (in any case); the rest have one each."""
+COIN_IDS = [*SYMBOLS, *(f"coin-{i:02d}" for i in range(8)), "coin-unquoted"]
+WINDOW_SLACKS = (1e-9, 0.01, quote_pages.WINDOW_SLACK, 1e9)
+"""From windows that must grow many times to one that spans everything at once."""
+
+
+def _times(rng: random.Random) -> list[datetime]:
+    """Snapshot instants shared by many quotes (ties), scattered instants with microseconds,
+    and history rows months before the rest (a gap a window has to grow across)."""
+    snapshots = [T0 + timedelta(hours=h) for h in range(6)]
+    scattered = [T0 + timedelta(seconds=rng.uniform(0, 6 * 3600)) for _ in range(40)]
+    history = [T0 - timedelta(days=120 + d) for d in range(5)]
+    return snapshots + scattered + history
+
+
+def _quotes() -> pl.DataFrame:
+    rng = random.Random(20261124)
+    times = _times(rng)
+    keys = {
+        (coin, source, at)
+        for coin in COIN_IDS[:-1]
+        for source in SOURCES
+        for at in rng.sample(times, 12)
+    }
+    rows = sorted(keys)
+    rng.shuffle(rows)  # stored in no useful order: a window may find rows anywhere
+    n = len(rows)
+    return pl.DataFrame(
+        {
+            "coin_id": [c for c, _, _ in rows],
+            "source": [s for _, s, _ in rows],
+            "observed_at": [t for _, _, t in rows],
+            "kind": ["snapshot"] * n,
+            "source_asset_id": [f"{s}:{c}" for c, s, _ in rows],
+            "symbol": [SYMBOLS.get(c, c.upper()) for c, _, _ in rows],
+            "name": [c.title() for c, _, _ in rows],
+            "price_usd": [Decimal(f"{rng.randint(1, 10**9)}.{i:04d}") for i in range(n)],
+            "market_cap_usd": [None if i % 3 else Decimal("1e6") for i in range(n)],
+            "volume_24h_usd": [Decimal("0.000000001258")] * n,
+            "pct_change_24h": [rng.uniform(-5, 5) for _ in range(n)],
+            "circulating_supply": [None] * n,
+            "total_supply": [1.0e9] * n,
+            "max_supply": [None] * n,
+            "rank": [i % 50 or None for i in range(n)],
+            "run_id": ["r1"] * n,
+            "raw_file": ["r1.parquet"] * n,
+            "raw_record": list(range(n)),
+        },
+        schema=QUOTES,
+    )
+
+
+def _coins() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "coin_id": COIN_IDS,
+            "symbol": [SYMBOLS.get(c, c.upper()) for c in COIN_IDS],
+            "name": [c.title() for c in COIN_IDS],
+            "first_seen_at": [T0] * len(COIN_IDS),
+            "created_by_run": ["r1"] * len(COIN_IDS),
+        },
+        schema=COINS,
+    )
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = open_warehouse(tmp_path_factory.mktemp("quote-pages") / "warehouse.duckdb")
+    for table, frame in (("quotes", _quotes()), ("coins", _coins())):
+        con.register("staged", frame)
+        con.execute(f"insert into {table} ({', '.join(frame.columns)}) select * from staged")
+        con.unregister("staged")
+    yield con
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def every_quote(warehouse: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """All quotes as pages render them (money as text), in no order."""
+    columns = ", ".join(
+        money_text(c) if c.endswith("_usd") and c != "pct_change_24h" else c for c in QUOTE_FIELDS
+    )
+    return warehouse.execute(f"select {columns} from quotes").fetchall()
+
+
+def expected(
+    rows: list[tuple[Any, ...]], flt: QuoteFilter, *, limit: int, offset: int
+) -> list[tuple[Any, ...]]:
+    """The page a sort of the whole table gives, computed in Python."""
+    field = {name: i for i, name in enumerate(QUOTE_FIELDS)}
+
+    def key(row: tuple[Any, ...]) -> tuple[datetime, str, str]:
+        return (row[field["observed_at"]], row[field["coin_id"]], row[field["source"]])
+
+    symbol_coins = (
+        {c for c in COIN_IDS if SYMBOLS.get(c, c.upper()).lower() == flt.symbol.lower()}
+        if flt.symbol is not None
+        else None
+    )
+    after = None
+    if flt.after is not None:
+        at, coin, source = flt.after
+        after = (at if at.tzinfo else at.replace(tzinfo=UTC), coin, source)
+    kept = [
+        row
+        for row in rows
+        if (flt.coin_id is None or row[field["coin_id"]] == flt.coin_id)
+        and (symbol_coins is None or row[field["coin_id"]] in symbol_coins)
+        and (flt.source is None or row[field["source"]] == flt.source)
+        and (flt.start is None or key(row)[0] >= flt.start)
+        and (flt.end is None or key(row)[0] < flt.end)
+        and (after is None or (key(row) < after if flt.descending else key(row) > after))
+    ]
+    kept.sort(key=key, reverse=flt.descending)
+    return kept[offset : offset + limit]
+
+
+def page(
+    con: duckdb.DuckDBPyConnection, flt: QuoteFilter, *, limit: int, offset: int = 0, slack: float
+) -> list[tuple[Any, ...]]:
+    with patch.object(quote_pages, "WINDOW_SLACK", slack):
+        return quote_pages.quotes(con, flt, limit=limit, offset=offset)
+
+
+moments = st.one_of(
+    st.sampled_from([T0, T0 + timedelta(hours=3), T0 - timedelta(days=121)]),
+    st.datetimes(
+        # hypothesis wants naive bounds; the values drawn are in UTC
+        min_value=datetime(2026, 7, 1),  # noqa: DTZ001
+        max_value=datetime(2026, 11, 26),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    coin_id=st.none() | st.sampled_from([*COIN_IDS, "no-such-coin"]),
+    symbol=st.none() | st.sampled_from(["aaa", "BBB", "COIN-03", "ZZZ"]),
+    source=st.none() | st.sampled_from([*SOURCES, "nowhere"]),
+    start=st.none() | moments,
+    end=st.none() | moments,
+    descending=st.booleans(),
+    limit=st.sampled_from([1, 2, 7, 100, 1000]),
+    offset=st.sampled_from([0, 0, 1, 13, 250]),
+    slack=st.sampled_from(WINDOW_SLACKS),
+)
+def test_a_page_equals_the_same_page_of_the_whole_table_sorted(
+    warehouse: duckdb.DuckDBPyConnection,
+    every_quote: list[tuple[Any, ...]],
+    data: st.DataObject,
+    coin_id: str | None,
+    symbol: str | None,
+    source: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    descending: bool,
+    limit: int,
+    offset: int,
+    slack: float,
+) -> None:
+    after = None
+    if data.draw(st.booleans()):
+        row = data.draw(st.sampled_from(every_quote))
+        after = (row[QUOTE_FIELDS.index("observed_at")], row[0], row[1])
+        offset = 0  # the API takes a cursor or an offset, never both
+    flt = QuoteFilter(coin_id, symbol, source, start, end, descending, after)
+    got = page(warehouse, flt, limit=limit, offset=offset, slack=slack)
+    assert got == expected(every_quote, flt, limit=limit, offset=offset)
+
+
+@pytest.mark.parametrize("slack", WINDOW_SLACKS)
+@pytest.mark.parametrize("descending", [True, False])
+def test_cursor_paging_walks_every_quote_once_in_order_through_ties(
+    warehouse: duckdb.DuckDBPyConnection,
+    every_quote: list[tuple[Any, ...]],
+    slack: float,
+    descending: bool,
+) -> None:
+    seen: list[tuple[Any, ...]] = []
+    flt = QuoteFilter(descending=descending)
+    while True:
+        rows = page(warehouse, flt, limit=37, slack=slack)
+        seen += rows
+        if len(rows) < 37:
+            break
+        last = rows[-1]
+        flt = QuoteFilter(descending=descending, after=(last[3], last[0], last[1]))
+    assert seen == expected(every_quote, QuoteFilter(descending=descending), limit=10**6, offset=0)
+
+
+def test_a_cursor_time_without_a_zone_is_read_as_utc(
+    warehouse: duckdb.DuckDBPyConnection,
+) -> None:
+    aware = QuoteFilter(after=(T0 + timedelta(hours=2), "coin-03", "coincap"))
+    naive = QuoteFilter(after=(datetime(2026, 11, 24, 14, 0), "coin-03", "coincap"))  # noqa: DTZ001
+    assert page(warehouse, naive, limit=50, slack=0.01) == page(
+        warehouse, aware, limit=50, slack=0.01
+    )
+
+
+def test_an_empty_table_or_a_single_instant_gives_plain_pages(tmp_path: Path) -> None:
+    con = open_warehouse(tmp_path / "warehouse.duckdb")
+    try:
+        assert quote_pages.quotes(con, QuoteFilter(), limit=10, offset=0) == []
+        frame = _quotes().with_columns(pl.lit(T0).cast(QUOTES["observed_at"]).alias("observed_at"))
+        frame = frame.unique(subset=["coin_id", "source"])
+        con.register("staged", frame)
+        con.execute("insert into quotes select * from staged")
+        rows = quote_pages.quotes(con, QuoteFilter(), limit=5, offset=3)
+        assert [(r[0], r[1]) for r in rows] == sorted(
+            {(c, s) for c, s in frame.select("coin_id", "source").iter_rows()}, reverse=True
+        )[3:8]
+    finally:
+        con.close()
+
+
+def test_the_newest_page_is_read_from_a_window_not_the_whole_table(
+    warehouse: duckdb.DuckDBPyConnection,
+) -> None:
+    reads: list[list[str]] = []
+    read_page = quote_pages._page
+
+    def recorded(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        reads.append(list(args[2].conditions))
+        return read_page(*args, **kwargs)
+
+    with patch.object(quote_pages, "_page", recorded):
+        rows = quote_pages.quotes(warehouse, QuoteFilter(), limit=20, offset=0)
+    assert len(rows) == 20
+    assert reads == [["q.observed_at >= ?"]], "one read, bounded below in time"
