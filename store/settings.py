@@ -31,7 +31,7 @@ class StoreSettings(BaseSettings):
     )
 
     duckdb_memory_limit: str = Field(
-        default="1GiB",
+        default="256MiB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory DuckDB may use while writing the warehouse (ingest, rebuild): its "
         "buffer pool keeps table blocks up to this and spills to disk beyond it, so a long "

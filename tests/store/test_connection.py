@@ -14,11 +14,11 @@ from store.settings import get_store_settings
 def test_the_writer_keeps_to_the_configured_memory_limit(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KASPARRO_DUCKDB_MEMORY_LIMIT", "256MiB")
+    monkeypatch.setenv("KASPARRO_DUCKDB_MEMORY_LIMIT", "128MiB")
     get_store_settings.cache_clear()
     with warehouse(data_dir / "warehouse.duckdb") as con:
         (limit,) = con.execute("select current_setting('memory_limit')").fetchall()[0]
-    assert limit == "256.0 MiB"
+    assert limit == "128.0 MiB"
 
 
 def test_a_memory_limit_that_is_not_a_size_is_refused_before_duckdb_sees_it(
