@@ -62,7 +62,7 @@ bench: $(STAMP) ## Quick benchmarks: 100k and 1M quotes (~5 min once inputs are 
 	$(BIN)/python -m bench.run
 
 .PHONY: bench-full
-bench-full: $(STAMP) ## Full benchmarks: 1M and 10M quotes (generating 10M takes ~20 min, once)
+bench-full: $(STAMP) ## Full benchmarks: 1M and 10M quotes (generating 10M takes ~11 min, once)
 	$(UV) sync --locked --group bench --python $(PYTHON)
 	$(BIN)/python -m bench.run --full
 
