@@ -46,6 +46,8 @@ from store.snapshot import Published, publish_snapshot
 
 _RAW_PATH = re.compile(r"^source=(?P<source>[^/]+)/date=[^/]+/run=(?P<run>[^/]+)/(?P<file>[^/]+)$")
 ROWS_PER_CHUNK = 500_000
+"""Raw rows of a window. Two windows are in memory at once (one loading, the next being read):
+at 500k a 10M-quote rebuild peaks at 1.36 GiB with the default KASPARRO_DUCKDB_MEMORY_LIMIT."""
 
 
 @dataclass(frozen=True)
@@ -148,13 +150,11 @@ def rebuild_from_raw(
         try:
             plan = planned or chunks(raw_root, raw_batches(raw_root), rows_per_chunk)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-read") as reader:
-                upcoming = [reader.submit(transform_raw_files, raw_root, c.files) for c in plan[:1]]
-                for i, chunk in enumerate(plan):
-                    validated = upcoming.pop().result()
-                    if i + 1 < len(plan):
-                        upcoming.append(
-                            reader.submit(transform_raw_files, raw_root, plan[i + 1].files)
-                        )
+                reads = [reader.submit(transform_raw_files, raw_root, c.files) for c in plan[:1]]
+                for chunk, following in zip(plan, [*plan[1:], None], strict=True):
+                    validated = reads.pop().result()
+                    if following is not None:
+                        reads.append(reader.submit(transform_raw_files, raw_root, following.files))
                     result = runs.SourceResult(chunk.run_ids[0], chunk.source, "loaded")
                     load_source(
                         fresh, validated, result, overrides, ledger=False, crosswalk=crosswalk

@@ -48,8 +48,8 @@ _ID_AND_EXPLORER = pl.Struct({"id": pl.String(), "explorer": pl.String()})
 
 
 def _coincap_explorers(group: pl.DataFrame) -> Iterator[tuple[str, str, str, str]]:
-    # Only a token page holds an address: most records are ruled out by a substring search
-    # before any JSON is parsed (every CoinCap record of every run comes through here).
+    # Only a token page holds an address: records without one are ruled out by a substring
+    # search before any JSON is parsed (every CoinCap record of every run comes through here).
     pages = (
         group.filter(pl.col("record").str.contains("/token/", literal=True))
         .select(

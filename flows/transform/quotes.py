@@ -74,9 +74,9 @@ def _length(text: pl.Expr) -> pl.Expr:
 def decimal_places(text: pl.Expr) -> pl.Expr:
     """Decimal places a number's text needs to be held exactly (``1.2500e-3`` needs 5): the
     fraction's digits, less the exponent, less the trailing zeros of all the digits (none for
-    zero). Plain string
-    arithmetic, no regex: it runs on every money field of every record. Texts that are not numbers
-    give a meaningless count; the rules reject those first (``not_a_number``)."""
+    zero). Plain string arithmetic, no regex: it runs on every money field of every record. Texts
+    that are not numbers give a meaningless count; the rules reject those first
+    (``not_a_number``)."""
     exponent_at = text.str.find("[eE]")
     mantissa = pl.when(exponent_at.is_null()).then(text).otherwise(text.str.slice(0, exponent_at))
     exponent = text.str.slice(exponent_at + 1).cast(pl.Int64, strict=False).fill_null(0)
