@@ -26,10 +26,9 @@ from pathlib import Path
 from bench.harness import Timing
 from bench.synthetic import bench_environment, universe_for, write_recording
 from flows.extract import extract
-from flows.load import load_source
+from flows.load import load_extracted
 from flows.resolution import read_overrides
 from flows.sources.replay import check_replay_dir
-from flows.transform import transform_raw_files
 from store import decisions, runs
 from store.connection import open_read_only, transaction, warehouse
 from store.settings import DECISIONS_INBOX
@@ -95,9 +94,8 @@ def ingest_once(replay: Path, data_dir: Path, run_id: str) -> float:
                 replay_dir=replay,
                 csv_loaded=csv_loaded if source == "csv" else {},
             )
-            result = runs.SourceResult(run_id, source, "loaded", fetched=extracted.records)
-            validated = transform_raw_files(data_dir / "raw", extracted.raw_files)
-            load_source(con, validated, result, overrides, extracted.checkpoints)
+            result = runs.SourceResult(run_id, source, "loaded")
+            load_extracted(con, data_dir / "raw", extracted, result, overrides)
         runs.finish_run(con, run_id, "completed", None)
         con.execute("checkpoint")
     publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")

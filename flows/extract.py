@@ -20,6 +20,7 @@ from flows.errors import ContractError
 from flows.faults import fault_point
 from flows.sources import API_SOURCES, ApiSource, csv_files
 from flows.sources.csv_files import CsvProgress, inspect_csv_file, list_csv_files
+from flows.sources.http import Page
 from flows.sources.replay import replay_transport
 from flows.sources.settings import CsvSettings, HttpSourceSettings
 
@@ -46,6 +47,18 @@ class Extracted:
     """Records of contract listings (identity evidence), not counted in ``records``."""
     reused_pages: int = 0
     """Pages a resumed run took from its own raw zone instead of fetching them again."""
+    payloads: list[str] = field(default_factory=list)
+    """Each page or file kept, in fetch order, as what it answered and its sha256: the
+    delivery's identity (flows.delivery)."""
+
+    def keep(self, raw: raw_zone.RawFile, page: Page) -> None:
+        """Count a page that is in the raw zone as part of this extract."""
+        self.raw_files.append(raw.relative)
+        self.payloads.append(f"{page.endpoint.name} {page.page} {page.subject} {page.sha256}")
+        if page.endpoint.role == "quotes":
+            self.records += raw.records
+        else:
+            self.contract_records += raw.records
 
 
 def extract_api(
@@ -75,11 +88,7 @@ def extract_api(
             else:
                 raw = raw_zone.write_page(raw_root, run_id, started_at, page)
                 fault_point("after_page", source=spec.name, page=page.page or 1)
-            out.raw_files.append(raw.relative)
-            if page.endpoint.role == "quotes":
-                out.records += raw.records
-            else:
-                out.contract_records += raw.records
+            out.keep(raw, page)
             if page.shape_error:
                 raise ContractError(
                     spec.name,
@@ -172,6 +181,7 @@ def extract_csv(
             )
             logger.warning("csv: %s", out.warnings[-1])
         out.raw_files.append(raw.relative)
+        out.payloads.append(f"csv {path.name} {file.first_line} {file.sha256}")
         assert file.progress is not None
         out.checkpoints[f"file:{path.name}"] = file.progress.position()
     out.seconds = time.perf_counter() - clock

@@ -81,8 +81,7 @@ def extract_history(
             requests, source.history.pages(http, settings, requests), strict=True
         ):
             raw = raw_zone.write_page(raw_root, run_id, started_at, page)
-            out.raw_files.append(raw.relative)
-            out.records += raw.records
+            out.keep(raw, page)
             if page.shape_error:
                 raise ContractError(
                     source.spec.name,

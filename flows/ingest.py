@@ -11,7 +11,6 @@ loads, it applies the operator decisions the API received since the last run (st
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,13 +34,12 @@ from flows.errors import IngestError, SourceError, SourceSkipped, TransientSourc
 from flows.extract import Extracted, extract
 from flows.faults import arm, fault_point
 from flows.history import extract_history, plan_history
-from flows.load import load_source
+from flows.load import load_extracted
 from flows.resolution import Crosswalk, Override, read_crosswalk, read_overrides
 from flows.settings import HistorySettings, get_ingest_settings
 from flows.sources import API_SOURCES, SOURCE_NAMES
 from flows.sources.api import HistoryRequest
 from flows.sources.replay import check_replay_dir
-from flows.transform import transform_raw_files
 from store import decisions, runs
 from store.connection import warehouse
 from store.settings import get_store_settings
@@ -174,25 +172,14 @@ def _run_source(
     overrides: dict[tuple[str, str], Override],
     crosswalk: Crosswalk,
 ) -> None:
-    """Transform and load one extracted source, recording a failure instead of raising it."""
+    """Transform and load one extracted source, recording a failure instead of raising it.
+    Transforming is a plain call, not a task: it is pure CPU over files already in the raw zone,
+    with nothing to retry or cache, and a task run would cost three state events per source."""
     logger = get_run_logger()
     try:
-        extracted = future.result()
-        result.requests, result.fetched = extracted.requests, extracted.records
-        result.extract_seconds, result.raw_files = extracted.seconds, extracted.raw_files
-        result.warnings += extracted.warnings
-        # A plain call, not a task: transforming is pure CPU over files already in the raw zone,
-        # with nothing to retry or cache, and a task run would cost three state events per source.
-        # Its time and counts are in the log line below.
-        clock = time.perf_counter()
-        validated = transform_raw_files(get_store_settings().raw_dir, extracted.raw_files)
-        result.transform_seconds = time.perf_counter() - clock
-        result.finished_at = datetime.now(UTC)
-        if extracted.problems:
-            # What could be loaded is; the run still says, and fails on, what could not.
-            result.status, result.error = "failed", "; ".join(extracted.problems)
-        resolution = load_source(
-            con, validated, result, overrides, extracted.checkpoints, crosswalk=crosswalk
+        raw_root, extracted = get_store_settings().raw_dir, future.result()
+        resolution = load_extracted(
+            con, raw_root, extracted, result, overrides, crosswalk=crosswalk
         )
     # One source's failure must not stop the others: it is recorded in the ledger, logged, and
     # fails the run at the end.
@@ -202,6 +189,14 @@ def _run_source(
         result.finished_at = datetime.now(UTC)
         logger.error("%s failed: %s", result.source, result.error)
         runs.record_source(con, result)
+        return
+    if resolution is None:
+        logger.info(
+            "%s: %d fetched, %s; recorded as %d unchanged without transforming; extract %.2fs",
+            result.source, result.fetched,
+            f"the same payloads as run {result.repeat_of}" if result.repeat_of else "nothing new",
+            result.unchanged, result.extract_seconds or 0,
+        )  # fmt: skip
         return
     logger.info(
         "%s: %d fetched, %d valid, %d quarantined, %d inserted, %d updated, %d unchanged; "

@@ -6,18 +6,24 @@ transaction, and the flow is the warehouse's only writer, so decisions never rac
 
 Snapshot records are loaded incrementally: one whose observation time is not newer than the
 newest stored for its asset (``coin_source_ids.last_snapshot_at``) is counted unchanged and
-written nowhere, so a re-run over unchanged upstream data writes no data row at all.
+written nowhere, so a re-run over unchanged upstream data writes no data row at all. A source
+whose extract delivered exactly the payloads of its previous load (same bytes, same code:
+flows.delivery) is not even transformed: its ledger row repeats that load's counts and ``seen``,
+every row unchanged.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from flows.delivery import delivery_sha256
+from flows.extract import Extracted
 from flows.faults import fault_point
 from flows.resolution import (
     MARKET_FOUND,
@@ -29,10 +35,74 @@ from flows.resolution import (
     resolve,
 )
 from flows.sources import SOURCE_NAMES
-from flows.transform import Validated
+from flows.transform import Validated, transform_raw_files
 from store import merge, runs
 from store.connection import transaction
 from store.schema import ASSET_CONTRACTS, QUOTES, QUOTES_KEY, SEEN
+
+
+def load_extracted(
+    con: duckdb.DuckDBPyConnection,
+    raw_root: Path,
+    extracted: Extracted,
+    result: runs.SourceResult,
+    overrides: Mapping[tuple[str, str], Override],
+    *,
+    crosswalk: Crosswalk | None = None,
+) -> Resolution | None:
+    """Transform and load one source's extract, filling in and recording ``result``. Returns
+    the resolution, or None when the delivery repeats the source's previous load (see
+    :func:`record_repeat`; ``result.repeat_of`` names that run)."""
+    result.requests, result.fetched = extracted.requests, extracted.records
+    result.extract_seconds, result.raw_files = extracted.seconds, extracted.raw_files
+    result.warnings += extracted.warnings
+    result.delivery_sha256 = delivery_sha256(extracted.payloads)
+    if extracted.problems:
+        # What could be loaded is; the run still says, and fails on, what could not.
+        result.status, result.error = "failed", "; ".join(extracted.problems)
+    elif record_repeat(con, result, extracted.checkpoints):
+        return None
+    clock = time.perf_counter()
+    validated = transform_raw_files(raw_root, extracted.raw_files)
+    result.transform_seconds = time.perf_counter() - clock
+    result.finished_at = datetime.now(UTC)
+    checkpoints = extracted.checkpoints
+    return load_source(con, validated, result, overrides, checkpoints, crosswalk=crosswalk)
+
+
+def record_repeat(
+    con: duckdb.DuckDBPyConnection, result: runs.SourceResult, checkpoints: Mapping[str, str]
+) -> bool:
+    """Record ``result`` without transforming or merging anything, if that is what a load would
+    come to: the extract delivered nothing (every CSV file already loaded), or exactly what the
+    source's previous load did. That load left every row as these payloads make it (it is the
+    source's latest, and operator decisions since moved its rows and pointers along), and every
+    asset in them mapped, so loading them again would find all rows unchanged and decide
+    nothing; its counts and ``seen`` are this run's. Returns whether it recorded."""
+    assert result.delivery_sha256 is not None
+    clock = time.perf_counter()
+    previous = None
+    if result.raw_files:
+        previous = runs.last_load(con, result.source, before=result.run_id)
+        if previous is None or previous.status != "loaded":
+            return False
+        if previous.delivery_sha256 != result.delivery_sha256:
+            return False
+        result.valid, result.quarantined = previous.valid, previous.quarantined
+        result.duplicates, result.unchanged = previous.duplicates, previous.delivered
+        result.repeat_of = previous.run_id
+    with transaction(con):
+        for stream, position in checkpoints.items():
+            runs.set_checkpoint(
+                con, source=result.source, stream=stream, position=position, run_id=result.run_id
+            )
+        result.finished_at = datetime.now(UTC)
+        result.load_seconds = time.perf_counter() - clock
+        runs.record_source(con, result)
+        if previous is not None:
+            runs.copy_seen(con, result, previous.run_id)
+        fault_point("before_commit", source=result.source)
+    return True
 
 
 def load_source(

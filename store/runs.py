@@ -45,12 +45,16 @@ class SourceResult:
     raw_files: list[str] = field(default_factory=list)
     seen: pl.DataFrame | None = None
     """:data:`store.schema.SEEN`: the latest valid observation of each asset delivered."""
+    delivery_sha256: str | None = None
+    """The identity of what the extract delivered (flows.delivery)."""
+    repeat_of: str | None = None
+    """The run whose load of the same delivery this one repeats, without loading it again."""
 
 
 _RESULT_COLUMNS = ("run_id", "source", "status", "requests", "fetched", "valid", "quarantined",
                    "duplicates", "inserted", "updated", "unchanged", "started_at", "finished_at",
                    "extract_seconds", "transform_seconds", "load_seconds", "error",
-                   "warnings")  # fmt: skip
+                   "warnings", "delivery_sha256", "repeat_of")  # fmt: skip
 
 
 def start_run(
@@ -111,6 +115,49 @@ def record_source(con: duckdb.DuckDBPyConnection, result: SourceResult) -> None:
             )
         finally:
             con.unregister("stage_seen")
+
+
+@dataclass(frozen=True)
+class LastLoad:
+    """A source's previous load: its run, what it delivered and the counts it derived."""
+
+    run_id: str
+    status: SourceStatus
+    delivery_sha256: str | None
+    valid: int
+    quarantined: int
+    duplicates: int
+    delivered: int
+    """Rows after the in-batch duplicate rule: inserted + updated + unchanged."""
+
+
+def last_load(con: duckdb.DuckDBPyConnection, source: str, *, before: str) -> LastLoad | None:
+    """The source's latest ledger row that was not skipped, in a run other than ``before``."""
+    rows = con.execute(
+        """
+        select run_id, status, delivery_sha256, valid, quarantined, duplicates,
+            inserted + updated + unchanged
+        from run_sources
+        where source = ? and run_id <> ? and status <> 'skipped'
+        order by finished_at desc nulls last, run_id desc
+        limit 1
+        """,
+        [source, before],
+    ).fetchall()
+    return LastLoad(*rows[0]) if rows else None
+
+
+def copy_seen(con: duckdb.DuckDBPyConnection, result: SourceResult, from_run: str) -> None:
+    """Give ``result``'s ledger row the ``seen`` of the same source in ``from_run``. Operator
+    decisions rewrite every run's pointers (store.decisions), so they are current."""
+    con.execute(
+        """
+        update run_sources
+        set seen = (select seen from run_sources where run_id = $from and source = $source)
+        where run_id = $run and source = $source
+        """,
+        {"from": from_run, "source": result.source, "run": result.run_id},
+    )
 
 
 def finish_run(

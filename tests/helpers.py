@@ -13,9 +13,8 @@ from pathlib import Path
 import duckdb
 
 from flows.extract import extract
-from flows.load import load_source
+from flows.load import load_extracted
 from flows.resolution import Override
-from flows.transform import transform_raw_files
 from store import runs
 from store.connection import transaction, warehouse
 from store.snapshot import publish_snapshot
@@ -115,11 +114,8 @@ def ingest_without_prefect(
                 replay_dir=replay_dir,
                 csv_loaded=runs.checkpoints_of(con, "csv", prefix="file:"),
             )
-            result = runs.SourceResult(
-                run_id, source, "loaded", fetched=extracted.records, warnings=extracted.warnings
-            )
-            validated = transform_raw_files(raw_root, extracted.raw_files)
-            load_source(con, validated, result, overrides or {}, extracted.checkpoints)
+            result = runs.SourceResult(run_id, source, "loaded")
+            load_extracted(con, raw_root, extracted, result, overrides or {})
             results[source] = result
         runs.finish_run(con, run_id, "completed", None)
         con.execute("checkpoint")

@@ -243,6 +243,9 @@ class RunSource(msgspec.Struct):
     transform_seconds: float | None
     load_seconds: float | None
     error: str | None
+    repeat_of: str | None
+    """Set when the source delivered exactly the payloads of its previous load, that run: the
+    payloads are in the raw zone, the counts are that load's, with every row unchanged."""
 
 
 class Run(msgspec.Struct):

@@ -62,6 +62,9 @@ def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
     for result in second.results:
         assert (result.inserted, result.updated) == (0, 0), result.source
         assert result.unchanged == result.valid
+        # The APIs served the same bytes: recorded from the first load, not transformed again.
+        # The CSV files were all loaded already: nothing was delivered.
+        assert result.repeat_of == (None if result.source == "csv" else first.run_id)
     assert snapshot_tables(data_dir) == (counts, sums), (
         "a re-run over the same data changes nothing"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -10,6 +12,7 @@ import pytest
 from store.connection import open_warehouse
 from store.errors import MigrationError
 from store.migrate import available_migrations
+from tests.conftest import REPO
 
 
 def test_a_new_warehouse_gets_every_migration_recorded(tmp_path: Path) -> None:
@@ -48,3 +51,30 @@ def test_a_warehouse_from_a_newer_kasparro_is_refused(tmp_path: Path) -> None:
         con.execute("insert into schema_version values (999, 'future', now())")
     with pytest.raises(MigrationError, match=r"version 999 .* upgrade Kasparro"):
         open_warehouse(path)
+
+
+CREATE_THEN_DIE = """
+import os, sys
+from pathlib import Path
+from store.connection import open_warehouse
+
+con = open_warehouse(Path(sys.argv[1]))
+con.execute("insert into run_sources (run_id, source, status) values ('r1', 'csv', 'loaded')")
+os._exit(0)  # killed: no close, no checkpoint on the way out
+"""
+
+
+def test_a_warehouse_killed_right_after_it_was_created_opens_again(tmp_path: Path) -> None:
+    """DuckDB 2.0.0 cannot replay version 4's ALTER TABLE of run_sources from the write-ahead
+    log: the migrations must be checkpointed, or the first run's crash leaves a warehouse that
+    does not open."""
+    path = tmp_path / "w.duckdb"
+    subprocess.run([sys.executable, "-c", CREATE_THEN_DIE, str(path)], check=True, cwd=REPO)
+    con = open_warehouse(path)
+    try:
+        rows = con.execute("select run_id, source, repeat_of from run_sources").fetchall()
+        assert rows == [("r1", "csv", None)], "the committed rows after the migrations survive"
+        version = con.execute("select max(version) from schema_version").fetchall()[0][0]
+        assert version == available_migrations()[-1].version
+    finally:
+        con.close()

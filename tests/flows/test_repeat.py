@@ -1,0 +1,142 @@
+"""A source that delivers exactly the payloads of its previous load is recorded without being
+transformed or merged again: held here to what loading it again would have recorded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import flows.delivery
+import flows.load
+from flows.resolution import read_overrides
+from store.connection import open_read_only, warehouse
+from tests.conftest import REPO
+from tests.helpers import checksums, ingest_without_prefect
+
+OVERRIDES = read_overrides(REPO / "data" / "asset_overrides.csv")
+APIS = ("coincap", "coingecko", "coinpaprika")
+
+
+def ingest(replay: Path, data_dir: Path, run_id: str) -> None:
+    ingest_without_prefect(replay, data_dir, run_id=run_id, overrides=OVERRIDES)
+
+
+def ledger(data_dir: Path, run_id: str) -> list[tuple[object, ...]]:
+    """What a run recorded per source, but the timings."""
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        return con.execute(
+            """
+            select source, status, requests, fetched, valid, quarantined, duplicates, inserted,
+                updated, unchanged, error, warnings, delivery_sha256, seen
+            from run_sources
+            where run_id = ?
+            order by source
+            """,
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def repeats(data_dir: Path, run_id: str) -> dict[str, tuple[str | None, bool]]:
+    """Per source: the run it repeated, and whether it was transformed."""
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        rows = con.execute(
+            "select source, repeat_of, transform_seconds is not null from run_sources "
+            "where run_id = ?",
+            [run_id],
+        ).fetchall()
+        return {source: (repeat_of, transformed) for source, repeat_of, transformed in rows}
+    finally:
+        con.close()
+
+
+def tables(data_dir: Path) -> dict[str, str]:
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        return checksums(con)
+    finally:
+        con.close()
+
+
+def test_a_repeated_delivery_records_what_loading_it_again_would(
+    tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repeated, loaded = tmp_path / "repeated", tmp_path / "loaded"
+    for data_dir in (repeated, loaded):
+        ingest(demo_dir, data_dir, "first")
+    first_tables = tables(repeated)
+
+    ingest(demo_dir, repeated, "second")
+    with monkeypatch.context() as patch:
+        patch.setattr(flows.load, "record_repeat", lambda *_: False)
+        ingest(demo_dir, loaded, "second")
+
+    assert repeats(repeated, "second") == {
+        **dict.fromkeys(APIS, ("first", False)),
+        "csv": (None, False),  # every file already loaded: nothing delivered
+    }
+    assert repeats(loaded, "second") == {
+        **dict.fromkeys(APIS, (None, True)),
+        "csv": (None, True),
+    }
+    second = ledger(repeated, "second")
+    assert second == ledger(loaded, "second")
+    assert [row[7:9] for row in second] == [(0, 0)] * 4, "nothing inserted or updated"
+    assert tables(repeated) == tables(loaded) == first_tables
+
+
+def test_a_changed_page_is_loaded_in_full(tmp_path: Path, demo_dir: Path) -> None:
+    replay, data_dir = tmp_path / "replay", tmp_path / "data"
+    shutil.copytree(demo_dir, replay)
+    ingest(replay, data_dir, "first")
+
+    page = replay / "coingecko" / "coins_markets" / "page-0002.json"
+    records = json.loads(page.read_bytes())
+    seen_at = datetime.fromisoformat(records[0]["last_updated"]) + timedelta(hours=1)
+    records[0]["last_updated"] = seen_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    page.write_text(json.dumps(records))
+    ingest(replay, data_dir, "second")
+
+    found = repeats(data_dir, "second")
+    assert found["coingecko"] == (None, True)
+    assert found["coinpaprika"] == found["coincap"] == ("first", False)
+    row = {r[0]: r for r in ledger(data_dir, "second")}["coingecko"]
+    assert row[7:9] == (1, 0), "the re-observed asset is a new quote"
+
+
+def test_new_code_loads_the_same_payloads_in_full(
+    tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    ingest(demo_dir, data_dir, "first")
+    monkeypatch.setattr(flows.delivery, "code_sha256", lambda: "a fixed validation rule")
+    ingest(demo_dir, data_dir, "second")
+    assert {s: r for s, (r, _) in repeats(data_dir, "second").items()} == dict.fromkeys(
+        (*APIS, "csv")
+    )
+
+
+def test_a_delivery_is_repeated_only_after_a_load_that_committed(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    ingest(demo_dir, data_dir, "first")
+    with warehouse(data_dir / "warehouse.duckdb") as con:
+        # A later run whose coingecko load failed (rolled back): what is stored may no longer
+        # be what the first run left, so the next run must not take its word for it.
+        con.execute(
+            "insert into run_sources (run_id, source, status, finished_at, delivery_sha256) "
+            "select 'broken', source, 'failed', now(), delivery_sha256 from run_sources "
+            "where run_id = 'first' and source = 'coingecko'"
+        )
+    ingest(demo_dir, data_dir, "second")
+    found = repeats(data_dir, "second")
+    assert found["coingecko"] == (None, True)
+    assert found["coincap"] == ("first", False)
