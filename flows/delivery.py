@@ -10,7 +10,6 @@ upgrade, the next run of each source loads in full.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Sequence
 from importlib import metadata
@@ -26,8 +25,7 @@ LIBRARIES = ("polars", "duckdb", "msgspec")
 """They parse the numbers and times: a new version may read the same text differently."""
 
 
-@functools.cache
-def code_sha256() -> str:
+def _code_sha256() -> str:
     digest = hashlib.sha256()
     for library in LIBRARIES:
         digest.update(f"{library}=={metadata.version(library)}\n".encode())
@@ -37,6 +35,16 @@ def code_sha256() -> str:
             digest.update(f"{package.__name__}/{path.relative_to(root)}\n".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+# Read when the code is imported, not at the first load: a long-lived worker may see its files
+# replaced on disk while it keeps running what it imported.
+_CODE_SHA256 = _code_sha256()
+
+
+def code_sha256() -> str:
+    """The identity of the code and libraries this process runs."""
+    return _CODE_SHA256
 
 
 def delivery_sha256(payloads: Sequence[str]) -> str:

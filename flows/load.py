@@ -36,7 +36,7 @@ from flows.resolution import (
 )
 from flows.sources import SOURCE_NAMES
 from flows.transform import Validated, transform_raw_files
-from store import merge, runs
+from store import decisions, merge, runs
 from store.connection import transaction
 from store.schema import ASSET_CONTRACTS, QUOTES, QUOTES_KEY, SEEN
 
@@ -65,6 +65,7 @@ def load_extracted(
     clock = time.perf_counter()
     validated = transform_raw_files(raw_root, extracted.raw_files)
     result.transform_seconds = time.perf_counter() - clock
+    result.repeatable_until = validated.verdicts_until
     result.finished_at = datetime.now(UTC)
     checkpoints = extracted.checkpoints
     return load_source(con, validated, result, overrides, checkpoints, crosswalk=crosswalk)
@@ -75,33 +76,48 @@ def record_repeat(
 ) -> bool:
     """Record ``result`` without transforming or merging anything, if that is what a load would
     come to: the extract delivered nothing (every CSV file already loaded), or exactly what the
-    source's previous load did. That load left every row as these payloads make it (it is the
-    source's latest, and operator decisions since moved its rows and pointers along), and every
-    asset in them mapped, so loading them again would find all rows unchanged and decide
-    nothing; its counts and ``seen`` are this run's. Returns whether it recorded."""
-    assert result.delivery_sha256 is not None
+    source's previous load did, with no operator decision applied since. That load left every
+    row as these payloads make it (it is the source's latest, and committed), and every asset
+    in them mapped, so loading them again would find all rows unchanged and decide nothing; its
+    counts and ``run_seen`` rows are this run's. A load whose verdicts depend on the moment of
+    reading is repeated only until they may turn (``repeatable_until``); loads before a rebuild
+    are not repeated. Returns whether it recorded."""
     clock = time.perf_counter()
     previous = None
     if result.raw_files:
         previous = runs.last_load(con, result.source, before=result.run_id)
-        if previous is None or previous.status != "loaded":
+        if previous is None or previous.status != "loaded" or result.delivery_sha256 is None:
             return False
         if previous.delivery_sha256 != result.delivery_sha256:
             return False
+        if decisions.applied_since(con, previous.finished_at):
+            return False
+        until = previous.repeatable_until
+        if until is not None and datetime.now(UTC) >= until:
+            return False
+        result.repeatable_until = until
         result.valid, result.quarantined = previous.valid, previous.quarantined
         result.duplicates, result.unchanged = previous.duplicates, previous.delivered
-        result.repeat_of = previous.run_id
-    with transaction(con):
-        for stream, position in checkpoints.items():
-            runs.set_checkpoint(
-                con, source=result.source, stream=stream, position=position, run_id=result.run_id
-            )
-        result.finished_at = datetime.now(UTC)
-        result.load_seconds = time.perf_counter() - clock
-        runs.record_source(con, result)
-        if previous is not None:
-            runs.copy_seen(con, result, previous.run_id)
-        fault_point("before_commit", source=result.source)
+    else:
+        result.seen = SEEN.to_frame()  # replaces what an earlier attempt of the run recorded
+    try:
+        with transaction(con):
+            for stream, position in checkpoints.items():
+                runs.set_checkpoint(
+                    con,
+                    source=result.source,
+                    stream=stream,
+                    position=position,
+                    run_id=result.run_id,
+                )
+            result.repeat_of = previous.run_id if previous else None
+            result.finished_at = datetime.now(UTC)
+            result.load_seconds = time.perf_counter() - clock
+            runs.record_source(con, result, seen_of=result.repeat_of)
+            fault_point("before_commit", source=result.source)
+    except BaseException:
+        result.repeat_of = None  # nothing was repeated: the ledger must not say so
+        raise
     return True
 
 

@@ -146,6 +146,10 @@ def rebuild_from_raw(
             for t in ("runs", "run_sources", "resolution_decisions")
         }
         kept_checkpoints = old.sql("select * from checkpoints where stream <> 'quotes'").pl()
+        # One row per asset per source per run: streamed through a file, not held in memory.
+        seen_file = data_dir / "warehouse.rebuild.run_seen.parquet"
+        quoted = str(seen_file).replace("'", "''")  # COPY takes no bound parameters
+        old.execute(f"copy run_seen to '{quoted}' (format parquet)")
         fresh = open_warehouse(fresh_path)
         try:
             plan = planned or chunks(raw_root, raw_batches(raw_root), rows_per_chunk)
@@ -163,11 +167,12 @@ def rebuild_from_raw(
                     if on_chunk:
                         on_chunk(chunk, result)
             with transaction(fresh):
-                _carry_over(fresh, ledger, kept_checkpoints)
+                _carry_over(fresh, ledger, kept_checkpoints, seen_file)
             decisions.apply_pending(fresh, "rebuild", list(SOURCE_NAMES))
             fresh.execute("checkpoint")
         finally:
             fresh.close()
+            seen_file.unlink(missing_ok=True)
         backup = warehouse_path.with_name(warehouse_path.name + ".bak")
         backup.unlink(missing_ok=True)
         os.link(warehouse_path, backup)
@@ -181,9 +186,10 @@ def _carry_over(
     con: duckdb.DuckDBPyConnection,
     ledger: dict[str, pl.DataFrame],
     checkpoints: pl.DataFrame,
+    seen_file: Path,
 ) -> None:
-    """The old run ledger, the checkpoints a replay cannot derive (CSV files, history), and the
-    operator's decisions, the applied ones pending again."""
+    """The old run ledger (``run_seen`` from ``seen_file``), the checkpoints a replay cannot
+    derive (CSV files, history), and the operator's decisions, the applied ones pending again."""
     con.register("old_runs", ledger["runs"])
     con.register("old_run_sources", ledger["run_sources"])
     con.register("old_decisions", ledger["resolution_decisions"])
@@ -191,6 +197,21 @@ def _carry_over(
     try:
         con.execute("insert or replace into runs select * from old_runs")
         con.execute("insert or replace into run_sources select * from old_run_sources")
+        con.execute("insert into run_seen select * from read_parquet(?)", [str(seen_file)])
+        # Rebuilt links may name other coins (changed overrides or rules): every run's pointers
+        # follow them, as decisions make them follow a moved link.
+        con.execute(
+            """
+            update run_seen as s
+            set coin_id = m.coin_id
+            from coin_source_ids as m
+            where m.source = s.source
+                and m.source_asset_id = s.source_asset_id
+                and m.coin_id <> s.coin_id
+            """
+        )
+        # What the old loads derived is not what this rebuild did: the next run loads in full.
+        con.execute("update run_sources set delivery_sha256 = null")
         con.execute("insert or replace into resolution_decisions select * from old_decisions")
         con.execute("insert or replace into checkpoints select * from old_checkpoints")
         decisions.reset_applied(con)

@@ -27,7 +27,7 @@ What each action does (a coin holds at most one asset per source, before and aft
   the merge point at O again. Refused when one of the links has moved elsewhere since.
 
 Quotes keep their own symbol and name (the source asset's); only ``coin_id`` moves, in ``quotes``,
-the run ledger's pointers (``run_sources.seen``) and pending review rows. Touched coins are
+the run ledger's pointers (``run_seen``) and pending review rows. Touched coins are
 renamed by :func:`store.merge.refresh_coins` (the first source in source order names a coin).
 """
 
@@ -623,24 +623,8 @@ class _Context:
         )
         # The ledger's pointers into quotes (what each run saw), which run comparisons follow.
         con.execute(
-            """
-            update run_sources
-            set seen = list_transform(
-                seen,
-                lambda s: if(
-                    s.source_asset_id = $asset,
-                    struct_pack(
-                        source_asset_id := s.source_asset_id,
-                        coin_id := $coin,
-                        observed_at := s.observed_at
-                    ),
-                    s
-                )
-            )
-            where source = $source
-                and list_contains(list_transform(seen, lambda s: s.source_asset_id), $asset)
-            """,
-            {"asset": asset, "coin": coin_id, "source": source},
+            "update run_seen set coin_id = ? where source = ? and source_asset_id = ?",
+            [coin_id, *key],
         )
 
     def move_as_operator(self, link: Link, coin_id: str, **facts: object) -> None:
@@ -841,6 +825,16 @@ def reset_applied(con: duckdb.DuckDBPyConnection) -> int:
         """
     ).fetchall()
     return len(rows)
+
+
+def applied_since(con: duckdb.DuckDBPyConnection, moment: datetime | None) -> bool:
+    """Whether any decision was applied after ``moment`` (None: since ever)."""
+    rows = con.execute(
+        "select count(*) from resolution_decisions where outcome = 'applied' "
+        "and applied_at > coalesce(?, '-infinity'::timestamptz)",
+        [moment],
+    ).fetchall()
+    return bool(rows[0][0])
 
 
 # --- reads for the API and the command line ------------------------------------------------------

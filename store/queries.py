@@ -11,6 +11,8 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from store.errors import StoreError
+
 
 def money_text(column: str) -> str:
     """SQL rendering a DECIMAL as exact text without trailing zeros."""
@@ -20,7 +22,15 @@ def money_text(column: str) -> str:
 def _frame(
     cur: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
 ) -> pl.DataFrame:
-    return cur.execute(sql, params or []).pl()
+    try:
+        return cur.execute(sql, params or []).pl()
+    except (duckdb.CatalogException, duckdb.BinderException) as exc:
+        # The web app may be upgraded before the next ingest migrates and publishes.
+        raise StoreError(
+            f"the snapshot lacks a table or column this Kasparro reads "
+            f"({str(exc).splitlines()[0]}): it was published by an older version; run "
+            "`kasparro ingest` to migrate the warehouse and publish a new snapshot"
+        ) from exc
 
 
 def last_run(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -220,20 +230,15 @@ def observed_prices(cur: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame
     return _frame(
         cur,
         """
-        with delivered as (
-            select source, unnest(seen) as asset
-            from run_sources
-            where run_id = ?
-        ),
-        seen as (
-            select d.asset.coin_id as coin_id, d.source, q.price_usd
-            from delivered as d
+        with seen as (
+            select d.coin_id, d.source, q.price_usd
+            from run_seen as d
             join quotes as q
-                on q.coin_id = d.asset.coin_id
+                on q.coin_id = d.coin_id
                 and q.source = d.source
-                and q.observed_at = d.asset.observed_at
+                and q.observed_at = d.observed_at
             -- A listing says what is there now; history files say nothing about that.
-            where q.kind = 'snapshot'
+            where d.run_id = ? and q.kind = 'snapshot'
         )
         select
             s.coin_id,

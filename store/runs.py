@@ -49,12 +49,14 @@ class SourceResult:
     """The identity of what the extract delivered (flows.delivery)."""
     repeat_of: str | None = None
     """The run whose load of the same delivery this one repeats, without loading it again."""
+    repeatable_until: datetime | None = None
+    """When a verdict of this load may turn if the same bytes are read again (None: never)."""
 
 
 _RESULT_COLUMNS = ("run_id", "source", "status", "requests", "fetched", "valid", "quarantined",
                    "duplicates", "inserted", "updated", "unchanged", "started_at", "finished_at",
                    "extract_seconds", "transform_seconds", "load_seconds", "error",
-                   "warnings", "delivery_sha256", "repeat_of")  # fmt: skip
+                   "warnings", "delivery_sha256", "repeat_of", "repeatable_until")  # fmt: skip
 
 
 def start_run(
@@ -83,7 +85,13 @@ def start_run(
     )
 
 
-def record_source(con: duckdb.DuckDBPyConnection, result: SourceResult) -> None:
+def record_source(
+    con: duckdb.DuckDBPyConnection, result: SourceResult, *, seen_of: str | None = None
+) -> None:
+    """Write ``result``'s ledger row and, if it has them, its ``run_seen`` rows (replacing any
+    an earlier attempt of the run wrote). ``seen_of`` names a run whose rows for the same source
+    this run takes instead of ``result.seen`` (a repeated delivery): operator decisions move
+    every run's pointers along (store.decisions), so they are current."""
     placeholders = ", ".join("?" for _ in _RESULT_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _RESULT_COLUMNS[2:])
     con.execute(
@@ -94,27 +102,32 @@ def record_source(con: duckdb.DuckDBPyConnection, result: SourceResult) -> None:
         """,
         [getattr(result, c) for c in _RESULT_COLUMNS],
     )
-    if result.seen is not None:
-        if result.seen.schema != SEEN:
-            raise TypeError(f"seen: expected schema {SEEN}, got {result.seen.schema}")
-        con.register("stage_seen", result.seen)
-        try:
-            con.execute(
-                """
-                update run_sources
-                set seen = (
-                    select list(
-                        struct_pack(source_asset_id, coin_id, observed_at)
-                        order by source_asset_id
-                    )
-                    from stage_seen
-                )
-                where run_id = ? and source = ?
-                """,
-                [result.run_id, result.source],
-            )
-        finally:
-            con.unregister("stage_seen")
+    if seen_of is None and result.seen is None:
+        return
+    key = [result.run_id, result.source]
+    con.execute("delete from run_seen where run_id = ? and source = ?", key)
+    if seen_of is not None:
+        con.execute(
+            f"""
+            insert into run_seen
+            select $run, source, {", ".join(SEEN)}
+            from run_seen
+            where run_id = $of and source = $source
+            """,
+            {"run": result.run_id, "of": seen_of, "source": result.source},
+        )
+        return
+    assert result.seen is not None
+    if result.seen.schema != SEEN:
+        raise TypeError(f"seen: expected schema {SEEN}, got {result.seen.schema}")
+    con.register("stage_seen", result.seen)
+    try:
+        con.execute(
+            f"insert into run_seen select ?, ?, {', '.join(SEEN)} from stage_seen",
+            key,
+        )
+    finally:
+        con.unregister("stage_seen")
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,9 @@ class LastLoad:
 
     run_id: str
     status: SourceStatus
+    finished_at: datetime | None
     delivery_sha256: str | None
+    repeatable_until: datetime | None
     valid: int
     quarantined: int
     duplicates: int
@@ -135,7 +150,8 @@ def last_load(con: duckdb.DuckDBPyConnection, source: str, *, before: str) -> La
     """The source's latest ledger row that was not skipped, in a run other than ``before``."""
     rows = con.execute(
         """
-        select run_id, status, delivery_sha256, valid, quarantined, duplicates,
+        select run_id, status, finished_at, delivery_sha256, repeatable_until, valid,
+            quarantined, duplicates,
             inserted + updated + unchanged
         from run_sources
         where source = ? and run_id <> ? and status <> 'skipped'
@@ -145,19 +161,6 @@ def last_load(con: duckdb.DuckDBPyConnection, source: str, *, before: str) -> La
         [source, before],
     ).fetchall()
     return LastLoad(*rows[0]) if rows else None
-
-
-def copy_seen(con: duckdb.DuckDBPyConnection, result: SourceResult, from_run: str) -> None:
-    """Give ``result``'s ledger row the ``seen`` of the same source in ``from_run``. Operator
-    decisions rewrite every run's pointers (store.decisions), so they are current."""
-    con.execute(
-        """
-        update run_sources
-        set seen = (select seen from run_sources where run_id = $from and source = $source)
-        where run_id = $run and source = $source
-        """,
-        {"from": from_run, "source": result.source, "run": result.run_id},
-    )
 
 
 def finish_run(

@@ -53,6 +53,7 @@ def assert_no_duplicates(con: duckdb.DuckDBPyConnection) -> None:
         "coin_source_ids": "source, source_asset_id",
         "coins": "coin_id",
         "quarantine": "source, record_sha256, reason",
+        "run_seen": "run_id, source, source_asset_id",
     }
     for table, key in keys.items():
         dupes = con.execute(

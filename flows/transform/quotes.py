@@ -49,6 +49,10 @@ class Validated:
     of a daily series folded into their day's close."""
     contracts: pl.DataFrame = dataclasses.field(default_factory=ASSET_CONTRACTS.to_frame)
     """Schema :data:`store.schema.ASSET_CONTRACTS`: contract addresses the batch published."""
+    verdicts_until: datetime | None = None
+    """When the first verdict that depends on the moment of reading may turn: a record observed
+    in the future is valid once that moment is near enough, a daily value once its day is over.
+    None when no verdict depends on it. The same bytes read again before then load the same."""
 
 
 _FLOAT_PREFIX = "_float:"
@@ -233,7 +237,14 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
         subset=list(QUARANTINE_KEY), keep="first", maintain_order=True
     )
     quotes = kept.select(VALIDATED.names()).cast(VALIDATED)
-    return Validated(quotes, quarantine, duplicates + staged.folded)
+    turns = bad.select(
+        pl.when(pl.col("reason") == "observed_at_in_future")
+        .then(pl.col("observed_at") - CLOCK_SKEW)
+        .when(pl.col("reason") == "incomplete_day")
+        .then(pl.col("observed_at").dt.truncate("1d").dt.offset_by("1d"))
+        .min()
+    ).item()
+    return Validated(quotes, quarantine, duplicates + staged.folded, verdicts_until=turns)
 
 
 def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:

@@ -12,7 +12,8 @@ import pytest
 
 import flows.delivery
 import flows.load
-from flows.resolution import read_overrides
+from flows.rebuild import rebuild_from_raw
+from flows.resolution import Override, read_overrides
 from store.connection import open_read_only, warehouse
 from tests.conftest import REPO
 from tests.helpers import checksums, ingest_without_prefect
@@ -32,8 +33,13 @@ def ledger(data_dir: Path, run_id: str) -> list[tuple[object, ...]]:
         return con.execute(
             """
             select source, status, requests, fetched, valid, quarantined, duplicates, inserted,
-                updated, unchanged, error, warnings, delivery_sha256, seen
-            from run_sources
+                updated, unchanged, error, warnings, delivery_sha256,
+                (
+                    select list((source_asset_id, coin_id, observed_at) order by source_asset_id)
+                    from run_seen as s
+                    where s.run_id = r.run_id and s.source = r.source
+                ) as seen
+            from run_sources as r
             where run_id = ?
             order by source
             """,
@@ -87,6 +93,7 @@ def test_a_repeated_delivery_records_what_loading_it_again_would(
         "csv": (None, True),
     }
     second = ledger(repeated, "second")
+    assert all(row[-1] for row in second if row[0] in APIS), "every API delivered assets"
     assert second == ledger(loaded, "second")
     assert [row[7:9] for row in second] == [(0, 0)] * 4, "nothing inserted or updated"
     assert tables(repeated) == tables(loaded) == first_tables
@@ -140,3 +147,77 @@ def test_a_delivery_is_repeated_only_after_a_load_that_committed(
     found = repeats(data_dir, "second")
     assert found["coingecko"] == (None, True)
     assert found["coincap"] == ("first", False)
+
+
+def test_a_load_is_repeated_only_until_its_verdicts_may_turn(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    """The demo's CoinPaprika tickers hold a record observed on 2027-01-01, quarantined as in
+    the future: read on or after 2026-12-31 23:55 (the clock-skew allowance), it is valid."""
+    data_dir = tmp_path / "data"
+    ingest(demo_dir, data_dir, "first")
+    with warehouse(data_dir / "warehouse.duckdb") as con:
+        until = dict(
+            con.execute(
+                "select source, repeatable_until from run_sources where run_id = 'first'"
+            ).fetchall()
+        )
+        assert until["coinpaprika"] == datetime(2026, 12, 31, 23, 55, tzinfo=UTC)
+        assert until["coingecko"] is None, "its quarantined records stay so whenever read"
+        # As if that moment had come.
+        con.execute(
+            "update run_sources set repeatable_until = now() - interval 1 minute "
+            "where run_id = 'first' and source = 'coinpaprika'"
+        )
+    ingest(demo_dir, data_dir, "second")
+    found = repeats(data_dir, "second")
+    assert found["coinpaprika"] == (None, True)
+    assert found["coingecko"] == ("first", False)
+
+
+def test_no_delivery_is_repeated_across_an_operator_decision(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    ingest(demo_dir, data_dir, "first")
+    with warehouse(data_dir / "warehouse.duckdb") as con:
+        # What store.decisions leaves of a decision it applied (at the start of the next run).
+        con.execute(
+            """
+            insert into resolution_decisions (decision_id, action, source, source_asset_id,
+                coin_id, decided_by, decided_at, outcome, applied_at, applied_by_run)
+            values ('d1', 'reject', 'coincap', 'bitcoin', 'btc-bitcoin', 'ops', now(),
+                'applied', now(), 'second')
+            """
+        )
+    ingest(demo_dir, data_dir, "second")
+    assert {s: r for s, (r, _) in repeats(data_dir, "second").items()} == dict.fromkeys(
+        (*APIS, "csv")
+    )
+
+
+def test_after_a_rebuild_the_next_run_loads_in_full_and_pointers_follow_the_links(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    ingest(demo_dir, data_dir, "first")
+    # Rebuilt with an override the first load did not have: CoinCap's bitcoin is another coin.
+    moved = {**OVERRIDES, ("coincap", "bitcoin"): Override("btc-elsewhere", "test", 1)}
+    rebuild_from_raw(data_dir, moved)
+    with warehouse(data_dir / "warehouse.duckdb") as con:
+        dangling = con.execute(
+            """
+            select s.source, s.source_asset_id
+            from run_seen as s
+            anti join quotes as q using (coin_id, source, observed_at)
+            """
+        ).fetchall()
+        assert dangling == [], "every run's pointers lead to a stored quote"
+        pointer = con.execute(
+            "select coin_id from run_seen where source = 'coincap' and source_asset_id = 'bitcoin'"
+        ).fetchall()
+        assert pointer == [("btc-elsewhere",)]
+    ingest_without_prefect(demo_dir, data_dir, run_id="second", overrides=moved)
+    assert {s: r for s, (r, _) in repeats(data_dir, "second").items()} == dict.fromkeys(
+        (*APIS, "csv")
+    )

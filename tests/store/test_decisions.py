@@ -40,7 +40,15 @@ ASSETS = [
     ("csv", "ETH:Ethereum", "eth-ethereum-csv", "ETH", "Ethereum"),
 ]
 # Every table a decision may write, and what "unchanged" is judged on.
-TABLES = ("coins", "coin_source_ids", "quotes", "coin_aliases", "resolution_review", "run_sources")
+TABLES = (
+    "coins",
+    "coin_source_ids",
+    "quotes",
+    "coin_aliases",
+    "resolution_review",
+    "run_sources",
+    "run_seen",
+)
 
 
 def seed(con: duckdb.DuckDBPyConnection) -> None:
@@ -82,11 +90,11 @@ def seed(con: duckdb.DuckDBPyConnection) -> None:
             if s == source
         ]
         con.execute(
-            """
-            insert into run_sources (run_id, source, status, seen)
-            values ('r1', ?, 'loaded', ?)
-            """,
-            [source, seen],
+            "insert into run_sources (run_id, source, status) values ('r1', ?, 'loaded')", [source]
+        )
+        con.executemany(
+            "insert into run_seen values ('r1', ?, ?, ?, ?)",
+            [[source, s["source_asset_id"], s["coin_id"], s["observed_at"]] for s in seen],
         )
     con.execute(
         """
@@ -173,9 +181,7 @@ def quote_coins(con: duckdb.DuckDBPyConnection, source: str, asset: str) -> set[
 def seen_coin(con: duckdb.DuckDBPyConnection, source: str, asset: str) -> str:
     rows = con.execute(
         """
-        select s.coin_id
-        from (select unnest(seen) as s from run_sources where source = ?)
-        where s.source_asset_id = ?
+        select coin_id from run_seen where source = ? and source_asset_id = ?
         """,
         [source, asset],
     ).fetchall()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
+import store.migrate
 from store.connection import open_warehouse
 from store.errors import MigrationError
 from store.migrate import available_migrations
@@ -76,5 +78,42 @@ def test_a_warehouse_killed_right_after_it_was_created_opens_again(tmp_path: Pat
         assert rows == [("r1", "csv", None)], "the committed rows after the migrations survive"
         version = con.execute("select max(version) from schema_version").fetchall()[0][0]
         assert version == available_migrations()[-1].version
+    finally:
+        con.close()
+
+
+def test_version_4_moves_each_runs_seen_list_into_run_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.duckdb"
+    every = available_migrations()
+    monkeypatch.setattr(store.migrate, "available_migrations", lambda: every[:3])
+    con = open_warehouse(path)
+    at = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    seen = [
+        {"source_asset_id": "bitcoin", "coin_id": "btc-bitcoin", "observed_at": at},
+        {"source_asset_id": "ethereum", "coin_id": "eth-ethereum", "observed_at": at},
+    ]
+    con.execute(
+        "insert into run_sources (run_id, source, status, seen) values ('r1', 'coingecko', "
+        "'loaded', ?), ('r1', 'csv', 'loaded', null)",
+        [seen],
+    )
+    con.close()
+    monkeypatch.undo()
+
+    con = open_warehouse(path)
+    try:
+        rows = con.execute("select * from run_seen order by all").fetchall()
+        assert rows == [
+            ("r1", "coingecko", "bitcoin", "btc-bitcoin", at),
+            ("r1", "coingecko", "ethereum", "eth-ethereum", at),
+        ]
+        columns = {
+            c
+            for (c,) in con.execute("select name from pragma_table_info('run_sources')").fetchall()
+        }
+        assert "seen" not in columns
+        assert {"delivery_sha256", "repeat_of"} <= columns
     finally:
         con.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from litestar.testing import TestClient
 
@@ -270,3 +272,26 @@ def test_the_openapi_document_names_every_operation(client: Client) -> None:
         "postDecision",
     }
     assert client.get("/schema/swagger").status_code == 200
+
+
+def test_a_snapshot_from_before_run_seen_is_a_503_saying_what_to_run(
+    published: Published, tmp_path: Path
+) -> None:
+    """The web app may be upgraded before the next ingest migrates the warehouse: the ledger's
+    pages then say what to do instead of failing on a missing table."""
+    old = tmp_path / "serving.duckdb"
+    shutil.copyfile(published.data_dir / "serving.duckdb", old)
+    with duckdb.connect(str(old)) as con:
+        con.execute("drop table run_seen")
+        con.execute("alter table run_sources drop column repeat_of")
+    app = create_app(WebSettings(), snapshot_path=old)
+    with TestClient(app=app) as old_client:
+        listed = get_json(old_client, "/api/v1/runs", status=503)
+        compared = get_json(
+            old_client,
+            f"/api/v1/runs/compare?base={published.base_run}&head={published.head_run}",
+            status=503,
+        )
+    for body in (listed, compared):
+        assert "older version" in body["detail"]
+        assert "kasparro ingest" in body["detail"]

@@ -244,6 +244,28 @@ def test_daily_history_csv_rows_become_quotes_in_utc(raw_of: RawOf) -> None:
     assert validated.quotes["raw_record"].to_list() == [2], "a stray quote costs one line"
 
 
+def test_the_moment_a_verdict_may_turn_is_the_earliest_of_the_batch(raw_of: RawOf) -> None:
+    """A record observed in the future is valid once it is within the clock-skew allowance, a
+    daily value once its UTC day is over: the same bytes read then load differently."""
+    soon, later = "2027-01-01T00:00:00Z", "2027-03-01T00:00:00Z"
+    records = [gecko(id="a", last_updated=later), gecko(id="b", last_updated=soon), gecko()]
+    validated = validate(stage(raw_of("coingecko", "coins_markets", records)))
+    assert reasons(validated.quarantine) == ["observed_at_in_future"] * 2
+    assert validated.verdicts_until is not None
+    assert validated.verdicts_until.isoformat() == "2026-12-31T23:55:00+00:00"
+
+    header = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
+    line = "1,Dogecoin,DOGE,2026-11-24 23:59:59,0.1,0.09,0.095,0.099,12.5,1000"
+    daily = validate(stage(raw_of("csv", "daily_history", [line], envelope=header)))
+    assert reasons(daily.quarantine) == ["incomplete_day"]
+    assert daily.verdicts_until is not None
+    assert daily.verdicts_until.isoformat() == "2026-11-25T00:00:00+00:00"
+
+    settled = validate(stage(raw_of("coingecko", "coins_markets", [gecko(current_price=None)])))
+    assert reasons(settled.quarantine) == ["missing_price"]
+    assert settled.verdicts_until is None, "a missing price stays missing"
+
+
 def test_canonical_csv_with_semicolons(raw_of: RawOf) -> None:
     header = "asset_id;symbol;name;observed_at;price_usd;market_cap_usd"
     lines = ['kas-1;KAS;"Kasparro; Test";2026-11-20T00:00:00+00:00;1.5;']
