@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.api import measure_api
 from bench.harness import CACHE, append_results
-from bench.incremental import measure, measure_synthetic
+from bench.incremental import LATER_RUNS, measure, measure_synthetic
 from bench.overhead import measure_overhead
 from bench.rebuild import measure_bare_merge, measure_dlt, measure_rebuild, raw_zone
 from bench.scaling import later_batch, measure_batch_merge, measure_publish, peak_rss_of_rebuild
@@ -61,13 +61,15 @@ def incremental(sizes: tuple[int, ...], repeat: int) -> list[str]:
     ]
     lines = [
         "\n### Incremental re-run over unchanged upstream data\n",
-        "| recording | quotes | first load | re-run | re-run / first | rows the re-run wrote |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| recording | quotes | first load | re-run | re-run / first | rows the re-run wrote "
+        f"| re-run after {LATER_RUNS} more | / first re-run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, result in measured:
         lines.append(
             f"| {name} | {result.quotes:,} | {result.first} | {result.rerun} "
-            f"| {result.rerun.median / result.first.median:.2f} | {result.written} |"
+            f"| {result.rerun.median / result.first.median:.2f} | {result.written} "
+            f"| {result.later} | {result.later.median / result.rerun.median:.2f} |"
         )
     return lines
 
