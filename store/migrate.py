@@ -80,7 +80,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
                 "was left at the previous version"
             ) from exc
     if version < latest:
-        # DuckDB 2.0.0 cannot replay an ALTER TABLE of run_sources from the write-ahead log
+        # DuckDB 1.5.6 cannot replay an ALTER TABLE of run_sources from the write-ahead log
         # (binding its `default []` during replay fails: "GetDefaultDatabase with no default
         # database set"), so a process killed before its next checkpoint would leave a
         # warehouse that no longer opens. Migrations are rare: checkpoint them at once.

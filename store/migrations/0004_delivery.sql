@@ -14,7 +14,7 @@
 -- run_seen: what a source delivered in a run, one row per asset (natural key: run_id, source,
 -- source_asset_id): its latest valid observation, unchanged ones included, a pointer into quotes
 -- (coin_id, source, observed_at) that run comparisons follow. It was run_sources.seen, a list
--- per row; with DuckDB 2.0.0 every commit to run_sources (which has a primary key) then cost
+-- per row; with DuckDB 1.5.6 every commit to run_sources (which has a primary key) then cost
 -- more with each list stored: 10k-asset lists took a commit from 8 to 34 ms over 40 runs, while
 -- a table without a key stays flat. Rows are only appended, a run's rows replaced whole in the
 -- transaction that writes its ledger row (store/runs.py), so it needs no key to stay unique.

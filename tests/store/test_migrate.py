@@ -67,7 +67,7 @@ os._exit(0)  # killed: no close, no checkpoint on the way out
 
 
 def test_a_warehouse_killed_right_after_it_was_created_opens_again(tmp_path: Path) -> None:
-    """DuckDB 2.0.0 cannot replay version 4's ALTER TABLE of run_sources from the write-ahead
+    """DuckDB 1.5.6 cannot replay version 4's ALTER TABLE of run_sources from the write-ahead
     log: the migrations must be checkpointed, or the first run's crash leaves a warehouse that
     does not open."""
     path = tmp_path / "w.duckdb"
