@@ -59,13 +59,23 @@ def _wrk(url: str, seconds: int) -> Load:
     return Load(url.split(":", 2)[2].split("/", 1)[1], rps, p50, p99, errors)
 
 
-def measure_api(data_dir: Path, paths: list[str], seconds: int) -> list[Load]:
-    """Serve ``data_dir``'s snapshot and load each path in turn."""
+KASPARRO = "web.app:create_app"
+NAIVE = "bench.naive_api:create_app"
+"""The baseline: a naive Litestar + DuckDB endpoint over the same snapshot (bench.naive_api)."""
+
+
+def measure_api(data_dir: Path, paths: list[str], seconds: int, app: str = KASPARRO) -> list[Load]:
+    """Serve ``data_dir``'s snapshot with ``app`` (a uvicorn factory) and load each path in
+    turn."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: `apt install wrk` (Debian) to measure the API")
     port = _free_port()
-    env = {**os.environ, "KASPARRO_DATA_DIR": str(data_dir)}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "web.app:create_app"]
+    env = {
+        **os.environ,
+        "KASPARRO_DATA_DIR": str(data_dir),
+        "KASPARRO_NAIVE_SNAPSHOT": str(data_dir / "serving.duckdb"),
+    }
+    command = [sys.executable, "-m", "uvicorn", "--factory", app]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(
         command,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.api import measure_api
+from bench.api import NAIVE, measure_api
 from bench.harness import CACHE, append_results
 from bench.incremental import LATER_RUNS, measure, measure_synthetic
 from bench.overhead import measure_overhead
@@ -128,17 +128,26 @@ def overhead(sizes: tuple[int, ...], repeat: int) -> list[str]:
 
 
 def api(sizes: tuple[int, ...], repeat: int) -> list[str]:
+    """Kasparro's app and the naive baseline (bench.naive_api) on the same snapshot, each path
+    loaded by one then the other."""
     paths = ["/ping", "/api/v1/data?limit=100", "/api/v1/data?limit=100&symbol=BTC"]
-    loads = measure_api(raw_zone(sizes[-1]), paths, seconds=10)
+    data_dir = raw_zone(sizes[-1])
+    ours = measure_api(data_dir, paths, seconds=10)
+    naive = measure_api(data_dir, paths, seconds=10, app=NAIVE)
     lines = [
         f"\n### API ({sizes[-1]:,} quotes, one uvicorn worker, wrk -t2 -c32, 10 s)\n",
-        "| path | req/s | p50 | p99 | errors (non-2xx, timeouts) |",
-        "|---|---:|---:|---:|---:|",
+        "Beside a naive Litestar + DuckDB endpoint on the same snapshot (`bench/naive_api.py`: "
+        "`order by observed_at desc limit 100` over the whole table, rows as dicts).\n",
+        "| path | req/s | p50 | p99 | errors (non-2xx, timeouts) | naive req/s | naive p50 "
+        "| naive p99 | req/s / naive |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for load in loads:
+    for load, base in zip(ours, naive, strict=True):
         lines.append(
             f"| `/{load.path}` | {load.requests_per_second:,.0f} | {load.p50_ms:.1f} ms "
-            f"| {load.p99_ms:.1f} ms | {load.errors} |"
+            f"| {load.p99_ms:.1f} ms | {load.errors} | {base.requests_per_second:,.0f} "
+            f"| {base.p50_ms:.1f} ms | {base.p99_ms:.1f} ms "
+            f"| {load.requests_per_second / base.requests_per_second:.2f} |"
         )
     return lines
 
