@@ -149,6 +149,7 @@ def _summary_table(summary: RunSummary) -> list[dict[str, Any]]:
                 (r.extract_seconds or 0) + (r.transform_seconds or 0) + (r.load_seconds or 0), 3
             ),
             "error": r.error or "",
+            "repeat_of": r.repeat_of or "",
         }
         for r in summary.results
     ]

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
 )
@@ -78,6 +79,13 @@ def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
         assert {q["source"] for q in quotes} == {"coingecko", "coinpaprika", "coincap", "csv"}
         run = client.get(f"/api/v1/runs/{first.run_id}").json()
         assert run["flow_run_id"], "the ledger links the Prefect flow run"
+        rerun = client.get(f"/api/v1/runs/{second.run_id}").json()
+        assert {s["source"]: s["repeat_of"] for s in rerun["sources"]} == {
+            "coingecko": first.run_id,
+            "coinpaprika": first.run_id,
+            "coincap": first.run_id,
+            "csv": None,
+        }
 
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(
@@ -99,6 +107,14 @@ def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
     table = by_key["ingest-summary"].data
     assert isinstance(table, str)
     assert all(source in table for source in ("coingecko", "coinpaprika", "coincap", "csv"))
+    with get_client(sync_client=True) as prefect:
+        rerun_artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[rerun["flow_run_id"]]),
+                key=ArtifactFilterKey(any_=["ingest-summary"]),
+            )
+        )
+    assert first.run_id in str(rerun_artifacts[0].data), "the UI names the run a source repeats"
 
 
 def test_a_failing_source_fails_the_run_but_the_others_load(
