@@ -71,6 +71,23 @@ def tables(data_dir: Path) -> dict[str, str]:
         con.close()
 
 
+@pytest.fixture
+def loaded(tmp_path: Path, demo_dir: Path) -> Path:
+    """A data dir holding the demo's first load, run ``first``."""
+    data_dir = tmp_path / "data"
+    ingest(demo_dir, data_dir, "first")
+    return data_dir
+
+
+def rerun_after(demo_dir: Path, data_dir: Path, change: str) -> dict[str, tuple[str | None, bool]]:
+    """Apply ``change`` to the warehouse (what some event leaves there), run again over the
+    same demo, and say what the run repeated."""
+    with warehouse(data_dir / "warehouse.duckdb") as con:
+        con.execute(change)
+    ingest(demo_dir, data_dir, "second")
+    return repeats(data_dir, "second")
+
+
 def test_a_repeated_delivery_records_what_loading_it_again_would(
     tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,92 +136,74 @@ def test_a_changed_page_is_loaded_in_full(tmp_path: Path, demo_dir: Path) -> Non
 
 
 def test_new_code_loads_the_same_payloads_in_full(
-    tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+    loaded: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data_dir = tmp_path / "data"
-    ingest(demo_dir, data_dir, "first")
     monkeypatch.setattr(flows.delivery, "code_sha256", lambda: "a fixed validation rule")
-    ingest(demo_dir, data_dir, "second")
-    assert {s: r for s, (r, _) in repeats(data_dir, "second").items()} == dict.fromkeys(
+    ingest(demo_dir, loaded, "second")
+    assert {s: r for s, (r, _) in repeats(loaded, "second").items()} == dict.fromkeys(
         (*APIS, "csv")
     )
 
 
 def test_a_delivery_is_repeated_only_after_a_load_that_committed(
-    tmp_path: Path, demo_dir: Path
+    loaded: Path, demo_dir: Path
 ) -> None:
-    data_dir = tmp_path / "data"
-    ingest(demo_dir, data_dir, "first")
-    with warehouse(data_dir / "warehouse.duckdb") as con:
-        # A later run whose coingecko load failed (rolled back): what is stored may no longer
-        # be what the first run left, so the next run must not take its word for it.
-        con.execute(
-            "insert into run_sources (run_id, source, status, finished_at, delivery_sha256) "
-            "select 'broken', source, 'failed', now(), delivery_sha256 from run_sources "
-            "where run_id = 'first' and source = 'coingecko'"
-        )
-    ingest(demo_dir, data_dir, "second")
-    found = repeats(data_dir, "second")
+    # A later run whose coingecko load failed (rolled back): what is stored may no longer be
+    # what the first run left, so the next run must not take its word for it.
+    found = rerun_after(
+        demo_dir,
+        loaded,
+        "insert into run_sources (run_id, source, status, finished_at, delivery_sha256) "
+        "select 'broken', source, 'failed', now(), delivery_sha256 from run_sources "
+        "where run_id = 'first' and source = 'coingecko'",
+    )
     assert found["coingecko"] == (None, True)
     assert found["coincap"] == ("first", False)
 
 
-def test_a_load_is_repeated_only_until_its_verdicts_may_turn(
-    tmp_path: Path, demo_dir: Path
-) -> None:
+def test_a_load_is_repeated_only_until_its_verdicts_may_turn(loaded: Path, demo_dir: Path) -> None:
     """The demo's CoinPaprika tickers hold a record observed on 2027-01-01, quarantined as in
     the future: read on or after 2026-12-31 23:55 (the clock-skew allowance), it is valid."""
-    data_dir = tmp_path / "data"
-    ingest(demo_dir, data_dir, "first")
-    with warehouse(data_dir / "warehouse.duckdb") as con:
-        until = dict(
-            con.execute(
-                "select source, repeatable_until from run_sources where run_id = 'first'"
-            ).fetchall()
-        )
-        assert until["coinpaprika"] == datetime(2026, 12, 31, 23, 55, tzinfo=UTC)
-        assert until["coingecko"] is None, "its quarantined records stay so whenever read"
-        # As if that moment had come.
-        con.execute(
-            "update run_sources set repeatable_until = now() - interval 1 minute "
-            "where run_id = 'first' and source = 'coinpaprika'"
-        )
-    ingest(demo_dir, data_dir, "second")
-    found = repeats(data_dir, "second")
+    con = open_read_only(loaded / "serving.duckdb")
+    try:
+        query = "select source, repeatable_until from run_sources where run_id = 'first'"
+        until = dict(con.execute(query).fetchall())
+    finally:
+        con.close()
+    assert until["coinpaprika"] == datetime(2026, 12, 31, 23, 55, tzinfo=UTC)
+    assert until["coingecko"] is None, "its quarantined records stay so whenever read"
+    found = rerun_after(  # as if that moment had come
+        demo_dir,
+        loaded,
+        "update run_sources set repeatable_until = now() - interval 1 minute "
+        "where run_id = 'first' and source = 'coinpaprika'",
+    )
     assert found["coinpaprika"] == (None, True)
     assert found["coingecko"] == ("first", False)
 
 
-def test_no_delivery_is_repeated_across_an_operator_decision(
-    tmp_path: Path, demo_dir: Path
-) -> None:
-    data_dir = tmp_path / "data"
-    ingest(demo_dir, data_dir, "first")
-    with warehouse(data_dir / "warehouse.duckdb") as con:
-        # What store.decisions leaves of a decision it applied (at the start of the next run).
-        con.execute(
-            """
-            insert into resolution_decisions (decision_id, action, source, source_asset_id,
-                coin_id, decided_by, decided_at, outcome, applied_at, applied_by_run)
-            values ('d1', 'reject', 'coincap', 'bitcoin', 'btc-bitcoin', 'ops', now(),
-                'applied', now(), 'second')
-            """
-        )
-    ingest(demo_dir, data_dir, "second")
-    assert {s: r for s, (r, _) in repeats(data_dir, "second").items()} == dict.fromkeys(
-        (*APIS, "csv")
+def test_no_delivery_is_repeated_across_an_operator_decision(loaded: Path, demo_dir: Path) -> None:
+    # What store.decisions leaves of a decision it applied (at the start of the next run).
+    found = rerun_after(
+        demo_dir,
+        loaded,
+        """
+        insert into resolution_decisions (decision_id, action, source, source_asset_id,
+            coin_id, decided_by, decided_at, outcome, applied_at, applied_by_run)
+        values ('d1', 'reject', 'coincap', 'bitcoin', 'btc-bitcoin', 'ops', now(),
+            'applied', now(), 'second')
+        """,
     )
+    assert {s: r for s, (r, _) in found.items()} == dict.fromkeys((*APIS, "csv"))
 
 
 def test_after_a_rebuild_the_next_run_loads_in_full_and_pointers_follow_the_links(
-    tmp_path: Path, demo_dir: Path
+    loaded: Path, demo_dir: Path
 ) -> None:
-    data_dir = tmp_path / "data"
-    ingest(demo_dir, data_dir, "first")
     # Rebuilt with an override the first load did not have: CoinCap's bitcoin is another coin.
     moved = {**OVERRIDES, ("coincap", "bitcoin"): Override("btc-elsewhere", "test", 1)}
-    rebuild_from_raw(data_dir, moved)
-    with warehouse(data_dir / "warehouse.duckdb") as con:
+    rebuild_from_raw(loaded, moved)
+    with warehouse(loaded / "warehouse.duckdb") as con:
         dangling = con.execute(
             """
             select s.source, s.source_asset_id
@@ -217,7 +216,7 @@ def test_after_a_rebuild_the_next_run_loads_in_full_and_pointers_follow_the_link
             "select coin_id from run_seen where source = 'coincap' and source_asset_id = 'bitcoin'"
         ).fetchall()
         assert pointer == [("btc-elsewhere",)]
-    ingest_without_prefect(demo_dir, data_dir, run_id="second", overrides=moved)
-    assert {s: r for s, (r, _) in repeats(data_dir, "second").items()} == dict.fromkeys(
+    ingest_without_prefect(demo_dir, loaded, run_id="second", overrides=moved)
+    assert {s: r for s, (r, _) in repeats(loaded, "second").items()} == dict.fromkeys(
         (*APIS, "csv")
     )
