@@ -8,8 +8,8 @@ Snapshot records are loaded incrementally: one whose observation time is not new
 newest stored for its asset (``coin_source_ids.last_snapshot_at``) is counted unchanged and
 written nowhere, so a re-run over unchanged upstream data writes no data row at all. A source
 whose extract delivered exactly the payloads of its previous load (same bytes, same code:
-flows.delivery) is not even transformed: its ledger row repeats that load's counts and ``seen``,
-every row unchanged.
+flows.delivery) is not even transformed: its ledger row repeats that load's counts and
+``run_seen`` rows, every row unchanged.
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ def record_repeat(
     previous = None
     if result.raw_files:
         previous = runs.last_load(con, result.source, before=result.run_id)
-        if previous is None or previous.status != "loaded" or result.delivery_sha256 is None:
+        if previous is None or previous.status != "loaded":
             return False
-        if previous.delivery_sha256 != result.delivery_sha256:
+        if previous.delivery_sha256 != result.delivery_sha256:  # None after a rebuild
             return False
         if decisions.applied_since(con, previous.finished_at):
             return False

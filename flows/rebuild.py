@@ -139,6 +139,8 @@ def rebuild_from_raw(
     warehouse_path, raw_root = data_dir / "warehouse.duckdb", data_dir / "raw"
     fresh_path = data_dir / "warehouse.rebuild.duckdb"
     fresh_path.unlink(missing_ok=True)
+    # One row per asset per source per run: streamed through a file, not held in memory.
+    seen_file = data_dir / "warehouse.rebuild.run_seen.parquet"
     old = open_warehouse(warehouse_path)  # held: no ingest may write while we rebuild
     try:
         ledger = {
@@ -146,8 +148,6 @@ def rebuild_from_raw(
             for t in ("runs", "run_sources", "resolution_decisions")
         }
         kept_checkpoints = old.sql("select * from checkpoints where stream <> 'quotes'").pl()
-        # One row per asset per source per run: streamed through a file, not held in memory.
-        seen_file = data_dir / "warehouse.rebuild.run_seen.parquet"
         quoted = str(seen_file).replace("'", "''")  # COPY takes no bound parameters
         old.execute(f"copy run_seen to '{quoted}' (format parquet)")
         fresh = open_warehouse(fresh_path)
@@ -172,13 +172,13 @@ def rebuild_from_raw(
             fresh.execute("checkpoint")
         finally:
             fresh.close()
-            seen_file.unlink(missing_ok=True)
         backup = warehouse_path.with_name(warehouse_path.name + ".bak")
         backup.unlink(missing_ok=True)
         os.link(warehouse_path, backup)
         os.replace(fresh_path, warehouse_path)
     finally:
         old.close()
+        seen_file.unlink(missing_ok=True)
     return publish_snapshot(warehouse_path, data_dir / "serving.duckdb")
 
 

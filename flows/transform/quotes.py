@@ -92,6 +92,14 @@ def decimal_places(text: pl.Expr) -> pl.Expr:
     return pl.when(significant == 0).then(0).otherwise(pl.max_horizontal(places, pl.lit(0)))
 
 
+VERDICT_TURNS = {
+    "observed_at_in_future": pl.col("observed_at") - CLOCK_SKEW,
+    "incomplete_day": pl.col("observed_at").dt.truncate("1d").dt.offset_by("1d"),
+}
+"""For the rules below whose verdict depends on the moment of reading: from when a record they
+quarantined would pass them (:attr:`Validated.verdicts_until`)."""
+
+
 def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
     """(reason, broken-when, detail) in priority order; the first broken rule is reported."""
     checks: list[tuple[str, pl.Expr, pl.Expr]] = [
@@ -238,11 +246,9 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
     )
     quotes = kept.select(VALIDATED.names()).cast(VALIDATED)
     turns = bad.select(
-        pl.when(pl.col("reason") == "observed_at_in_future")
-        .then(pl.col("observed_at") - CLOCK_SKEW)
-        .when(pl.col("reason") == "incomplete_day")
-        .then(pl.col("observed_at").dt.truncate("1d").dt.offset_by("1d"))
-        .min()
+        pl.coalesce(
+            pl.when(pl.col("reason") == reason).then(turn) for reason, turn in VERDICT_TURNS.items()
+        ).min()
     ).item()
     return Validated(quotes, quarantine, duplicates + staged.folded, verdicts_until=turns)
 
