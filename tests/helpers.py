@@ -16,7 +16,7 @@ from flows.extract import extract
 from flows.load import load_extracted
 from flows.resolution import Override
 from store import runs
-from store.connection import transaction, warehouse
+from store.connection import open_read_only, transaction, warehouse
 from store.snapshot import publish_snapshot
 
 DATA_TABLES = ("coins", "coin_source_ids", "quotes", "quarantine")
@@ -45,6 +45,15 @@ def checksums(
     con: duckdb.DuckDBPyConnection, ignore: Mapping[str, tuple[str, ...]] | None = None
 ) -> dict[str, str]:
     return {t: table_checksum(con, t, (ignore or {}).get(t, ())) for t in DATA_TABLES}
+
+
+def snapshot_checksums(data_dir: Path) -> dict[str, str]:
+    """:func:`checksums` of the data dir's published snapshot."""
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        return checksums(con)
+    finally:
+        con.close()
 
 
 def assert_no_duplicates(con: duckdb.DuckDBPyConnection) -> None:

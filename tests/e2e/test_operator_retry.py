@@ -15,17 +15,9 @@ from prefect.states import AwaitingRetry
 from flows.ingest import RunSummary, ingest
 from store.connection import open_read_only
 from store.settings import get_store_settings
-from tests.helpers import checksums
+from tests.helpers import snapshot_checksums
 
 pytestmark = pytest.mark.slow
-
-
-def snapshot_checksums(data_dir: Path) -> dict[str, str]:
-    con = open_read_only(data_dir / "serving.duckdb")
-    try:
-        return checksums(con)
-    finally:
-        con.close()
 
 
 def task_runs_by_name(flow_run_id: UUID) -> dict[str, list[str]]:

@@ -16,7 +16,7 @@ from flows.rebuild import rebuild_from_raw
 from flows.resolution import Override, read_overrides
 from store.connection import open_read_only, warehouse
 from tests.conftest import REPO
-from tests.helpers import checksums, ingest_without_prefect
+from tests.helpers import ingest_without_prefect, snapshot_checksums
 
 OVERRIDES = read_overrides(REPO / "data" / "asset_overrides.csv")
 APIS = ("coincap", "coingecko", "coinpaprika")
@@ -63,14 +63,6 @@ def repeats(data_dir: Path, run_id: str) -> dict[str, tuple[str | None, bool]]:
         con.close()
 
 
-def tables(data_dir: Path) -> dict[str, str]:
-    con = open_read_only(data_dir / "serving.duckdb")
-    try:
-        return checksums(con)
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def loaded(tmp_path: Path, demo_dir: Path) -> Path:
     """A data dir holding the demo's first load, run ``first``."""
@@ -94,7 +86,7 @@ def test_a_repeated_delivery_records_what_loading_it_again_would(
     repeated, loaded = tmp_path / "repeated", tmp_path / "loaded"
     for data_dir in (repeated, loaded):
         ingest(demo_dir, data_dir, "first")
-    first_tables = tables(repeated)
+    first_tables = snapshot_checksums(repeated)
 
     ingest(demo_dir, repeated, "second")
     with monkeypatch.context() as patch:
@@ -113,7 +105,7 @@ def test_a_repeated_delivery_records_what_loading_it_again_would(
     assert all(row[-1] for row in second if row[0] in APIS), "every API delivered assets"
     assert second == ledger(loaded, "second")
     assert [row[7:9] for row in second] == [(0, 0)] * 4, "nothing inserted or updated"
-    assert tables(repeated) == tables(loaded) == first_tables
+    assert snapshot_checksums(repeated) == snapshot_checksums(loaded) == first_tables
 
 
 def test_a_changed_page_is_loaded_in_full(tmp_path: Path, demo_dir: Path) -> None:
