@@ -177,7 +177,13 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _resolution_eval(args: argparse.Namespace) -> int:
-    from flows.resolution_eval import LabelsError, evaluate, format_report, read_labels, read_links
+    from flows.resolution.evaluation import (
+        LabelsError,
+        evaluate,
+        format_report,
+        read_labels,
+        read_links,
+    )
     from store.connection import open_read_only
     from store.errors import StoreError
     from store.settings import StoreSettings

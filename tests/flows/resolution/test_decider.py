@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -17,17 +16,10 @@ from hypothesis import strategies as st
 from flows.resolution import (
     LINK_THRESHOLD,
     MARKET_FOUND,
-    NAME_SIMILAR,
     Evidence,
     Override,
-    OverridesError,
     Resolution,
-    _similar,
-    match_key,
-    name_similarity,
     normalise,
-    read_crosswalk,
-    read_overrides,
     resolve,
 )
 from flows.sources import SOURCE_NAMES
@@ -404,27 +396,6 @@ def test_operator_decisions_and_aliases_steer_new_assets() -> None:
     assert method_of(accepted) == {("coinpaprika", "bitcoin-old"): "operator"}
 
 
-@pytest.mark.parametrize(
-    ("left", "right"),
-    [
-        ("Bitcoin", "Bitcoin\u200b"),
-        ("Dogecoin", "Dogecoin\u00a0"),
-        ("ＢＴＣ", "btc"),
-        ("Straße", "STRASSE"),
-        ("USD  Coin", " usd coin "),
-    ],
-)
-def test_normalisation_ignores_invisible_and_compatibility_differences(
-    left: str, right: str
-) -> None:
-    assert normalise(left) == normalise(right)
-
-
-def test_symbol_and_name_both_count_in_the_match_key() -> None:
-    assert match_key("uni", "Uniswap") != match_key("uni", "Universe Token")
-    assert match_key("weth", "WETH") != match_key("eth", "WETH")
-
-
 ASSETS = (
     *BITCOIN_EVERYWHERE,
     ("coingecko", "weth", "weth", "WETH"),
@@ -492,50 +463,6 @@ def test_rerunning_a_batch_changes_nothing() -> None:
     assert set(again.mappings["method"]) == {"sticky"}
     assert again.new_coins.is_empty()
     assert again.review.is_empty()
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "similar"),
-    [
-        ("Synthetix Network", "Synthetix", True),
-        ("Wrapped Bitcoin", "Wrapped BTC", True),
-        ("Uniswap", "Universe Token", False),
-        ("Wrapped Ether", "Arbitrum Bridged WETH", False),
-        ("Binance Coin", "BNB", False),
-    ],
-)
-def test_name_similarity_threshold(a: str, b: str, *, similar: bool) -> None:
-    assert (name_similarity(a, b) >= NAME_SIMILAR) is similar
-
-
-def test_overrides_file_is_read_and_validated(tmp_path: Path) -> None:
-    path = tmp_path / "overrides.csv"
-    path.write_text(
-        "source,source_asset_id,coin_id,note\ncoinpaprika,hav-havven,snx-synthetix-network,old id\n"
-    )
-    assert read_overrides(path) == {
-        ("coinpaprika", "hav-havven"): Override("snx-synthetix-network", "old id", 2)
-    }
-    assert read_overrides(tmp_path / "absent.csv") == {}
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ("source,asset,coin\n", "header must be"),
-        ("source,source_asset_id,coin_id,note\nbinance,x,y-z,\n", ":2: unknown source"),
-        ("source,source_asset_id,coin_id,note\ncoincap,x,Not An Id,\n", "must be lowercase"),
-        (
-            "source,source_asset_id,coin_id,note\ncoincap,x,a-b,\ncoincap,x,c-d,\n",
-            ":3: coincap/x is already overridden on line 2",
-        ),
-    ],
-)
-def test_a_malformed_overrides_file_names_the_line(tmp_path: Path, body: str, message: str) -> None:
-    path = tmp_path / "overrides.csv"
-    path.write_text(body)
-    with pytest.raises(OverridesError, match=message):
-        read_overrides(path)
 
 
 def test_a_renamed_ticker_is_found_under_its_new_symbol() -> None:
@@ -621,34 +548,3 @@ def test_a_crosswalk_the_prices_contradict_waits_for_review() -> None:
     assert later.review.select("candidate_coin_id", "method", "confidence").rows() == [
         ("snx-synthetix-network", "crosswalk", 0.6)
     ]
-
-
-def test_the_crosswalk_file_is_read_and_validated(tmp_path: Path) -> None:
-    path = tmp_path / "crosswalk.csv"
-    path.write_text("coingecko,coinpaprika,coincap\nhavven,hav-havven,synthetix-network-token\n")
-    crosswalk = read_crosswalk(path)
-    assert crosswalk[("coinpaprika", "hav-havven")] == {
-        ("coingecko", "havven"),
-        ("coincap", "synthetix-network-token"),
-    }
-    for body, message in [
-        ("coingecko,binance\nx,y\n", "header must name two or more"),
-        ("coingecko,coinpaprika\nhavven,\n", ":2: a row must name the asset in two sources"),
-        ("coingecko,coinpaprika\na,b\na,c\n", ":3: coingecko/a is already on line 2"),
-    ]:
-        path.write_text(body)
-        with pytest.raises(OverridesError, match=message):
-            read_crosswalk(path)
-
-
-_NAME_PARTS = st.sampled_from(
-    ["Zen", "zenth", "obel", "AI", "Inu", "Swap", "token", "Chain", "Bit", "coin", "Ether", "X"]
-)
-_NAMES = st.lists(_NAME_PARTS, min_size=0, max_size=4).map(" ".join) | st.text(max_size=12)
-
-
-@settings(max_examples=300, deadline=None)
-@given(a=_NAMES, b=_NAMES)
-def test_the_cheap_similarity_test_agrees_with_the_similarity(a: str, b: str) -> None:
-    """The refutations that skip difflib never refute a name similar enough to link."""
-    assert _similar(a, b) == (name_similarity(a, b) >= NAME_SIMILAR)

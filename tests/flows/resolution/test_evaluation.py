@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flows.resolution import read_overrides
-from flows.resolution_eval import (
+from flows.resolution.evaluation import (
     AssetLink,
     AssetRef,
     Counts,

@@ -1,83 +1,35 @@
-"""Entity resolution: which canonical coin each source asset is, and why.
-
-An asset already mapped keeps its coin (``sticky``; an operator's decision moves it, see
-:mod:`store.decisions`). A new asset is decided by the strongest evidence available:
-
-1. ``override``: the curated file ``data/asset_overrides.csv`` (``source,source_asset_id,
-   coin_id,note``); ``operator``: an asset an operator's applied decision placed (the decisions
-   themselves move mapped assets, see :mod:`store.decisions`; the resolver only honours them for
-   assets it meets unmapped). Confidence 1.
-2. ``crosswalk``: a configured authoritative crosswalk (``KASPARRO_CROSSWALK_FILE``, a CSV with
-   columns ``coingecko,coinpaprika,coincap``, e.g. exported from CoinPaprika's paid
-   ``coins/mappings``) names the asset's id in another source, and that asset's coin is the only
-   one it names. Confidence 0.98; 0.6 (review) when the prices differ by over 50%.
-3. ``contract``: the asset and an asset of another source publish the same contract address on
-   the same chain (:mod:`flows.transform.contracts`, chains per :mod:`flows.sources.platforms`).
-   Confidence 0.99; 0.7 when the address belongs to several coins, or one source lists it for
-   two of its assets (listed in its markets or not), 0.6 when the prices contradict it by more
-   than 50% (a stale listing, or a wrong address). Such an address proves nothing: the names may
-   still decide.
-4. ``symbol_name_market`` / ``name_similarity_market``: an asset of another source has the same
-   normalised symbol (the blocking key; a symbol alone never links) and a similar name, and their
-   markets agree at the same time (:func:`compare_markets`):
-
-   ==========================  =================  ================  =========  ===========
-   names                       price, and mcap    price only        no market  price
-                               or rank agree                                   disagrees
-   ==========================  =================  ================  =========  ===========
-   identical (normalised)      0.95 - 0.01/day    0.95 - 0.01/day   0.80       0.40
-   similar (>= 0.75)           0.92 - 0.01/day    0.80              0.60       0.30
-   different, symbol only      0.60               0                 0          0
-   ==========================  =================  ================  =========  ===========
-
-   The symbol alone proposes a coin (for review: a renamed asset) only when at most
-   :data:`SYMBOL_ONLY_MAX` coins share it. Large symbol blocks are searched through a name index:
-   a similar name shares a word, or its first four letters, with the one it resembles.
-
-   ``/day``: days between the two observations compared. Contracts on the same chain that differ
-   cap the confidence at 0.5 (bridged and wrapped tokens share symbols and prices, never
-   addresses).
-5. ``new``: a coin of its own.
-
-A candidate with confidence >= :data:`LINK_THRESHOLD` links, unless another candidate with the
-same kind of evidence (contract, or names) comes within :data:`AMBIGUITY_MARGIN` of it, or the
-source lists a twin of the asset (same symbol and name); candidates between
-:data:`REVIEW_THRESHOLD` and the link threshold, and ambiguous ones, go to the review queue
-(``resolution_review``) while the asset founds a coin of its own: a wrong merge corrupts history,
-a missed link only waits for review.
-
-Name similarity (:func:`name_similarity`) is 1 for names equal after normalisation, else the
-larger of the Jaccard index of their word sets (without the generic words in
-:data:`GENERIC_WORDS`) and difflib's ratio of the words run together. Normalisation is NFKC (which
-turns NBSP into a space), zero-width characters removed, whitespace collapsed and trimmed, then
-casefolded.
-
-``coin_id`` is a readable slug of the founding asset's symbol and name (``btc-bitcoin``), with a
-hash of the asset's ``source:id`` appended when another coin (or an alias) holds the slug. A coin
-holds at most one asset per source. Assets are decided in a fixed order (source order, then id)
-against the stored state, so shuffling a batch gives the same coins, links and evidence.
-
-Resolution works on the batch's distinct assets (thousands), not on its quotes (millions).
-"""
+"""Deciding the coin of each of a batch's assets from the evidence (see :mod:`flows.resolution`
+for the rules)."""
 
 from __future__ import annotations
 
-import csv
-import difflib
 import json
 import logging
-import re
-import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
+from flows.resolution.curated import Crosswalk, Override
+from flows.resolution.market import (
+    MARKET_LOOKUP,
+    MarketComparison,
+    MarketLookup,
+    Observation,
+    compare_markets,
+)
+from flows.resolution.names import (
+    KEY_SEPARATOR,
+    NAME_SIMILAR,
+    _name_tokens,
+    _similar,
+    match_key,
+    name_similarity,
+    natural_coin_id,
+)
 from flows.sources import SOURCE_NAMES
 from store.schema import (
     ASSET_CONTRACTS,
@@ -90,261 +42,17 @@ from store.schema import (
 
 logger = logging.getLogger(__name__)
 
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
-_SPACES = re.compile(r"\s+")
-_NOT_SLUG = re.compile(r"[^a-z0-9]+")
-_WORDS = re.compile(r"[^\W_]+")
-_COIN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
-KEY_SEPARATOR = "\x1f"
-
 LINK_THRESHOLD = 0.9
 REVIEW_THRESHOLD = 0.3
 AMBIGUITY_MARGIN = 0.05
-NAME_SIMILAR = 0.75
 SYMBOL_ONLY_MAX = 3
 """A symbol shared by more coins than this proposes none of them on the symbol alone."""
-GENERIC_WORDS = frozenset({"coin", "token", "network", "protocol", "the", "finance", "chain"})
-MARKET_WINDOW_DAYS = 7.0
-"""Observations further apart than this are no market evidence."""
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
 Method = Literal[
     "sticky", "override", "operator", "crosswalk", "contract", "symbol_name_market",
     "name_similarity_market", "new",
 ]  # fmt: skip
-
-
-@lru_cache(maxsize=1 << 16)
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
-    text = _ZERO_WIDTH.sub("", text)
-    return _SPACES.sub(" ", text).strip().casefold()
-
-
-def match_key(symbol: str, name: str) -> str:
-    return normalise(symbol) + KEY_SEPARATOR + normalise(name)
-
-
-@lru_cache(maxsize=1 << 16)
-def _name_words(name: str) -> tuple[str, ...]:
-    words = _WORDS.findall(normalise(name))
-    return tuple(w for w in words if w not in GENERIC_WORDS) or tuple(words)
-
-
-@lru_cache(maxsize=1 << 16)
-def name_similarity(a: str, b: str) -> float:
-    """1 for equal normalised names, else max(Jaccard of word sets, difflib ratio of the words
-    run together), generic words (``token``, ``network``...) left out of both."""
-    if normalise(a) == normalise(b):
-        return 1.0
-    wa, wb = _name_words(a), _name_words(b)
-    union = set(wa) | set(wb)
-    jaccard = len(set(wa) & set(wb)) / len(union) if union else 0.0
-    ratio = difflib.SequenceMatcher(None, "".join(wa), "".join(wb), autojunk=False).ratio()
-    return round(max(jaccard, ratio), 4)
-
-
-@lru_cache(maxsize=1 << 16)
-def _name_tokens(name: str) -> tuple[str, ...]:
-    words = _name_words(name)
-    return (*words, "^" + "".join(words)[:4])
-
-
-@lru_cache(maxsize=1 << 18)
-def _similar(a: str, b: str) -> bool:
-    """``name_similarity(a, b) >= NAME_SIMILAR``, cheaply refuted first: difflib's quick ratio
-    bounds its ratio from above."""
-    wa, wb = _name_words(a), _name_words(b)
-    union = set(wa) | set(wb)
-    if union and len(set(wa) & set(wb)) / len(union) >= NAME_SIMILAR:
-        return True
-    quick = difflib.SequenceMatcher(None, "".join(wa), "".join(wb), autojunk=False)
-    return (
-        quick.real_quick_ratio() >= NAME_SIMILAR
-        and quick.quick_ratio() >= NAME_SIMILAR
-        and (name_similarity(a, b) >= NAME_SIMILAR)
-    )
-
-
-def _slug(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:40].strip("-")
-
-
-def natural_coin_id(symbol: str, name: str) -> str:
-    """The id an asset founds a coin under: ``btc-bitcoin``."""
-    return "-".join(part for part in (_slug(symbol), _slug(name)) if part) or "asset"
-
-
-# --- overrides -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Override:
-    coin_id: str
-    note: str
-    line: int
-
-
-class OverridesError(ValueError):
-    pass
-
-
-def read_overrides(path: Path) -> dict[tuple[str, str], Override]:
-    """The curated overrides; a malformed file is an error naming the line, never half-read."""
-    if not path.exists():
-        return {}
-    overrides: dict[tuple[str, str], Override] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        expected = {"source", "source_asset_id", "coin_id", "note"}
-        if set(reader.fieldnames or ()) != expected:
-            raise OverridesError(
-                f"{path}: header must be source,source_asset_id,coin_id,note; "
-                f"got {reader.fieldnames}"
-            )
-        for line, row in enumerate(reader, start=2):
-            source, asset, coin = (
-                row["source"].strip(),
-                row["source_asset_id"].strip(),
-                row["coin_id"].strip(),
-            )
-            if source not in SOURCE_NAMES:
-                raise OverridesError(
-                    f"{path}:{line}: unknown source {source!r}; one of {SOURCE_NAMES}"
-                )
-            if not asset:
-                raise OverridesError(f"{path}:{line}: source_asset_id is empty")
-            if not _COIN_ID.match(coin):
-                raise OverridesError(
-                    f"{path}:{line}: coin_id {coin!r} must be lowercase letters, digits and '-'"
-                )
-            if (source, asset) in overrides:
-                raise OverridesError(
-                    f"{path}:{line}: {source}/{asset} is already overridden on line "
-                    f"{overrides[(source, asset)].line}"
-                )
-            overrides[(source, asset)] = Override(coin, row["note"].strip(), line)
-    return overrides
-
-
-Crosswalk = Mapping[tuple[str, str], frozenset[tuple[str, str]]]
-"""(source, source_asset_id) -> the same asset's ids in the other sources."""
-CROSSWALK_SOURCES = ("coingecko", "coinpaprika", "coincap")
-
-
-def read_crosswalk(path: Path) -> Crosswalk:
-    """An authoritative crosswalk: each row names one asset's ids in two or more sources. A
-    malformed file is an error naming the line, never half-read."""
-    crosswalk: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
-    line_of: dict[tuple[str, str], int] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = [c.strip() for c in reader.fieldnames or ()]
-        unknown = sorted(set(columns) - set(CROSSWALK_SOURCES))
-        if unknown or len(columns) < 2:
-            raise OverridesError(
-                f"{path}: header must name two or more of {CROSSWALK_SOURCES}; got {columns}"
-            )
-        for line, row in enumerate(reader, start=2):
-            ids = frozenset(
-                (source, value.strip())
-                for source, value in zip(columns, row.values(), strict=False)
-                if isinstance(value, str) and value.strip()
-            )
-            if len(ids) < 2:
-                raise OverridesError(f"{path}:{line}: a row must name the asset in two sources")
-            for asset in sorted(ids):
-                if asset in crosswalk:
-                    raise OverridesError(
-                        f"{path}:{line}: {asset[0]}/{asset[1]} is already on line {line_of[asset]}"
-                    )
-                crosswalk[asset], line_of[asset] = ids - {asset}, line
-    return crosswalk
-
-
-# --- market agreement ----------------------------------------------------------------------------
-
-MARKET_LOOKUP = pl.Schema(
-    {
-        "source": pl.String(),
-        "source_asset_id": pl.String(),
-        "coin_id": pl.String(),
-        "asked_at": UTC_TIME,
-    }
-)
-"""What :data:`MarketLookup` is asked: the candidate coin's quote nearest to ``asked_at``."""
-MARKET_FOUND = pl.Schema(
-    {
-        "source": pl.String(),
-        "source_asset_id": pl.String(),
-        "coin_id": pl.String(),
-        "quote_source": pl.String(),
-        "observed_at": UTC_TIME,
-        "price_usd": pl.Float64(),
-        "market_cap_usd": pl.Float64(),
-        "rank": pl.Int32(),
-    }
-)
-MarketLookup = Callable[[pl.DataFrame], pl.DataFrame]
-"""(:data:`MARKET_LOOKUP` rows) -> :data:`MARKET_FOUND` rows: for each, the stored quote of the
-coin nearest in time from a source other than the asking asset's; pairs without one are left
-out."""
-
-
-@dataclass(frozen=True)
-class Observation:
-    observed_at: datetime
-    price: float
-    market_cap: float | None
-    rank: int | None
-
-
-@dataclass(frozen=True)
-class MarketComparison:
-    verdict: Literal["agrees", "disagrees", "unknown"]
-    corroborated: bool
-    """Market cap or rank agree too."""
-    gap_days: float
-    detail: dict[str, object]
-
-
-def _relative_difference(a: float, b: float) -> float:
-    return abs(a - b) / max(abs(a), abs(b))
-
-
-def compare_markets(mine: Observation, theirs: Observation | None) -> MarketComparison:
-    """Do two observations of (maybe) one asset agree? Tolerances widen with the time between
-    them: price 5% + 3%/day, market cap 30% + 3%/day (sources count circulating supply
-    differently), rank within max(5, 25%)."""
-    if theirs is None or mine.price <= 0 or theirs.price <= 0:
-        return MarketComparison("unknown", False, 0.0, {"market": "no quote of the candidate"})
-    gap = abs((mine.observed_at - theirs.observed_at).total_seconds()) / 86400
-    detail: dict[str, object] = {
-        "gap_days": round(gap, 3),
-        "price": mine.price,
-        "candidate_price": theirs.price,
-    }
-    if gap > MARKET_WINDOW_DAYS:
-        detail["market"] = f"nearest candidate quote is {gap:.1f} days away"
-        return MarketComparison("unknown", False, gap, detail)
-    price_difference = _relative_difference(mine.price, theirs.price)
-    detail["price_difference"] = round(price_difference, 4)
-    corroborated = False
-    if mine.market_cap and theirs.market_cap:
-        cap_difference = _relative_difference(mine.market_cap, theirs.market_cap)
-        detail["market_cap_difference"] = round(cap_difference, 4)
-        corroborated |= cap_difference <= 0.30 + 0.03 * gap
-    if mine.rank is not None and theirs.rank is not None:
-        detail["rank"], detail["candidate_rank"] = mine.rank, theirs.rank
-        corroborated |= abs(mine.rank - theirs.rank) <= max(5, 0.25 * min(mine.rank, theirs.rank))
-    verdict: Literal["agrees", "disagrees"] = (
-        "agrees" if price_difference <= 0.05 + 0.03 * gap else "disagrees"
-    )
-    return MarketComparison(verdict, corroborated, gap, detail)
-
-
-# --- evidence and decisions ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

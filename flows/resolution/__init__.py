@@ -1,0 +1,130 @@
+"""Entity resolution: which canonical coin each source asset is, and why.
+
+An asset already mapped keeps its coin (``sticky``; an operator's decision moves it, see
+:mod:`store.decisions`). A new asset is decided by the strongest evidence available:
+
+1. ``override``: the curated file ``data/asset_overrides.csv`` (``source,source_asset_id,
+   coin_id,note``); ``operator``: an asset an operator's applied decision placed (the decisions
+   themselves move mapped assets, see :mod:`store.decisions`; the resolver only honours them for
+   assets it meets unmapped). Confidence 1.
+2. ``crosswalk``: a configured authoritative crosswalk (``KASPARRO_CROSSWALK_FILE``, a CSV with
+   columns ``coingecko,coinpaprika,coincap``, e.g. exported from CoinPaprika's paid
+   ``coins/mappings``) names the asset's id in another source, and that asset's coin is the only
+   one it names. Confidence 0.98; 0.6 (review) when the prices differ by over 50%.
+3. ``contract``: the asset and an asset of another source publish the same contract address on
+   the same chain (:mod:`flows.transform.contracts`, chains per :mod:`flows.sources.platforms`).
+   Confidence 0.99; 0.7 when the address belongs to several coins, or one source lists it for
+   two of its assets (listed in its markets or not), 0.6 when the prices contradict it by more
+   than 50% (a stale listing, or a wrong address). Such an address proves nothing: the names may
+   still decide.
+4. ``symbol_name_market`` / ``name_similarity_market``: an asset of another source has the same
+   normalised symbol (the blocking key; a symbol alone never links) and a similar name, and their
+   markets agree at the same time (:func:`compare_markets`):
+
+   ==========================  =================  ================  =========  ===========
+   names                       price, and mcap    price only        no market  price
+                               or rank agree                                   disagrees
+   ==========================  =================  ================  =========  ===========
+   identical (normalised)      0.95 - 0.01/day    0.95 - 0.01/day   0.80       0.40
+   similar (>= 0.75)           0.92 - 0.01/day    0.80              0.60       0.30
+   different, symbol only      0.60               0                 0          0
+   ==========================  =================  ================  =========  ===========
+
+   The symbol alone proposes a coin (for review: a renamed asset) only when at most
+   :data:`SYMBOL_ONLY_MAX` coins share it. Large symbol blocks are searched through a name index:
+   a similar name shares a word, or its first four letters, with the one it resembles.
+
+   ``/day``: days between the two observations compared. Contracts on the same chain that differ
+   cap the confidence at 0.5 (bridged and wrapped tokens share symbols and prices, never
+   addresses).
+5. ``new``: a coin of its own.
+
+A candidate with confidence >= :data:`LINK_THRESHOLD` links, unless another candidate with the
+same kind of evidence (contract, or names) comes within :data:`AMBIGUITY_MARGIN` of it, or the
+source lists a twin of the asset (same symbol and name); candidates between
+:data:`REVIEW_THRESHOLD` and the link threshold, and ambiguous ones, go to the review queue
+(``resolution_review``) while the asset founds a coin of its own: a wrong merge corrupts history,
+a missed link only waits for review.
+
+Name similarity (:func:`name_similarity`) is 1 for names equal after normalisation, else the
+larger of the Jaccard index of their word sets (without the generic words in
+:data:`GENERIC_WORDS`) and difflib's ratio of the words run together. Normalisation is NFKC (which
+turns NBSP into a space), zero-width characters removed, whitespace collapsed and trimmed, then
+casefolded.
+
+``coin_id`` is a readable slug of the founding asset's symbol and name (``btc-bitcoin``), with a
+hash of the asset's ``source:id`` appended when another coin (or an alias) holds the slug. A coin
+holds at most one asset per source. Assets are decided in a fixed order (source order, then id)
+against the stored state, so shuffling a batch gives the same coins, links and evidence.
+
+Resolution works on the batch's distinct assets (thousands), not on its quotes (millions).
+
+Where it lives: :mod:`~flows.resolution.names` (normalisation, similarity, coin-id slugs),
+:mod:`~flows.resolution.curated` (the overrides and crosswalk files),
+:mod:`~flows.resolution.market` (market agreement), :mod:`~flows.resolution.decider` (the rules
+above), :mod:`~flows.resolution.evaluation` (precision and recall against labels).
+"""
+
+from flows.resolution.curated import (
+    Crosswalk,
+    Override,
+    OverridesError,
+    read_crosswalk,
+    read_overrides,
+)
+from flows.resolution.decider import (
+    AMBIGUITY_MARGIN,
+    LINK_THRESHOLD,
+    REVIEW_THRESHOLD,
+    SYMBOL_ONLY_MAX,
+    Candidate,
+    Evidence,
+    Resolution,
+    resolve,
+)
+from flows.resolution.market import (
+    MARKET_FOUND,
+    MARKET_LOOKUP,
+    MARKET_WINDOW_DAYS,
+    MarketComparison,
+    MarketLookup,
+    Observation,
+    compare_markets,
+)
+from flows.resolution.names import (
+    GENERIC_WORDS,
+    NAME_SIMILAR,
+    match_key,
+    name_similarity,
+    natural_coin_id,
+    normalise,
+)
+
+__all__ = [
+    "AMBIGUITY_MARGIN",
+    "GENERIC_WORDS",
+    "LINK_THRESHOLD",
+    "MARKET_FOUND",
+    "MARKET_LOOKUP",
+    "MARKET_WINDOW_DAYS",
+    "NAME_SIMILAR",
+    "REVIEW_THRESHOLD",
+    "SYMBOL_ONLY_MAX",
+    "Candidate",
+    "Crosswalk",
+    "Evidence",
+    "MarketComparison",
+    "MarketLookup",
+    "Observation",
+    "Override",
+    "OverridesError",
+    "Resolution",
+    "compare_markets",
+    "match_key",
+    "name_similarity",
+    "natural_coin_id",
+    "normalise",
+    "read_crosswalk",
+    "read_overrides",
+    "resolve",
+]

@@ -1,0 +1,80 @@
+"""Names as resolution compares them: normalised, split into words, scored for similarity, and
+turned into the slug a new coin is founded under (see :mod:`flows.resolution`)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from functools import lru_cache
+
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+_SPACES = re.compile(r"\s+")
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_WORDS = re.compile(r"[^\W_]+")
+KEY_SEPARATOR = "\x1f"
+
+NAME_SIMILAR = 0.75
+GENERIC_WORDS = frozenset({"coin", "token", "network", "protocol", "the", "finance", "chain"})
+
+
+@lru_cache(maxsize=1 << 16)
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = _ZERO_WIDTH.sub("", text)
+    return _SPACES.sub(" ", text).strip().casefold()
+
+
+def match_key(symbol: str, name: str) -> str:
+    return normalise(symbol) + KEY_SEPARATOR + normalise(name)
+
+
+@lru_cache(maxsize=1 << 16)
+def _name_words(name: str) -> tuple[str, ...]:
+    words = _WORDS.findall(normalise(name))
+    return tuple(w for w in words if w not in GENERIC_WORDS) or tuple(words)
+
+
+@lru_cache(maxsize=1 << 16)
+def name_similarity(a: str, b: str) -> float:
+    """1 for equal normalised names, else max(Jaccard of word sets, difflib ratio of the words
+    run together), generic words (``token``, ``network``...) left out of both."""
+    if normalise(a) == normalise(b):
+        return 1.0
+    wa, wb = _name_words(a), _name_words(b)
+    union = set(wa) | set(wb)
+    jaccard = len(set(wa) & set(wb)) / len(union) if union else 0.0
+    ratio = difflib.SequenceMatcher(None, "".join(wa), "".join(wb), autojunk=False).ratio()
+    return round(max(jaccard, ratio), 4)
+
+
+@lru_cache(maxsize=1 << 16)
+def _name_tokens(name: str) -> tuple[str, ...]:
+    words = _name_words(name)
+    return (*words, "^" + "".join(words)[:4])
+
+
+@lru_cache(maxsize=1 << 18)
+def _similar(a: str, b: str) -> bool:
+    """``name_similarity(a, b) >= NAME_SIMILAR``, cheaply refuted first: difflib's quick ratio
+    bounds its ratio from above."""
+    wa, wb = _name_words(a), _name_words(b)
+    union = set(wa) | set(wb)
+    if union and len(set(wa) & set(wb)) / len(union) >= NAME_SIMILAR:
+        return True
+    quick = difflib.SequenceMatcher(None, "".join(wa), "".join(wb), autojunk=False)
+    return (
+        quick.real_quick_ratio() >= NAME_SIMILAR
+        and quick.quick_ratio() >= NAME_SIMILAR
+        and (name_similarity(a, b) >= NAME_SIMILAR)
+    )
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:40].strip("-")
+
+
+def natural_coin_id(symbol: str, name: str) -> str:
+    """The id an asset founds a coin under: ``btc-bitcoin``."""
+    return "-".join(part for part in (_slug(symbol), _slug(name)) if part) or "asset"
