@@ -65,6 +65,7 @@ Where it lives: :mod:`~flows.resolution.names` (normalisation, similarity, coin-
 above), :mod:`~flows.resolution.evaluation` (precision and recall against labels).
 """
 
+from flows.resolution.candidates import SYMBOL_ONLY_MAX
 from flows.resolution.curated import (
     Crosswalk,
     Override,
@@ -76,7 +77,6 @@ from flows.resolution.decider import (
     AMBIGUITY_MARGIN,
     LINK_THRESHOLD,
     REVIEW_THRESHOLD,
-    SYMBOL_ONLY_MAX,
     Candidate,
     Evidence,
     Resolution,

@@ -1,18 +1,25 @@
 """Deciding the coin of each of a batch's assets from the evidence (see :mod:`flows.resolution`
-for the rules)."""
+for the rules and :mod:`flows.resolution.scoring` for the weights).
+
+Besides the batch's new assets, the decider looks again at two kinds of mapped assets the batch
+brings back: one waiting in review (the evidence may now clear the bar: the asset's coin is
+merged into the candidate, see :class:`Relink`), and one linked on names and ids alone (a market
+that now contradicts the link sends it back to review; it is never split silently).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 import polars as pl
 
+from flows.resolution.candidates import SYMBOL_ONLY_MAX, AssetRow, Block, Entry, Known, Lead
 from flows.resolution.curated import Crosswalk, Override
 from flows.resolution.market import (
     MARKET_LOOKUP,
@@ -23,13 +30,13 @@ from flows.resolution.market import (
 )
 from flows.resolution.names import (
     KEY_SEPARATOR,
-    NAME_SIMILAR,
-    _name_tokens,
     _similar,
+    compare_ids,
+    id_slugs,
     match_key,
     name_similarity,
-    natural_coin_id,
 )
+from flows.resolution.scoring import NameRelation, ScoredMethod, score
 from flows.sources import SOURCE_NAMES
 from store.schema import (
     ASSET_CONTRACTS,
@@ -37,7 +44,6 @@ from store.schema import (
     COINS,
     RESOLUTION_REVIEW,
     UTC_TIME,
-    suffixed_coin_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,24 +51,29 @@ logger = logging.getLogger(__name__)
 LINK_THRESHOLD = 0.9
 REVIEW_THRESHOLD = 0.3
 AMBIGUITY_MARGIN = 0.05
-SYMBOL_ONLY_MAX = 3
-"""A symbol shared by more coins than this proposes none of them on the symbol alone."""
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
 Method = Literal[
     "sticky", "override", "operator", "crosswalk", "contract", "symbol_name_market",
-    "name_similarity_market", "new",
+    "name_similarity_market", "names_ids", "symbol_market", "new",
 ]  # fmt: skip
+WEAK_METHODS = frozenset({"names_ids"})
+"""Links no market confirmed: a market that later contradicts one sends it back to review."""
+PENDING = pl.Schema(
+    {"source": pl.String(), "source_asset_id": pl.String(), "candidate_coin_id": pl.String()}
+)
+"""Pending review rows: an asset and a coin it may be."""
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the warehouse knows that bears on a batch's new assets."""
+    """What the warehouse knows that bears on a batch's assets."""
 
     stored_mappings: pl.DataFrame
-    """(source, source_asset_id, coin_id, symbol, name, match_key) of every mapped asset."""
+    """(source, source_asset_id, coin_id, symbol, name, match_key, method) of every mapped
+    asset (``method`` may be left out: then no stored link counts as weak)."""
     stored_coin_ids: frozenset[str]
-    """Read only when the batch holds a new asset (nothing else needs them)."""
+    """Read only when the batch holds an asset to decide (nothing else needs them)."""
     overrides: Mapping[tuple[str, str], Override] = field(default_factory=dict)
     crosswalk: Crosswalk = field(default_factory=dict)
     contracts: pl.DataFrame = field(default_factory=ASSET_CONTRACTS.to_frame)
@@ -74,21 +85,8 @@ class Evidence:
     aliases: Mapping[str, str] = field(default_factory=dict)
     """Merged coin id -> the coin it lives on as."""
     market: MarketLookup | None = None
-
-
-@dataclass(frozen=True)
-class Resolution:
-    mappings: pl.DataFrame
-    """:data:`store.schema.COIN_SOURCE_IDS` rows for every asset of the batch (stored ones carry
-    their stored coin; the loader only widens their seen range)."""
-    new_coins: pl.DataFrame
-    """:data:`store.schema.COINS` rows for coins founded by this batch."""
-    review: pl.DataFrame = field(default_factory=RESOLUTION_REVIEW.to_frame)
-    """:data:`store.schema.RESOLUTION_REVIEW` rows: candidates left for an operator."""
-
-    def decisions(self) -> dict[str, int]:
-        counts = self.mappings.group_by("method").len()
-        return dict(zip(counts["method"].to_list(), counts["len"].to_list(), strict=True))
+    pending_review: pl.DataFrame = field(default_factory=PENDING.to_frame)
+    """:data:`PENDING` rows of the batch's mapped assets: looked at again."""
 
 
 @dataclass(frozen=True)
@@ -99,93 +97,38 @@ class Candidate:
     evidence: dict[str, object]
 
 
-@dataclass
-class _Lead:
-    """Why a coin is on an asset's shortlist."""
+@dataclass(frozen=True)
+class Relink:
+    """A mapped asset waiting in review whose evidence now clears the bar: its coin
+    (``coin_id``, with every asset it holds) merges into ``candidate_coin_id``, and stays an
+    alias of it. Its review row becomes ``superseded``."""
 
-    contracts: list[tuple[str, str]]
-    """(chain, address) the asset shares with the coin."""
-    identical: bool = False
-    similarity: float = 0.0
-    name: str | None = None
-    """The most similar name among the coin's assets."""
-
-
-_SMALL_BLOCK = 4 * SYMBOL_ONLY_MAX
-_Entry = tuple[str, str, str, str, str]
-"""(source, source_asset_id, coin_id, name, match_key) of a mapped asset."""
+    source: str
+    source_asset_id: str
+    coin_id: str
+    candidate_coin_id: str
+    method: Method
+    confidence: float
+    evidence: str
 
 
-@dataclass
-class _Block:
-    """The mapped assets sharing a normalised symbol, indexed by name: a similar name shares a
-    word or its first four letters (words run together) with the name it resembles."""
+@dataclass(frozen=True)
+class Resolution:
+    mappings: pl.DataFrame
+    """:data:`store.schema.COIN_SOURCE_IDS` rows for every asset of the batch (stored ones carry
+    their stored coin, or the coin a relink merged it into; the loader only widens their seen
+    range)."""
+    new_coins: pl.DataFrame
+    """:data:`store.schema.COINS` rows for coins founded by this batch."""
+    review: pl.DataFrame = field(default_factory=RESOLUTION_REVIEW.to_frame)
+    """:data:`store.schema.RESOLUTION_REVIEW` rows: candidates left for an operator."""
+    relinks: tuple[Relink, ...] = ()
+    reopened: pl.DataFrame = field(default_factory=RESOLUTION_REVIEW.to_frame)
+    """Review rows for weak links a market now contradicts (candidate = the asset's coin)."""
 
-    entries: list[_Entry] = field(default_factory=list)
-    index: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, entry: _Entry) -> None:
-        for token in _name_tokens(entry[3]):
-            self.index[token].append(len(self.entries))
-        self.entries.append(entry)
-
-    def near(self, name: str) -> list[_Entry]:
-        """Every entry of a small block (a renamed asset may share no word with its old name);
-        of a large one, those sharing a name token."""
-        if len(self.entries) <= _SMALL_BLOCK:
-            return self.entries
-        found = {i for token in _name_tokens(name) for i in self.index.get(token, ())}
-        return [self.entries[i] for i in sorted(found)]
-
-
-@dataclass
-class _Known:
-    """Coins and who holds them, as the batch is decided asset by asset."""
-
-    taken: set[str]
-    aliases: Mapping[str, str]
-    sources_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-
-    def canonical(self, coin: str) -> str:
-        seen = set()
-        while coin in self.aliases and coin not in seen:
-            seen.add(coin)
-            coin = self.aliases[coin]
-        return coin
-
-    def free_for(self, coin: str, source: str) -> bool:
-        return coin in self.taken and source not in self.sources_of[coin]
-
-    def found_id(self, natural: str, source: str, asset: str) -> str:
-        if natural not in self.taken and natural not in self.aliases:
-            return natural
-        return suffixed_coin_id(natural, source, asset)
-
-
-_NAME_SCORES: dict[tuple[str, str], float] = {
-    ("identical", "corroborated"): 0.95, ("identical", "agrees"): 0.95,
-    ("identical", "unknown"): 0.80, ("identical", "disagrees"): 0.40,
-    ("similar", "corroborated"): 0.92, ("similar", "agrees"): 0.80,
-    ("similar", "unknown"): 0.60, ("similar", "disagrees"): 0.30,
-    ("symbol_only", "corroborated"): 0.60,
-}  # fmt: skip
-"""(names, market) -> confidence, the table of the module docstring."""
-_GAP_PENALTY = {("identical", "corroborated"), ("identical", "agrees"), ("similar", "corroborated")}
-
-
-def _score_names(
-    exact: bool, similarity: float, market: MarketComparison
-) -> tuple[float, Method | None]:
-    names = "identical" if exact else "similar" if similarity >= NAME_SIMILAR else "symbol_only"
-    verdict = (
-        "corroborated" if market.verdict == "agrees" and market.corroborated else market.verdict
-    )
-    confidence = _NAME_SCORES.get((names, verdict), 0.0)
-    if (names, verdict) in _GAP_PENALTY:
-        confidence -= 0.01 * market.gap_days
-    if confidence <= 0:
-        return 0.0, None
-    return confidence, "symbol_name_market" if exact else "name_similarity_market"
+    def decisions(self) -> dict[str, int]:
+        counts = self.mappings.group_by("method").len()
+        return dict(zip(counts["method"].to_list(), counts["len"].to_list(), strict=True))
 
 
 def resolve(
@@ -198,11 +141,17 @@ def resolve(
     """Decide a coin for every distinct (source, source_asset_id) in ``quotes``."""
     assets = _assets(quotes)
     link = ["source", "source_asset_id"]
-    stored = evidence.stored_mappings.select(*link, "coin_id", "symbol", "name", "match_key")
+    stored = evidence.stored_mappings
+    if "method" not in stored.columns:
+        stored = stored.with_columns(method=pl.lit("sticky"))
+    stored = stored.select(*link, "coin_id", "symbol", "name", "match_key", "method")
     # A known asset keeps its coin; its match key follows its current symbol and name, so a
     # renamed ticker still finds the coin by its new symbol.
-    sticky = assets.join(stored.select(*link, "coin_id"), on=link, how="inner")
+    sticky = assets.join(stored.select(*link, "coin_id", "method"), on=link, how="inner")
     _warn_ignored_overrides(sticky, evidence.overrides)
+    fresh = assets.join(stored, on=link, how="anti").sort("_order", "source_asset_id")
+    pending = sticky.join(evidence.pending_review.select(link).unique(), on=link, how="semi")
+    weak = sticky.filter(pl.col("method").is_in(WEAK_METHODS)).join(pending, on=link, how="anti")
     sticky_rows = sticky.select(
         *link,
         "coin_id",
@@ -217,10 +166,34 @@ def resolve(
         last_snapshot_at=pl.lit(None, UTC_TIME),
         decided_by_run=pl.lit(run_id),
     ).cast(COIN_SOURCE_IDS)
-    fresh = assets.join(stored, on=link, how="anti").sort("_order", "source_asset_id")
-    if fresh.is_empty():
+    if fresh.is_empty() and pending.is_empty() and (weak.is_empty() or evidence.market is None):
         return Resolution(sticky_rows, COINS.to_frame())
-    return _Decider(fresh, stored, evidence, run_id=run_id, now=now).decide(sticky_rows)
+    rows = [
+        AssetRow.of(r)
+        for r in pl.concat([fresh, pending, weak], how="diagonal").iter_rows(named=True)
+    ]
+    decider = _Decider(rows, stored, evidence, run_id=run_id, now=now)
+    relinks = decider.reexamine(
+        [AssetRow.of(r) for r in pending.sort("_order", "source_asset_id").iter_rows(named=True)]
+    )
+    reopened = decider.recheck(
+        [AssetRow.of(r) for r in weak.sort("_order", "source_asset_id").iter_rows(named=True)]
+    )
+    merged = {r.coin_id: r.candidate_coin_id for r in relinks}
+    if merged:
+        sticky_rows = sticky_rows.with_columns(
+            coin_id=pl.col("coin_id").map_elements(
+                decider.known.canonical, return_dtype=pl.String()
+            )
+        )
+    decided = decider.decide([AssetRow.of(r) for r in fresh.iter_rows(named=True)])
+    return Resolution(
+        mappings=pl.concat([sticky_rows, decided.mappings]),
+        new_coins=decided.new_coins,
+        review=decided.review,
+        relinks=tuple(relinks),
+        reopened=reopened,
+    )
 
 
 def _assets(quotes: pl.DataFrame) -> pl.DataFrame:
@@ -251,10 +224,17 @@ def _assets(quotes: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class _Decided:
+    mappings: pl.DataFrame
+    new_coins: pl.DataFrame
+    review: pl.DataFrame
+
+
 class _Decider:
     def __init__(
         self,
-        fresh: pl.DataFrame,
+        subjects: list[AssetRow],
         stored: pl.DataFrame,
         evidence: Evidence,
         *,
@@ -264,30 +244,31 @@ class _Decider:
         self.evidence = evidence
         self.run_id = run_id
         self.now = now
-        self.fresh = fresh.with_columns(
-            natural=pl.struct("symbol", "name").map_elements(
-                lambda a: natural_coin_id(a["symbol"], a["name"]), return_dtype=pl.String()
-            ),
-            symbol_key=pl.col("match_key").str.split(KEY_SEPARATOR).list.first(),
-        )
-        twins = self.fresh.group_by("source", "match_key").len().filter(pl.col("len") > 1)
-        self.twins = {(s, k) for s, k, _ in twins.iter_rows()}
+        mapped = _keys(stored)
+        fresh = [row for row in subjects if (row.source, row.asset) not in mapped]
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for row in fresh:
+            counts[(row.source, row.key)] += 1
+        self.twins = {key for key, n in counts.items() if n > 1}
         """(source, match key) of new assets a source lists twice: whichever came first would
-        win a coin both match, so neither links on names."""
-        self.known = _Known(taken=set(evidence.stored_coin_ids), aliases=evidence.aliases)
+        win a coin both match, so neither links on names alone."""
+        self.known = Known(taken=set(evidence.stored_coin_ids), aliases=dict(evidence.aliases))
         for source, coin in stored.select("source", "coin_id").iter_rows():
             self.known.sources_of[coin].add(source)
-        # Assets of other sources a new asset could be: same symbol, or same contract.
-        symbol_keys = self.fresh["symbol_key"].unique().implode()
-        self.by_symbol: dict[str, _Block] = defaultdict(_Block)
-        for source, asset, coin, _, name, key in (
-            stored.filter(
-                pl.col("match_key").str.split(KEY_SEPARATOR).list.first().is_in(symbol_keys)
+        # Assets of other sources a subject could be: same symbol, or same contract.
+        symbol_keys = pl.Series([row.symbol_key for row in subjects], dtype=pl.String).unique()
+        self.by_symbol: dict[str, Block] = defaultdict(Block)
+        for source, asset, coin, symbol, name, key in (
+            stored.with_columns(
+                _symbol_key=pl.col("match_key").str.split(KEY_SEPARATOR).list.first()
             )
+            .filter(pl.col("_symbol_key").is_in(symbol_keys.implode()))
             .sort("source", "source_asset_id")
+            .select("source", "source_asset_id", "coin_id", "symbol", "name", "match_key")
             .iter_rows()
         ):
-            self.by_symbol[key.split(KEY_SEPARATOR)[0]].add((source, asset, coin, name, key))
+            entry = Entry(source, asset, coin, name, key, id_slugs(asset, symbol))
+            self.by_symbol[key.split(KEY_SEPARATOR)[0]].add(entry)
         self.coin_of = {
             (s, a): c
             for s, a, c in stored.select("source", "source_asset_id", "coin_id").iter_rows()
@@ -310,54 +291,78 @@ class _Decider:
             self.coin_contracts[self.known.canonical(coin)] |= self.contracts_of.get(
                 (source, asset), set()
             )
-        self.market = self._market()
+        self.market = self._market(subjects)
         self.batch_observations: dict[str, list[tuple[str, Observation]]] = defaultdict(list)
         """Coin -> (source, observation) of the batch's assets decided so far."""
 
-    def _shortlist(self, row: Mapping[str, object]) -> dict[str, _Lead]:
-        """The coins worth a market comparison, with what points to each: a shared contract,
-        identical or similar names (the coin named after the asset counts as identical), or the
+    # --- what points where ---------------------------------------------------------------------
+
+    def _shortlist(self, row: AssetRow) -> dict[str, Lead]:
+        """The coins worth weighing, with what points to each: a shared contract, identical or
+        similar names (the coin named after the asset counts as identical), related ids, or the
         symbol alone when at most :data:`SYMBOL_ONLY_MAX` coins share it (a renamed asset)."""
-        source, asset = str(row["source"]), str(row["source_asset_id"])
-        name, key = str(row["name"]), str(row["match_key"])
-        leads: dict[str, _Lead] = {}
-        for contract in sorted(self.contracts_of.get((source, asset), ())):
+        leads: dict[str, Lead] = {}
+        for contract in sorted(self.contracts_of.get((row.source, row.asset), ())):
             for holder in sorted(self.holders[contract]):
-                if holder[0] != source and holder in self.coin_of:
+                if holder[0] != row.source and holder in self.coin_of:
                     coin = self.known.canonical(self.coin_of[holder])
-                    lead = leads.setdefault(coin, _Lead(contracts=[]))
-                    lead.contracts.append(contract)
+                    leads.setdefault(coin, Lead()).contracts.append(contract)
         symbol_only: set[str] = set()
-        block = self.by_symbol.get(str(row["symbol_key"]))
-        for other, _, held_by, their_name, their_key in block.near(name) if block else ():
-            if other == source:
+        block = self.by_symbol.get(row.symbol_key)
+        slugs = row.slugs
+        for entry in block.near(row.name, slugs) if block else ():
+            if entry.source == row.source:
                 continue
-            coin = self.known.canonical(held_by)
-            if their_key != key and not _similar(name, their_name):
+            coin = self.known.canonical(entry.coin)
+            identical = entry.key == row.key
+            similar = not identical and _similar(row.name, entry.name)
+            ids = compare_ids(slugs, entry.slugs)
+            if not identical and not similar and ids not in ("exact", "joined"):
                 symbol_only.add(coin)
+                if ids == "namesake":
+                    leads.setdefault(coin, Lead()).relate(entry, None, 0.0, ids)
                 continue
-            similarity = 1.0 if their_key == key else name_similarity(name, their_name)
-            lead = leads.setdefault(coin, _Lead(contracts=[]))
-            if similarity > lead.similarity or (their_key == key and not lead.identical):
-                lead.similarity, lead.identical, lead.name = (
-                    similarity,
-                    their_key == key,
-                    their_name,
-                )
-        if (natural := self.known.canonical(str(row["natural"]))) in self.known.taken:
-            lead = leads.setdefault(natural, _Lead(contracts=[]))
-            lead.similarity, lead.identical, lead.name = 1.0, True, name
-        symbol_only -= leads.keys()
-        if len(symbol_only) <= SYMBOL_ONLY_MAX:
+            similarity = (
+                1.0 if identical else name_similarity(row.name, entry.name) if similar else 0.0
+            )
+            names: NameRelation | None = (
+                "identical" if identical else "similar" if similar else None
+            )
+            leads.setdefault(coin, Lead()).relate(entry, names, similarity, ids)
+        if (natural := self.known.canonical(row.natural)) in self.known.taken:
+            lead = leads.setdefault(natural, Lead())
+            lead.names, lead.similarity, lead.name = "identical", 1.0, row.name
+        symbol_only -= {coin for coin, lead in leads.items() if lead.related or lead.contracts}
+        if len(symbol_only) > SYMBOL_ONLY_MAX:
             for coin in symbol_only:
-                leads[coin] = _Lead(contracts=[])
+                leads.pop(coin, None)
+        else:
+            for coin in symbol_only:
+                leads.setdefault(coin, Lead())
         return leads
 
-    def _market(self) -> dict[tuple[str, str, str], Observation]:
+    def _unique(self, row: AssetRow, leads: Mapping[str, Lead], lead: Lead) -> bool:
+        """No other asset of either source shares the asset's symbol with a name as close: no
+        twin in its own source, and no other coin with a name as close in the others."""
+        if lead.names is None or (row.source, row.key) in self.twins:
+            return False
+        block = self.by_symbol.get(row.symbol_key)
+        for entry in block.near(row.name, row.slugs) if block else ():
+            if entry.source == row.source and entry.asset != row.asset and entry.key == row.key:
+                return False
+        rivals = [
+            other for other in leads.values()
+            if other is not lead
+            and other.names is not None
+            and (lead.names == "similar" or other.names == "identical")
+        ]  # fmt: skip
+        return not rivals
+
+    def _market(self, subjects: Iterable[AssetRow]) -> dict[tuple[str, str, str], Observation]:
         pairs = [
-            (row["source"], row["source_asset_id"], coin, row["compared_at"])
-            for row in self.fresh.iter_rows(named=True)
-            for coin in sorted(self._shortlist(row).keys() | self._crosswalk_coins(row))
+            (row.source, row.asset, coin, row.observation.observed_at)
+            for row in subjects
+            for coin in sorted(self._lookups(row))
         ]
         if not pairs or self.evidence.market is None:
             return {}
@@ -368,10 +373,19 @@ class _Decider:
             if price is not None and price > 0
         }
 
-    def _nearest(self, source: str, asset: str, coin: str, mine: Observation) -> Observation | None:
-        """The candidate coin's observation nearest to ``mine``: stored, or of the batch."""
-        seen = [o for s, o in self.batch_observations.get(coin, ()) if s != source]
-        if stored := self.market.get((source, asset, coin)):
+    def _lookups(self, row: AssetRow) -> set[str]:
+        """The coins whose quotes bear on the asset: its shortlist, what a crosswalk names, and
+        its own coin (a weak link is checked against it)."""
+        coins = self._shortlist(row).keys() | self._crosswalk_coins(row)
+        if own := self.coin_of.get((row.source, row.asset)):
+            coins.add(self.known.canonical(own))
+        return coins
+
+    def _nearest(self, row: AssetRow, coin: str) -> Observation | None:
+        """The candidate coin's observation nearest to the asset's: stored, or of the batch."""
+        mine = row.observation
+        seen = [o for s, o in self.batch_observations.get(coin, ()) if s != row.source]
+        if stored := self.market.get((row.source, row.asset, coin)):
             seen.append(stored)
         return min(
             seen,
@@ -379,50 +393,49 @@ class _Decider:
             default=None,
         )
 
-    def _remember(self, row: dict[str, object], coin: str) -> None:
+    def _remember(self, row: AssetRow, coin: str) -> None:
         """A decided asset is a candidate for the batch's assets of later sources."""
-        source, asset = str(row["source"]), str(row["source_asset_id"])
-        self.coin_of[(source, asset)] = coin
-        entry = (source, asset, coin, str(row["name"]), str(row["match_key"]))
-        self.by_symbol[str(row["symbol_key"])].add(entry)
-        self.batch_observations[coin].append((source, _observation(row)))
-        self.coin_contracts[coin] |= self.contracts_of.get((source, asset), set())
+        self.coin_of[(row.source, row.asset)] = coin
+        entry = Entry(row.source, row.asset, coin, row.name, row.key, row.slugs)
+        self.by_symbol[row.symbol_key].add(entry)
+        self.batch_observations[coin].append((row.source, row.observation))
+        self.coin_contracts[coin] |= self.contracts_of.get((row.source, row.asset), set())
 
-    def _crosswalk_coins(self, row: Mapping[str, object]) -> set[str]:
-        named = self.evidence.crosswalk.get((str(row["source"]), str(row["source_asset_id"])), ())
+    def _crosswalk_coins(self, row: AssetRow) -> set[str]:
+        named = self.evidence.crosswalk.get((row.source, row.asset), ())
         return {
             self.known.canonical(self.coin_of[other]) for other in named if other in self.coin_of
         }
 
-    def _crosswalk(self, row: dict[str, object]) -> Candidate | None:
+    def _crosswalk(self, row: AssetRow) -> Candidate | None:
         """The coin the crosswalk names for the asset, when it names exactly one it may join."""
-        source, asset = str(row["source"]), str(row["source_asset_id"])
-        named = self.evidence.crosswalk.get((source, asset), frozenset())
+        named = self.evidence.crosswalk.get((row.source, row.asset), frozenset())
         coins = self._crosswalk_coins(row)
         if len(coins) != 1:
             return None
         (coin,) = coins
-        if not self.known.free_for(coin, source) or (source, asset, coin) in self.evidence.rejected:
+        if (
+            not self.known.free_for(coin, row.source)
+            or (row.source, row.asset, coin) in self.evidence.rejected
+        ):
             return None
-        mine = _observation(row)
-        market = compare_markets(mine, self._nearest(source, asset, coin, mine))
-        difference = market.detail.get("price_difference")
-        confidence = 0.6 if isinstance(difference, float) and difference > 0.5 else 0.98
+        market = compare_markets(row.observation, self._nearest(row, coin))
+        confidence = 0.6 if market.verdict == "contradicts" else 0.98
         ids = [f"{s}/{a}" for s, a in sorted(named)]
         return Candidate(coin, confidence, "crosswalk", {"crosswalk": ids, **market.detail})
 
-    def _candidates(self, row: dict[str, object]) -> list[Candidate]:
-        source, asset = str(row["source"]), str(row["source_asset_id"])
-        mine = _observation(row)
-        my_contracts = self.contracts_of.get((source, asset), set())
+    # --- weighing ------------------------------------------------------------------------------
+
+    def _candidates(self, row: AssetRow, *, exclude: str | None = None) -> list[Candidate]:
+        my_contracts = self.contracts_of.get((row.source, row.asset), set())
         my_chains = {chain for chain, _ in my_contracts}
         leads = self._shortlist(row)
         by_contract = sorted(coin for coin, lead in leads.items() if lead.contracts)
         out = []
         for coin, lead in sorted(leads.items()):
-            if (source, asset, coin) in self.evidence.rejected:
+            if coin == exclude or (row.source, row.asset, coin) in self.evidence.rejected:
                 continue
-            market = compare_markets(mine, self._nearest(source, asset, coin, mine))
+            market = compare_markets(row.observation, self._nearest(row, coin))
             details: dict[str, object] = {"candidate": coin, **market.detail}
             by_address: Candidate | None = None
             if lead.contracts:
@@ -430,15 +443,24 @@ class _Decider:
                 by_address = _contract_candidate(
                     coin, lead.contracts[0], ambiguous, market, details
                 )
-            confidence, method = _score_names(lead.identical, lead.similarity, market)
-            if by_address and (method is None or by_address.confidence >= confidence):
+            scored = score(
+                names=lead.names,
+                ids=lead.ids,
+                unique=self._unique(row, leads, lead),
+                market=market,
+            )
+            if by_address and (scored is None or by_address.confidence >= scored.confidence):
                 # An address shared by several coins proves nothing: the names may still.
                 out.append(by_address)
                 continue
-            if method is None:
+            if scored is None:
                 continue
+            details |= scored.explained()
             if lead.name is not None:
                 details |= {"name_similarity": lead.similarity, "candidate_name": lead.name}
+            if lead.ids is not None:
+                details |= {"ids": lead.ids, "candidate_id": lead.their_id}
+            confidence = scored.confidence
             theirs = self.coin_contracts.get(coin, set())
             if any(
                 chain in my_chains and (chain, address) not in my_contracts
@@ -446,80 +468,165 @@ class _Decider:
             ) and not (theirs & my_contracts):
                 confidence = min(confidence, 0.5)
                 details["contracts"] = "different addresses on the same chain"
-            out.append(Candidate(coin, round(confidence, 4), method, details))
+            out.append(Candidate(coin, round(confidence, 4), _method(scored.method), details))
         return sorted(out, key=lambda c: (-c.confidence, c.coin_id))
 
-    def decide(self, sticky_rows: pl.DataFrame) -> Resolution:
+    def _choose(self, row: AssetRow, candidates: list[Candidate]) -> Candidate | None:
+        """The best candidate, if it clears the bar alone: no rival with the same kind of
+        evidence (a contract outranks names however similar) within the margin, and no twin of
+        the asset in its source unless the ids tell the twins apart."""
+        best = candidates[0] if candidates else None
+        if best is None or best.confidence < LINK_THRESHOLD:
+            return None
+        kind = best.method == "contract"
+        rival = any(
+            (c.method == "contract") == kind and best.confidence - c.confidence < AMBIGUITY_MARGIN
+            for c in candidates[1:]
+        )
+        twin = (
+            not kind
+            and (row.source, row.key) in self.twins
+            and best.evidence.get("ids") not in ("exact", "joined")
+        )
+        return None if rival or twin else best
+
+    # --- deciding ------------------------------------------------------------------------------
+
+    def reexamine(self, rows: list[AssetRow]) -> list[Relink]:
+        """Mapped assets waiting in review whose evidence now clears the bar: their coin merges
+        into the candidate, when no source holds an asset in both."""
+        relinks = []
+        pending: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for source, asset, candidate in self.evidence.pending_review.iter_rows():
+            pending[(source, asset)].add(self.known.canonical(candidate))
+        for row in rows:
+            current = self.known.canonical(self.coin_of[(row.source, row.asset)])
+            candidates = [
+                c
+                for c in self._candidates(row, exclude=current)
+                if c.confidence >= REVIEW_THRESHOLD
+            ]
+            best = self._choose(row, candidates)
+            if (
+                best is None
+                or best.coin_id not in pending[(row.source, row.asset)]
+                or self.known.sources_of[current] & self.known.sources_of[best.coin_id]
+            ):
+                continue
+            facts = {
+                "relinked_from": current,
+                "why": "the evidence now clears the bar",
+                **best.evidence,
+            }
+            relinks.append(
+                Relink(
+                    row.source, row.asset, current, best.coin_id, best.method, best.confidence,
+                    json.dumps(facts, ensure_ascii=False, sort_keys=True, default=str),
+                )
+            )  # fmt: skip
+            self.known.aliases[current] = best.coin_id
+            self.known.sources_of[best.coin_id] |= self.known.sources_of.pop(current, set())
+            self.coin_contracts[best.coin_id] |= self.coin_contracts.pop(current, set())
+        return relinks
+
+    def recheck(self, rows: list[AssetRow]) -> pl.DataFrame:
+        """Weak links (:data:`WEAK_METHODS`) a market now contradicts: back to review."""
+        reopened = []
+        for row in rows:
+            coin = self.known.canonical(self.coin_of[(row.source, row.asset)])
+            market = compare_markets(row.observation, self._nearest(row, coin))
+            if market.verdict != "contradicts":
+                continue
+            reopened.append(
+                {
+                    "source": row.source,
+                    "source_asset_id": row.asset,
+                    "candidate_coin_id": coin,
+                    "coin_id": coin,
+                    "method": "names_ids",
+                    "confidence": 0.4,
+                    "evidence": json.dumps(
+                        {"why": "a market now contradicts this link", **market.detail},
+                        sort_keys=True,
+                        default=str,
+                    ),
+                    "status": "pending",
+                    "proposed_by_run": self.run_id,
+                    "proposed_at": self.now or row.last_seen_at,
+                }
+            )
+        return pl.DataFrame(reopened, schema=RESOLUTION_REVIEW)
+
+    def decide(self, rows: list[AssetRow]) -> _Decided:
         mappings: list[dict[str, object]] = []
         new_coins: list[dict[str, object]] = []
         review: list[dict[str, object]] = []
-        for row in self.fresh.iter_rows(named=True):
-            source, asset = str(row["source"]), str(row["source_asset_id"])
+        for row in rows:
             facts: dict[str, object] = {
-                "symbol": row["symbol"], "name": row["name"], "match_key": row["match_key"]
-            }  # fmt: skip
+                "symbol": row.symbol,
+                "name": row.name,
+                "match_key": row.key,
+            }
             coin, method, confidence, queued = self._decide_one(row, facts)
-            decided_by = row["first_run"] or self.run_id
+            decided_by = row.decided_by or self.run_id
             if coin not in self.known.taken:
                 new_coins.append(
                     {
                         "coin_id": coin,
-                        "symbol": row["symbol"],
-                        "name": row["name"],
-                        "first_seen_at": row["first_seen_at"],
+                        "symbol": row.symbol,
+                        "name": row.name,
+                        "first_seen_at": row.first_seen_at,
                         "created_by_run": decided_by,
                     }
                 )
                 self.known.taken.add(coin)
-            self.known.sources_of[coin].add(source)
+            self.known.sources_of[coin].add(row.source)
             self._remember(row, coin)
-            for candidate in queued:
-                review.append(
-                    {
-                        "source": source,
-                        "source_asset_id": asset,
-                        "candidate_coin_id": candidate.coin_id,
-                        "coin_id": coin,
-                        "method": candidate.method,
-                        "confidence": candidate.confidence,
-                        "evidence": json.dumps(candidate.evidence, sort_keys=True, default=str),
-                        "status": "pending",
-                        "proposed_by_run": decided_by,
-                        "proposed_at": self.now or row["last_seen_at"],
-                    }
-                )
+            review.extend(
+                {
+                    "source": row.source,
+                    "source_asset_id": row.asset,
+                    "candidate_coin_id": candidate.coin_id,
+                    "coin_id": coin,
+                    "method": candidate.method,
+                    "confidence": candidate.confidence,
+                    "evidence": json.dumps(candidate.evidence, sort_keys=True, default=str),
+                    "status": "pending",
+                    "proposed_by_run": decided_by,
+                    "proposed_at": self.now or row.last_seen_at,
+                }
+                for candidate in queued
+            )
             mappings.append(
                 {
-                    "source": source,
-                    "source_asset_id": asset,
+                    "source": row.source,
+                    "source_asset_id": row.asset,
                     "coin_id": coin,
-                    "symbol": row["symbol"],
-                    "name": row["name"],
-                    "match_key": row["match_key"],
+                    "symbol": row.symbol,
+                    "name": row.name,
+                    "match_key": row.key,
                     "method": method,
                     "confidence": confidence,
                     "evidence": json.dumps(facts, ensure_ascii=False, sort_keys=True, default=str),
-                    "first_seen_at": row["first_seen_at"],
-                    "last_seen_at": row["last_seen_at"],
+                    "first_seen_at": row.first_seen_at,
+                    "last_seen_at": row.last_seen_at,
                     "last_snapshot_at": None,
                     "decided_by_run": decided_by,
                 }
             )
-        decided = pl.DataFrame(mappings, schema=COIN_SOURCE_IDS)
-        return Resolution(
-            mappings=pl.concat([sticky_rows, decided]),
+        return _Decided(
+            mappings=pl.DataFrame(mappings, schema=COIN_SOURCE_IDS),
             new_coins=pl.DataFrame(new_coins, schema=COINS),
             review=pl.DataFrame(review, schema=RESOLUTION_REVIEW),
         )
 
     def _decide_one(
-        self, row: dict[str, object], facts: dict[str, object]
+        self, row: AssetRow, facts: dict[str, object]
     ) -> tuple[str, Method, float, list[Candidate]]:
-        source, asset = str(row["source"]), str(row["source_asset_id"])
-        if override := self.evidence.overrides.get((source, asset)):
+        if override := self.evidence.overrides.get((row.source, row.asset)):
             facts |= {"override_line": override.line, "note": override.note}
             return self.known.canonical(override.coin_id), "override", 1.0, []
-        if accepted := self.evidence.accepted.get((source, asset)):
+        if accepted := self.evidence.accepted.get((row.source, row.asset)):
             facts["decision_id"] = accepted[1]
             return self.known.canonical(accepted[0]), "operator", 1.0, []
         crossed = self._crosswalk(row)
@@ -529,7 +636,7 @@ class _Decider:
         candidates = sorted(
             [
                 c for c in self._candidates(row)
-                if c.confidence >= REVIEW_THRESHOLD and self.known.free_for(c.coin_id, source)
+                if c.confidence >= REVIEW_THRESHOLD and self.known.free_for(c.coin_id, row.source)
             ] + ([crossed] if crossed else []),
             key=lambda c: (-c.confidence, c.coin_id),
         )  # fmt: skip
@@ -537,35 +644,23 @@ class _Decider:
             {"coin_id": c.coin_id, "method": c.method, "confidence": c.confidence}
             for c in candidates[:5]
         ]
-        best = candidates[0] if candidates else None
-        if best and best.confidence >= LINK_THRESHOLD:
-            # A rival with the same kind of evidence (a contract outranks names however
-            # similar) within the margin, or a twin of this asset in its source, is ambiguous.
-            kind = best.method == "contract"
-            rival = any(
-                (c.method == "contract") == kind
-                and best.confidence - c.confidence < AMBIGUITY_MARGIN
-                for c in candidates[1:]
-            )
-            twin = not kind and (source, row["match_key"]) in self.twins
-            if not rival and not twin:
-                facts |= best.evidence
-                return best.coin_id, best.method, best.confidence, []
+        if best := self._choose(row, candidates):
+            facts |= best.evidence
+            return best.coin_id, best.method, best.confidence, []
+        if candidates and candidates[0].confidence >= LINK_THRESHOLD:
             facts["ambiguous"] = True
-        coin = self.known.found_id(str(row["natural"]), source, asset)
+        best = candidates[0] if candidates else None
+        coin = self.known.found_id(row.natural, row.source, row.asset)
         confidence = round(1.0 - best.confidence, 4) if best else 1.0
         return coin, "new", confidence, candidates
 
 
-def _observation(row: Mapping[str, object]) -> Observation:
-    at, price, cap, rank = row["compared_at"], row["price"], row["market_cap"], row["rank"]
-    assert isinstance(at, datetime)
-    return Observation(
-        at,
-        float(price) if isinstance(price, float | int) else 0.0,
-        float(cap) if isinstance(cap, float | int) else None,
-        int(rank) if isinstance(rank, int) else None,
-    )
+def _keys(stored: pl.DataFrame) -> set[tuple[str, str]]:
+    return set(stored.select("source", "source_asset_id").iter_rows())
+
+
+def _method(method: ScoredMethod) -> Method:
+    return method
 
 
 def _contract_candidate(
@@ -576,11 +671,10 @@ def _contract_candidate(
     details: dict[str, object],
 ) -> Candidate:
     chain, address = contract
-    price_difference = market.detail.get("price_difference")
     if ambiguous:
         confidence, why = 0.7, "the address belongs to several coins or assets"
-    elif isinstance(price_difference, float) and price_difference > 0.5:
-        confidence, why = 0.6, "same contract, but the prices differ by over 50%"
+    elif market.verdict == "contradicts":
+        confidence, why = 0.6, "same contract, but the market contradicts it"
     else:
         confidence, why = 0.99, "same contract address on the same chain"
     return Candidate(

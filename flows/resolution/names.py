@@ -7,6 +7,7 @@ import difflib
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Literal
 
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
@@ -78,3 +79,56 @@ def _slug(text: str) -> str:
 def natural_coin_id(symbol: str, name: str) -> str:
     """The id an asset founds a coin under: ``btc-bitcoin``."""
     return "-".join(part for part in (_slug(symbol), _slug(name)) if part) or "asset"
+
+
+# --- source ids ----------------------------------------------------------------------------------
+
+IdRelation = Literal["exact", "joined", "namesake"]
+_DISAMBIGUATED = re.compile(r"^(?P<base>.*[a-z].*)-(?P<n>\d{1,3})$")
+
+
+@lru_cache(maxsize=1 << 18)
+def id_slugs(asset_id: str, symbol: str) -> frozenset[str]:
+    """The name slugs a source id carries. Sources mint ids from an asset's name when they list
+    it and never change them, so an id remembers the name an asset was listed under:
+
+    * CoinGecko and CoinCap ids are the name slug (``bitcoin-cash``);
+    * CoinPaprika ids are ``<symbol>-<name slug>`` (``bch-bitcoin-cash``): the symbol prefix is
+      dropped when what follows holds a letter;
+    * legacy CSV ids are ``SYMBOL:Name``: the part after the last colon.
+
+    The id's own slug is always among them, so ids of one style compare whole."""
+    slug = _NOT_SLUG.sub("-", asset_id.casefold()).strip("-")
+    slugs = {slug}
+    if ":" in asset_id:
+        slugs.add(_NOT_SLUG.sub("-", asset_id.rsplit(":", 1)[1].casefold()).strip("-"))
+    prefix = _NOT_SLUG.sub("-", normalise(symbol)).strip("-") + "-"
+    rest = slug[len(prefix) :]
+    if prefix != "-" and slug.startswith(prefix) and re.search("[a-z]", rest):
+        slugs.add(rest)
+    return frozenset(s for s in slugs if s)
+
+
+def _base(slug: str) -> str:
+    match = _DISAMBIGUATED.match(slug)
+    return match["base"] if match else slug
+
+
+@lru_cache(maxsize=1 << 18)
+def compare_ids(a: frozenset[str], b: frozenset[str]) -> IdRelation | None:
+    """How two assets' id slugs (:func:`id_slugs`) relate:
+
+    * ``exact``: they share a slug (``bch-bitcoin-cash`` and ``bitcoin-cash``);
+    * ``joined``: they share one once separators are dropped (``binance-coin`` and
+      ``binancecoin``, ``cro-cryptocom-chain`` and ``crypto-com-chain``);
+    * ``namesake``: they share one only once a numeric suffix is dropped (``neutron`` and
+      ``neutron-3``). A source adds such a suffix when a later asset takes a name an earlier one
+      already listed, so the two ids name different assets: contrary evidence;
+    * ``None``: nothing in common."""
+    if a & b:
+        return "exact"
+    if {s.replace("-", "") for s in a} & {s.replace("-", "") for s in b}:
+        return "joined"
+    if {_base(s) for s in a} & {_base(s) for s in b}:
+        return "namesake"
+    return None

@@ -196,14 +196,57 @@ def test_the_same_names_with_prices_ten_times_apart_are_two_coins_and_a_review()
     assert json.loads(queued["evidence"])["price_difference"] == pytest.approx(0.9)
 
 
-def test_the_same_names_without_a_quote_to_compare_wait_for_review() -> None:
+def test_the_same_names_and_ids_link_without_a_quote_to_compare() -> None:
+    """Missing evidence is not contrary evidence: a CSV history two months away has no quote to
+    compare, and its id and name still say Bitcoin."""
     store = Store()
     decide(quotes(("coingecko", "bitcoin", "btc", "Bitcoin")), store)
     months_later = decide(
         quotes(("csv", "BTC:Bitcoin", "BTC", "Bitcoin"), at=T0 + timedelta(days=60)), store
     )
-    assert coin_of(months_later)[("csv", "BTC:Bitcoin")] != "btc-bitcoin"
-    assert months_later.review["confidence"].to_list() == [pytest.approx(0.8)]
+    mapping = months_later.mappings.row(0, named=True)
+    assert (mapping["coin_id"], mapping["method"]) == ("btc-bitcoin", "names_ids")
+    evidence = json.loads(mapping["evidence"])
+    assert evidence["weights"] == {"names_identical": 0.6, "ids_exact": 0.6, "key_unique": 0.3}
+    assert "neither confirms nor refutes" in evidence["market"]
+    assert months_later.review.is_empty()
+
+
+def test_identical_names_in_a_crowd_wait_for_review_unless_an_id_names_one() -> None:
+    """Two CoinGecko coins are called Dash: CoinPaprika's ``dash-dash`` shares the first one's id
+    slug (the second's ``dash-2`` marks a later namesake); CoinCap's ``digital-cash`` a month
+    later shares neither, so it waits for a person."""
+    store = Store()
+    first = decide(
+        quotes(("coingecko", "dash", "dash", "Dash"), ("coingecko", "dash-2", "dash", "DASH")),
+        store,
+    )
+    dash, namesake = coin_of(first)[("coingecko", "dash")], coin_of(first)[("coingecko", "dash-2")]
+    paprika = decide(
+        quotes(("coinpaprika", "dash-dash", "DASH", "Dash"), at=T0 + timedelta(days=400)), store
+    )
+    assert coin_of(paprika)[("coinpaprika", "dash-dash")] == dash
+    coincap = decide(
+        quotes(("coincap", "digital-cash", "DASH", "Dash"), at=T0 + timedelta(days=430)), store
+    )
+    assert coin_of(coincap)[("coincap", "digital-cash")] not in {dash, namesake}
+    assert sorted(coincap.review["candidate_coin_id"]) == sorted([dash, namesake])
+    assert set(coincap.review["confidence"]) == {0.6}
+
+
+def test_a_namesake_id_is_contrary_evidence() -> None:
+    """CoinGecko suffixes the id of a later asset that took an earlier one's name: ``neutron-3``
+    is not the Neutron CoinPaprika listed years before, whatever the names say."""
+    store = Store()
+    decide(quotes(("coinpaprika", "ntrn-neutron", "NTRN", "Neutron")), store)
+    later = decide(
+        quotes(("coingecko", "neutron-3", "ntrn", "Neutron"), at=T0 + timedelta(days=1200)),
+        store,
+    )
+    mapping = later.mappings.row(0, named=True)
+    assert mapping["method"] == "new"
+    (queued,) = later.review.to_dicts()
+    assert json.loads(queued["evidence"])["weights"]["ids_namesake"] == -0.4
 
 
 def test_market_tolerance_widens_with_the_time_between_observations() -> None:
@@ -219,8 +262,9 @@ def test_market_tolerance_widens_with_the_time_between_observations() -> None:
         store,
     )
     mapping = later.mappings.row(0, named=True)
-    assert mapping["coin_id"] == "btc-bitcoin"
-    assert mapping["confidence"] == pytest.approx(0.95 - 0.03)
+    assert (mapping["coin_id"], mapping["method"]) == ("btc-bitcoin", "symbol_name_market")
+    weights = json.loads(mapping["evidence"])["weights"]
+    assert weights["market_agrees"] == pytest.approx(0.35 - 0.03)
 
 
 def test_two_assets_sharing_a_symbol_stay_two_coins() -> None:
@@ -312,7 +356,9 @@ def test_different_contracts_on_one_chain_keep_identical_names_apart() -> None:
     assert resolution.review["confidence"].to_list() == [0.5]
 
 
-def test_a_renamed_asset_goes_to_review_not_into_the_coin() -> None:
+def test_a_renamed_asset_links_when_its_ids_and_the_market_agree() -> None:
+    """Binance Coin was renamed BNB: the names differ, but both ids were minted from the old name
+    and the market at the same moment corroborates."""
     resolution = decide(
         quotes(
             ("coingecko", "binancecoin", "bnb", "BNB"),
@@ -320,13 +366,27 @@ def test_a_renamed_asset_goes_to_review_not_into_the_coin() -> None:
             market_cap=1.26e11,
         )
     )
-    assert sorted(resolution.new_coins["coin_id"]) == ["bnb-binance-coin", "bnb-bnb"]
-    (queued,) = resolution.review.to_dicts()
-    assert (queued["source_asset_id"], queued["candidate_coin_id"]) == (
-        "bnb-binance-coin",
-        "bnb-bnb",
+    assert set(coin_of(resolution).values()) == {"bnb-bnb"}
+    assert resolution.review.is_empty()
+
+
+def test_a_renamed_asset_whose_ids_differ_goes_to_review_not_into_the_coin() -> None:
+    """The symbol and a corroborating market, and nothing else: never a link on its own."""
+    resolution = decide(
+        quotes(
+            ("coingecko", "binancecoin", "bnb", "BNB"),
+            ("coinpaprika", "bnb-build-n-build", "BNB", "Build N Build"),
+            market_cap=1.26e11,
+        )
     )
-    assert queued["confidence"] == 0.6
+    assert sorted(resolution.new_coins["coin_id"]) == ["bnb-bnb", "bnb-build-n-build"]
+    (queued,) = resolution.review.to_dicts()
+    assert (queued["source_asset_id"], queued["candidate_coin_id"], queued["method"]) == (
+        "bnb-build-n-build",
+        "bnb-bnb",
+        "symbol_market",
+    )
+    assert queued["confidence"] == 0.5
 
 
 def test_similar_names_link_when_the_market_corroborates() -> None:
@@ -494,13 +554,13 @@ def test_an_address_one_source_lists_for_two_of_its_coins_proves_nothing() -> No
 
 
 def test_a_near_rival_makes_a_link_ambiguous_whatever_names_matched() -> None:
-    """Two CoinGecko coins fit CoinPaprika's WBTC almost equally (one by a similar name, one by
-    the identical name with an older quote): a person decides."""
+    """Two CoinGecko coins fit CoinPaprika's WBTC equally (the same name, one with an older
+    quote): a person decides."""
     store = Store()
-    decide(quotes(("coingecko", "wrapped-btc", "wbtc", "Wrapped BTC"), market_cap=1e10), store)
+    decide(quotes(("coingecko", "wrapped-btc", "wbtc", "Wrapped Bitcoin"), market_cap=1e10), store)
     decide(
         quotes(
-            ("coingecko", "wrapped-bitcoin", "wbtc", "Wrapped Bitcoin"),
+            ("coingecko", "wrapped-bitcoin-bridged", "wbtc", "Wrapped Bitcoin"),
             at=T0 - timedelta(days=4),
             market_cap=1e10,
         ),
@@ -509,11 +569,9 @@ def test_a_near_rival_makes_a_link_ambiguous_whatever_names_matched() -> None:
     later = decide(
         quotes(("coinpaprika", "wbtc", "WBTC", "Wrapped Bitcoin"), market_cap=1e10), store
     )
-    assert coin_of(later)[("coinpaprika", "wbtc")] not in {
-        "wbtc-wrapped-btc",
-        "wbtc-wrapped-bitcoin",
-    }
-    assert sorted(later.review["candidate_coin_id"]) == ["wbtc-wrapped-bitcoin", "wbtc-wrapped-btc"]
+    assert coin_of(later)[("coinpaprika", "wbtc")] not in set(store.mappings["coin_id"][:2])
+    assert later.review.height == 2
+    assert json.loads(later.mappings["evidence"][0])["ambiguous"] is True
 
 
 def test_a_configured_crosswalk_links_ids_and_names_nothing_else_would() -> None:
