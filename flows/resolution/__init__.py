@@ -1,11 +1,11 @@
 """Entity resolution: which canonical coin each source asset is, and why.
 
 An asset already mapped keeps its coin (``sticky``; an operator's decision moves it, see
-:mod:`store.decisions`). A new asset is decided by the strongest evidence available:
+:mod:`store.resolution`). A new asset is decided by the strongest evidence available:
 
 1. ``override``: the curated file ``data/asset_overrides.csv`` (``source,source_asset_id,
    coin_id,note``); ``operator``: an asset an operator's applied decision placed (the decisions
-   themselves move mapped assets, see :mod:`store.decisions`; the resolver only honours them for
+   themselves move mapped assets, see :mod:`store.resolution`; the resolver only honours them for
    assets it meets unmapped). Confidence 1.
 2. ``crosswalk``: a configured authoritative crosswalk (``KASPARRO_CROSSWALK_FILE``, a CSV with
    columns ``coingecko,coinpaprika,coincap``, e.g. exported from CoinPaprika's paid
@@ -83,8 +83,6 @@ from flows.resolution.decider import (
     resolve,
 )
 from flows.resolution.market import (
-    MARKET_FOUND,
-    MARKET_LOOKUP,
     MARKET_WINDOW_DAYS,
     MarketComparison,
     MarketLookup,
@@ -99,6 +97,7 @@ from flows.resolution.names import (
     natural_coin_id,
     normalise,
 )
+from store.resolution import MARKET_FOUND, MARKET_LOOKUP
 
 __all__ = [
     "AMBIGUITY_MARGIN",

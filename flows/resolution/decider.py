@@ -15,7 +15,6 @@ import polars as pl
 
 from flows.resolution.curated import Crosswalk, Override
 from flows.resolution.market import (
-    MARKET_LOOKUP,
     MarketComparison,
     MarketLookup,
     Observation,
@@ -31,6 +30,7 @@ from flows.resolution.names import (
     natural_coin_id,
 )
 from flows.sources import SOURCE_NAMES
+from store.resolution import MARKET_LOOKUP
 from store.schema import (
     ASSET_CONTRACTS,
     COIN_SOURCE_IDS,
