@@ -65,13 +65,8 @@ Where it lives: :mod:`~flows.resolution.names` (normalisation, similarity, coin-
 above), :mod:`~flows.resolution.evaluation` (precision and recall against labels).
 """
 
-from flows.resolution.curated import (
-    Crosswalk,
-    Override,
-    OverridesError,
-    read_crosswalk,
-    read_overrides,
-)
+from flows.errors import CrosswalkError, OverridesError
+from flows.resolution.curated import Crosswalk, Override, read_crosswalk, read_overrides
 from flows.resolution.decider import (
     AMBIGUITY_MARGIN,
     LINK_THRESHOLD,
@@ -111,6 +106,7 @@ __all__ = [
     "SYMBOL_ONLY_MAX",
     "Candidate",
     "Crosswalk",
+    "CrosswalkError",
     "Evidence",
     "MarketComparison",
     "MarketLookup",
