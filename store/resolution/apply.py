@@ -12,6 +12,7 @@ from typing import Any, Literal
 import duckdb
 
 from store.connection import transaction
+from store.errors import from_duckdb
 from store.merge import refresh_coins
 from store.resolution.checks import check
 from store.resolution.links import Link, alias_of, coin_row, link_of, links_of
@@ -48,8 +49,9 @@ def apply_pending(
 
     ``source_order`` names coins (see :func:`store.merge.refresh_coins`). A decision the warehouse
     no longer allows is ``refused``; one that fails (any error) is rolled back whole and refused
-    with the error, so one bad decision never blocks the runs after it. Review rows a decision
-    answered without naming them become ``superseded``."""
+    with the error (a DuckDB one converted by :func:`store.errors.from_duckdb`), so one bad
+    decision never blocks the runs after it. Review rows a decision answered without naming them
+    become ``superseded``."""
     done: list[Applied] = []
     for decision in _pending(con):
         try:
@@ -57,7 +59,8 @@ def apply_pending(
                 result = _apply_one(con, decision, run_id, source_order)
         except Exception as exc:  # one bad decision must never block the runs after it
             logger.exception("decision %s could not be applied", decision.decision_id)
-            detail = {"refused": "error", "reason": f"{type(exc).__name__}: {exc}"}
+            error = from_duckdb(exc, "applying it") if isinstance(exc, duckdb.Error) else exc
+            detail = {"refused": "error", "reason": f"{type(error).__name__}: {error}"}
             with transaction(con):
                 _record(con, decision, "refused", detail, run_id)
             result = Applied(decision.decision_id, decision.action, "refused", detail)

@@ -13,6 +13,7 @@ import msgspec
 import polars as pl
 
 from store.connection import transaction
+from store.errors import converted
 from store.resolution.model import DECISION_FILE, Decision
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def import_inbox(con: duckdb.DuckDBPyConnection, inbox: Path) -> int:
     ).unique("decision_id", keep="first", maintain_order=True)
     con.register("inbox_decisions", rows)
     try:
-        with transaction(con):
+        with converted(f"importing the decisions of {inbox}"), transaction(con):
             (new,) = con.execute(
                 """
                 select count(*) from inbox_decisions as i

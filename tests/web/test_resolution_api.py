@@ -353,6 +353,19 @@ def test_a_snapshot_published_before_aliases_existed_still_serves_coins(tmp_path
         assert client.get("/api/v1/coins/never-was").status_code == 404
 
 
+def test_a_snapshot_published_before_the_review_tables_is_a_503_saying_what_to_run(
+    api_data_dir: Path,
+) -> None:
+    with duckdb.connect(str(api_data_dir / "serving.duckdb")) as con:
+        con.execute("drop table resolution_review")
+        con.execute("drop table resolution_decisions")
+    with client_for(api_data_dir) as client:
+        for url in ("/api/v1/resolution/review", "/api/v1/resolution/decisions"):
+            answer = client.get(url)
+            assert answer.status_code == 503
+            assert "run `kasparro ingest`" in answer.json()["detail"]
+
+
 def test_the_openapi_document_describes_decisions_and_redirects(client: Client) -> None:
     spec = client.get("/schema/openapi.json").json()
 

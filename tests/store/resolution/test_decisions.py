@@ -530,6 +530,23 @@ def test_a_decision_that_fails_mid_apply_leaves_every_table_unchanged(
     }
 
 
+def test_a_duckdb_failure_mid_apply_is_recorded_as_the_store_error_saying_what_to_do(
+    con: duckdb.DuckDBPyConnection, decide: Decide, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(*args: Any) -> None:
+        raise duckdb.IOException("disk went away")
+
+    monkeypatch.setattr(applying, "refresh_coins", failing)
+
+    applied = decide("merge", coin_id="eth-ethereum", other_coin_id="eth-ether")
+
+    assert applied.outcome == "refused"
+    assert applied.detail["reason"] == (
+        "WarehouseError: applying it: IOException: disk went away; check the file and its disk "
+        "(free space, permissions), then retry"
+    )
+
+
 def test_a_bug_mid_apply_rolls_back_and_refuses_only_that_decision(
     con: duckdb.DuckDBPyConnection, decide: Decide, monkeypatch: pytest.MonkeyPatch
 ) -> None:
