@@ -30,8 +30,9 @@ from flows.extract import extract
 from flows.load import load_extracted
 from flows.resolution import read_overrides
 from flows.sources.replay import check_replay_dir
-from store import decisions, runs
+from store import runs
 from store.connection import open_read_only, transaction, warehouse
+from store.resolution import apply_pending, import_inbox
 from store.settings import DECISIONS_INBOX
 from store.snapshot import publish_snapshot
 
@@ -84,8 +85,8 @@ def ingest_once(replay: Path, data_dir: Path, run_id: str) -> float:
                 con, run_id=run_id, flow_run_id=None, started_at=datetime.now(UTC),
                 sources=list(SOURCES), replay_dir=str(replay),
             )  # fmt: skip
-        decisions.import_inbox(con, data_dir / DECISIONS_INBOX)
-        decisions.apply_pending(con, run_id, list(SOURCES))
+        import_inbox(con, data_dir / DECISIONS_INBOX)
+        apply_pending(con, run_id, list(SOURCES))
         csv_loaded = runs.checkpoints_of(con, "csv", prefix="file:")
         with ThreadPoolExecutor(max_workers=len(SOURCES)) as pool:
             extracts = {

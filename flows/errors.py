@@ -1,4 +1,4 @@
-"""Errors raised while extracting and transforming sources.
+"""Errors raised while extracting, transforming and resolving sources.
 
     IngestError
      ├── SourceError                  one source failed; the others still load
@@ -6,10 +6,16 @@
      │    ├── TerminalSourceError     400/401/403/404, missing credentials: not retried
      │    │    └── ContractError      the payload is not the documented shape
      │    └── SourceSkipped           the source is not configured (no API key); not a failure
-     └── ReplayError                  a replay directory is missing or not in the replay layout
+     ├── ReplayError                  a replay directory is missing or not in the replay layout
+     ├── IngestFailed                 at least one source failed (flows.ingest)
+     └── CuratedFileError             a curated file entity resolution reads is malformed
+          ├── OverridesError          the overrides file (KASPARRO_OVERRIDES_FILE)
+          │    └── CrosswalkError     the crosswalk (KASPARRO_CROSSWALK_FILE)
+          └── LabelsError             the labels resolution-eval scores against
+                                      (flows.resolution.evaluation)
 
-Every message names the source, the URL (never a secret) and what to do next. Native ``httpx``
-errors are classified in one place, :func:`flows.sources.http.classify`.
+Every message names the source, the URL (never a secret) or the file and line, and what to do
+next. Native ``httpx`` errors are classified in one place, :func:`flows.sources.http.classify`.
 """
 
 from __future__ import annotations
@@ -45,3 +51,22 @@ class SourceSkipped(SourceError):
 
 class ReplayError(IngestError):
     pass
+
+
+class CuratedFileError(IngestError, ValueError):
+    """A curated file is never half-read: its first problem stops the run (or the command)
+    before anything is decided from it."""
+
+
+class OverridesError(CuratedFileError):
+    fix = "fix the overrides file and run again"
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; {self.fix}")
+
+
+class CrosswalkError(OverridesError):
+    """An OverridesError too: the crosswalk is curated like the overrides (and was reported as
+    one before it had its own class)."""
+
+    fix = "fix the crosswalk, or unset KASPARRO_CROSSWALK_FILE, and run again"

@@ -5,7 +5,7 @@ the fixed source order, each source is transformed and loaded in its own transac
 that fails does not stop the others from loading, and the run ends Failed if any source failed.
 The flow is the warehouse's only writer; it holds the warehouse for the whole run, so a second
 concurrent ingest is refused with a clear message instead of interleaving. Before any source
-loads, it applies the operator decisions the API received since the last run (store.decisions).
+loads, it applies the operator decisions the API received since the last run (store.resolution).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from flows.settings import HistorySettings, get_ingest_settings
 from flows.sources import API_SOURCES, SOURCE_NAMES
 from flows.sources.api import HistoryRequest
 from flows.sources.replay import check_replay_dir
-from store import decisions, runs
+from store import runs
 from store.connection import warehouse
+from store.resolution import apply_pending, import_inbox
 from store.settings import get_store_settings
 from store.snapshot import publish_snapshot
 
@@ -210,9 +211,9 @@ def _run_source(
 
 def _apply_decisions(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> None:
     """Operator decisions the API received since the last run, applied before any source loads
-    (each in its own transaction; see store.decisions)."""
-    imported = decisions.import_inbox(con, inbox)
-    applied = decisions.apply_pending(con, run_id, list(SOURCE_NAMES))
+    (each in its own transaction; see store.resolution)."""
+    imported = import_inbox(con, inbox)
+    applied = apply_pending(con, run_id, list(SOURCE_NAMES))
     refused = [a for a in applied if a.outcome == "refused"]
     if imported or applied:
         get_run_logger().info(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -26,8 +26,6 @@ from flows.delivery import delivery_sha256
 from flows.extract import Extracted
 from flows.faults import fault_point
 from flows.resolution import (
-    MARKET_FOUND,
-    MARKET_WINDOW_DAYS,
     Crosswalk,
     Evidence,
     Override,
@@ -36,9 +34,10 @@ from flows.resolution import (
 )
 from flows.sources import SOURCE_NAMES
 from flows.transform import Validated, transform_raw_files
-from store import decisions, merge, runs
+from store import merge, runs
 from store.connection import transaction
-from store.schema import ASSET_CONTRACTS, QUOTES, QUOTES_KEY, SEEN
+from store.resolution import applied_since, nearest_quotes, stored_evidence
+from store.schema import QUOTES, QUOTES_KEY, SEEN
 
 
 def load_extracted(
@@ -90,7 +89,7 @@ def record_repeat(
             return False
         if previous.delivery_sha256 != result.delivery_sha256:  # None after a rebuild
             return False
-        if decisions.applied_since(con, previous.finished_at):
+        if applied_since(con, previous.finished_at):
             return False
         until = previous.repeatable_until
         if until is not None and datetime.now(UTC) >= until:
@@ -184,124 +183,22 @@ def gather_evidence(
     overrides: Mapping[tuple[str, str], Override],
     crosswalk: Crosswalk,
 ) -> Evidence:
-    """What the warehouse knows that bears on the batch's assets. Contracts, decisions and market
-    lookups are read only when the batch holds an asset not mapped yet (a re-run never does)."""
-    stored = con.sql(
-        "select source, source_asset_id, coin_id, symbol, name, match_key from coin_source_ids"
-    ).pl()
-    link = ["source", "source_asset_id"]
-    if quotes.select(link).unique().join(stored, on=link, how="anti").is_empty():
-        return Evidence(stored, frozenset(), overrides, crosswalk)
-    coin_ids = frozenset(con.sql("select coin_id from coins").pl()["coin_id"].to_list())
-    decisions = con.execute(
-        """
-        select action, source, source_asset_id, coin_id, decision_id
-        from resolution_decisions
-        where outcome = 'applied' and action in ('accept', 'reject')
-        order by decided_at, decision_id
-        """
-    ).fetchall()
-    accepted: dict[tuple[str, str], tuple[str, str]] = {}
-    rejected: set[tuple[str, str, str]] = set()
-    for action, source, asset, coin, decision in decisions:
-        if action == "accept":
-            accepted[(source, asset)] = (coin, decision)
-            rejected.discard((source, asset, coin))
-        else:
-            rejected.add((source, asset, coin))
-            if accepted.get((source, asset), ("",))[0] == coin:
-                del accepted[(source, asset)]
+    """What the warehouse knows that bears on the batch's assets (see
+    :func:`store.resolution.stored_evidence`), with the curated files and the market lookup."""
+    stored = stored_evidence(con, quotes)
+    if not stored.new_assets:
+        return Evidence(stored.mappings, frozenset(), overrides, crosswalk)
     return Evidence(
-        stored_mappings=stored,
-        stored_coin_ids=coin_ids,
+        stored_mappings=stored.mappings,
+        stored_coin_ids=stored.coin_ids,
         overrides=overrides,
         crosswalk=crosswalk,
-        contracts=con.sql(f"select {', '.join(ASSET_CONTRACTS)} from asset_contracts").pl(),
-        accepted=accepted,
-        rejected=frozenset(rejected),
-        aliases=dict(con.execute("select alias_coin_id, coin_id from coin_aliases").fetchall()),
+        contracts=stored.contracts,
+        accepted=stored.accepted,
+        rejected=stored.rejected,
+        aliases=stored.aliases,
         market=lambda pairs: nearest_quotes(con, pairs),
     )
-
-
-def nearest_quotes(con: duckdb.DuckDBPyConnection, pairs: pl.DataFrame) -> pl.DataFrame:
-    """For each (asset, candidate coin, time), the coin's stored quote from another source
-    nearest that time (within the market window); of quotes equally near, the first source
-    alphabetically. The nearest distance is found by aggregating per pair and its quote joined
-    back: ranking every quote in the window with ``row_number()`` measured ~7x slower on a 1M
-    rebuild, and DuckDB's ASOF join ~100x slower (and it picks one of equally near quotes by
-    storage order). Times are compared as epoch microseconds: ``timestamptz`` arithmetic goes
-    through ICU row by row."""
-    found = [MARKET_FOUND.to_frame()]
-    for (source,), asked in pairs.group_by("source"):
-        con.register("market_pairs", asked.with_row_index("pair_id"))
-        try:
-            first, last = asked["asked_at"].min(), asked["asked_at"].max()
-            assert isinstance(first, datetime)
-            assert isinstance(last, datetime)
-            window = [first - MARKET_WINDOW, last + MARKET_WINDOW, MARKET_WINDOW // _MICROSECOND]
-            found.append(con.execute(_NEAREST_QUOTES, [source, *window]).pl().cast(MARKET_FOUND))
-        finally:
-            con.unregister("market_pairs")
-    return pl.concat(found)
-
-
-MARKET_WINDOW = timedelta(days=MARKET_WINDOW_DAYS)
-"""Quotes further from every asked time are no market evidence (see flows.resolution)."""
-_MICROSECOND = timedelta(microseconds=1)
-_NEAREST_QUOTES = """
-with asked as (
-    select
-        pair_id,
-        source,
-        source_asset_id,
-        coin_id,
-        epoch_us(asked_at) as asked_us
-    from market_pairs
-),
-wanted as (
-    select
-        q.coin_id,
-        q.source,
-        q.observed_at,
-        epoch_us(q.observed_at) as observed_us,
-        q.price_usd,
-        q.market_cap_usd,
-        q.rank
-    from quotes as q
-    semi join market_pairs as p on q.coin_id = p.coin_id
-    where q.source <> $1
-        and q.observed_at between $2 and $3
-),
-nearest as (
-    select
-        a.pair_id,
-        min(abs(a.asked_us - w.observed_us)) as distance
-    from asked as a
-    join wanted as w
-        on w.coin_id = a.coin_id
-        and w.observed_us between a.asked_us - $4 and a.asked_us + $4
-    group by a.pair_id
-),
-final as (
-    select
-        a.source,
-        a.source_asset_id,
-        a.coin_id,
-        w.source as quote_source,
-        w.observed_at,
-        w.price_usd::double as price_usd,
-        w.market_cap_usd::double as market_cap_usd,
-        w.rank
-    from asked as a
-    join nearest as n using (pair_id)
-    join wanted as w
-        on w.coin_id = a.coin_id
-        and abs(a.asked_us - w.observed_us) = n.distance
-    qualify row_number() over (partition by a.pair_id order by w.source) = 1
-)
-select * from final
-"""
 
 
 def _with_coin_ids(quotes: pl.DataFrame, resolution: Resolution) -> pl.DataFrame:

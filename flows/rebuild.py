@@ -18,7 +18,7 @@ The new warehouse is built beside the old one and swapped in atomically (the old
 ``warehouse.duckdb.bak``); the old one stays locked meanwhile, so no ingest writes during the
 rebuild. The run ledger and every checkpoint but the ``quotes`` high-water marks are carried over,
 and so are the operator's decisions: those applied before are applied again, in the order taken,
-to the rebuilt tables (see :mod:`store.decisions`).
+to the rebuilt tables (see :mod:`store.resolution`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from flows.load import load_source
 from flows.resolution import Crosswalk, Override
 from flows.sources import SOURCE_NAMES
 from flows.transform import transform_raw_files
-from store import decisions, runs
+from store import runs
 from store.connection import open_warehouse, transaction
+from store.resolution import apply_pending, reset_applied
 from store.snapshot import Published, publish_snapshot
 
 _RAW_PATH = re.compile(r"^source=(?P<source>[^/]+)/date=[^/]+/run=(?P<run>[^/]+)/(?P<file>[^/]+)$")
@@ -168,7 +169,7 @@ def rebuild_from_raw(
                         on_chunk(chunk, result)
             with transaction(fresh):
                 _carry_over(fresh, ledger, kept_checkpoints, seen_file)
-            decisions.apply_pending(fresh, "rebuild", list(SOURCE_NAMES))
+            apply_pending(fresh, "rebuild", list(SOURCE_NAMES))
             fresh.execute("checkpoint")
         finally:
             fresh.close()
@@ -214,7 +215,7 @@ def _carry_over(
         con.execute("update run_sources set delivery_sha256 = null")
         con.execute("insert or replace into resolution_decisions select * from old_decisions")
         con.execute("insert or replace into checkpoints select * from old_checkpoints")
-        decisions.reset_applied(con)
+        reset_applied(con)
     finally:
         for name in ("old_runs", "old_run_sources", "old_decisions", "old_checkpoints"):
             con.unregister(name)

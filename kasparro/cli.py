@@ -96,8 +96,8 @@ def _export_overrides(args: argparse.Namespace) -> int:
     from flows.resolution import OverridesError, read_overrides
     from flows.settings import get_ingest_settings
     from store.connection import open_read_only
-    from store.decisions import operator_links
     from store.errors import StoreError
+    from store.resolution import operator_links
 
     out: Path = args.out or get_ingest_settings().overrides_file
     serving = get_store_settings().serving_path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from store.errors import SnapshotNotFoundError, WarehouseBusyError
+from store.errors import SnapshotNotFoundError, from_duckdb
 from store.migrate import migrate
 from store.settings import get_store_settings
 
@@ -30,10 +30,8 @@ def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path))
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise WarehouseBusyError(path, str(exc).splitlines()[0]) from exc
-        raise
+    except duckdb.Error as exc:
+        raise from_duckdb(exc, f"opening the warehouse {path}", path=path) from exc
     _configure(con)
     # Validated by the settings' pattern: SET takes no bound parameters.
     con.execute(f"set memory_limit = '{get_store_settings().duckdb_memory_limit}'")

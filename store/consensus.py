@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from store.errors import StoreError
+from store.errors import from_duckdb
 from store.queries import money_text
 
 DEVIATION_THRESHOLD = 0.05
@@ -70,9 +70,7 @@ def prices_of(con: duckdb.DuckDBPyConnection, coin_id: str) -> list[SourcePrice]
             [coin_id],
         ).fetchall()
     except duckdb.CatalogException as exc:
-        raise StoreError(
-            f"the DuckDB file has no coin_prices_latest view ({str(exc).splitlines()[0]}): it was "
-            "published before schema version 3; run `kasparro ingest` to migrate the warehouse "
-            "and publish a new snapshot"
+        raise from_duckdb(
+            exc, "the DuckDB file has no coin_prices_latest view (schema version 3)", snapshot=True
         ) from exc
     return [SourcePrice(*row) for row in rows]

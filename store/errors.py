@@ -3,15 +3,25 @@
     StoreError
      ├── WarehouseBusyError      another process holds the warehouse (transient: wait and retry)
      ├── MigrationError          a schema migration failed or the file is newer than this code
-     └── SnapshotNotFoundError   no serving snapshot has been published yet
+     ├── SnapshotNotFoundError   no serving snapshot has been published yet
+     ├── SnapshotOutdatedError   the DuckDB file lacks a table or column this code reads: it was
+     │                           published by an older version (run `kasparro ingest`)
+     └── WarehouseError          any other DuckDB failure, naming what was being done
 
-Native ``duckdb`` errors are converted in :func:`store.connection.open_warehouse`, the one place
-that opens the warehouse for writing.
+Native ``duckdb`` errors are converted in one place, :func:`from_duckdb` (or :func:`converted`
+around a block). An operator's decision
+that cannot apply is no error: it is recorded ``refused`` with a
+:class:`store.resolution.Refusal`; one that fails is rolled back and recorded ``refused`` with
+the converted error (see :func:`store.resolution.apply_pending`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import duckdb
 
 
 class StoreError(Exception):
@@ -37,3 +47,46 @@ class SnapshotNotFoundError(StoreError):
             f"no serving snapshot at {path}: run `kasparro ingest` (or `make demo`) to publish one"
         )
         self.path = path
+
+
+class SnapshotOutdatedError(StoreError):
+    """The web app (or a command) may be upgraded before the next ingest migrates and
+    publishes."""
+
+
+class WarehouseError(StoreError):
+    pass
+
+
+def from_duckdb(
+    exc: duckdb.Error, context: str, *, path: Path | None = None, snapshot: bool = False
+) -> StoreError:
+    """The store's error for a native DuckDB error. ``context`` says what was being read or
+    done; ``path``: the DuckDB file being opened; ``snapshot``: a published file is being read,
+    so a missing table or column means it predates this code (in the migrated warehouse it is
+    a bug)."""
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, duckdb.IOException) and path is not None and "lock" in str(exc).lower():
+        return WarehouseBusyError(path, first_line)
+    if snapshot and isinstance(exc, duckdb.CatalogException | duckdb.BinderException):
+        return SnapshotOutdatedError(
+            f"{context} ({first_line}): it was published by an older version; run "
+            "`kasparro ingest` to migrate the warehouse and publish a new snapshot"
+        )
+    if isinstance(exc, duckdb.IOException):
+        advice = "check the file and its disk (free space, permissions), then retry"
+    else:
+        advice = (
+            "a bug or a damaged warehouse: report it with the log; `kasparro rebuild --from-raw` "
+            "re-derives the warehouse from the raw zone"
+        )
+    return WarehouseError(f"{context}: {type(exc).__name__}: {first_line}; {advice}")
+
+
+@contextmanager
+def converted(context: str, *, snapshot: bool = False) -> Iterator[None]:
+    """Native DuckDB errors raised inside become :func:`from_duckdb`'s."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise from_duckdb(exc, context, snapshot=snapshot) from exc

@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from store.errors import StoreError
+from store.errors import from_duckdb
 
 
 def money_text(column: str) -> str:
@@ -26,10 +26,8 @@ def _frame(
         return cur.execute(sql, params or []).pl()
     except (duckdb.CatalogException, duckdb.BinderException) as exc:
         # The web app may be upgraded before the next ingest migrates and publishes.
-        raise StoreError(
-            f"the snapshot lacks a table or column this Kasparro reads "
-            f"({str(exc).splitlines()[0]}): it was published by an older version; run "
-            "`kasparro ingest` to migrate the warehouse and publish a new snapshot"
+        raise from_duckdb(
+            exc, "the snapshot lacks a table or column this Kasparro reads", snapshot=True
         ) from exc
 
 

@@ -91,7 +91,7 @@ def record_source(
     """Write ``result``'s ledger row and, if it has them, its ``run_seen`` rows (replacing any
     an earlier attempt of the run wrote). ``seen_of`` names a run whose rows for the same source
     this run takes instead of ``result.seen`` (a repeated delivery): operator decisions move
-    every run's pointers along (store.decisions), so they are current."""
+    every run's pointers along (store.resolution), so they are current."""
     placeholders = ", ".join("?" for _ in _RESULT_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _RESULT_COLUMNS[2:])
     con.execute(

@@ -3,7 +3,7 @@
 Every other tool and test relies on these names: ``warehouse.duckdb`` (written by the ingest flow
 only), ``serving.duckdb`` (the read-only snapshot the API and analysts open), ``raw/`` (the raw
 zone, Parquet, every payload as received) and ``decisions/inbox/`` (operator decisions the API
-received, which the next run applies; see :mod:`store.decisions`).
+received, which the next run applies; see :mod:`store.resolution`).
 """
 
 from __future__ import annotations

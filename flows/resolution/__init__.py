@@ -1,11 +1,11 @@
 """Entity resolution: which canonical coin each source asset is, and why.
 
 An asset already mapped keeps its coin (``sticky``; an operator's decision moves it, see
-:mod:`store.decisions`). A new asset is decided by the strongest evidence available:
+:mod:`store.resolution`). A new asset is decided by the strongest evidence available:
 
 1. ``override``: the curated file ``data/asset_overrides.csv`` (``source,source_asset_id,
    coin_id,note``); ``operator``: an asset an operator's applied decision placed (the decisions
-   themselves move mapped assets, see :mod:`store.decisions`; the resolver only honours them for
+   themselves move mapped assets, see :mod:`store.resolution`; the resolver only honours them for
    assets it meets unmapped). Confidence 1.
 2. ``crosswalk``: a configured authoritative crosswalk (``KASPARRO_CROSSWALK_FILE``, a CSV with
    columns ``coingecko,coinpaprika,coincap``, e.g. exported from CoinPaprika's paid
@@ -65,14 +65,9 @@ Where it lives: :mod:`~flows.resolution.names` (normalisation, similarity, coin-
 above), :mod:`~flows.resolution.evaluation` (precision and recall against labels).
 """
 
+from flows.errors import CrosswalkError, OverridesError
 from flows.resolution.candidates import SYMBOL_ONLY_MAX
-from flows.resolution.curated import (
-    Crosswalk,
-    Override,
-    OverridesError,
-    read_crosswalk,
-    read_overrides,
-)
+from flows.resolution.curated import Crosswalk, Override, read_crosswalk, read_overrides
 from flows.resolution.decider import (
     AMBIGUITY_MARGIN,
     LINK_THRESHOLD,
@@ -83,8 +78,6 @@ from flows.resolution.decider import (
     resolve,
 )
 from flows.resolution.market import (
-    MARKET_FOUND,
-    MARKET_LOOKUP,
     MARKET_WINDOW_DAYS,
     MarketComparison,
     MarketLookup,
@@ -99,6 +92,7 @@ from flows.resolution.names import (
     natural_coin_id,
     normalise,
 )
+from store.resolution import MARKET_FOUND, MARKET_LOOKUP
 
 __all__ = [
     "AMBIGUITY_MARGIN",
@@ -112,6 +106,7 @@ __all__ = [
     "SYMBOL_ONLY_MAX",
     "Candidate",
     "Crosswalk",
+    "CrosswalkError",
     "Evidence",
     "MarketComparison",
     "MarketLookup",

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.errors import CrosswalkError, OverridesError
 from flows.sources import SOURCE_NAMES
 
 _COIN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
@@ -19,10 +20,6 @@ class Override:
     coin_id: str
     note: str
     line: int
-
-
-class OverridesError(ValueError):
-    pass
 
 
 def read_overrides(path: Path) -> dict[tuple[str, str], Override]:
@@ -78,7 +75,7 @@ def read_crosswalk(path: Path) -> Crosswalk:
         columns = [c.strip() for c in reader.fieldnames or ()]
         unknown = sorted(set(columns) - set(CROSSWALK_SOURCES))
         if unknown or len(columns) < 2:
-            raise OverridesError(
+            raise CrosswalkError(
                 f"{path}: header must name two or more of {CROSSWALK_SOURCES}; got {columns}"
             )
         for line, row in enumerate(reader, start=2):
@@ -88,10 +85,10 @@ def read_crosswalk(path: Path) -> Crosswalk:
                 if isinstance(value, str) and value.strip()
             )
             if len(ids) < 2:
-                raise OverridesError(f"{path}:{line}: a row must name the asset in two sources")
+                raise CrosswalkError(f"{path}:{line}: a row must name the asset in two sources")
             for asset in sorted(ids):
                 if asset in crosswalk:
-                    raise OverridesError(
+                    raise CrosswalkError(
                         f"{path}:{line}: {asset[0]}/{asset[1]} is already on line {line_of[asset]}"
                     )
                 crosswalk[asset], line_of[asset] = ids - {asset}, line

@@ -22,7 +22,6 @@ import polars as pl
 from flows.resolution.candidates import SYMBOL_ONLY_MAX, AssetRow, Block, Entry, Known, Lead
 from flows.resolution.curated import Crosswalk, Override
 from flows.resolution.market import (
-    MARKET_LOOKUP,
     MarketComparison,
     MarketLookup,
     Observation,
@@ -38,6 +37,7 @@ from flows.resolution.names import (
 )
 from flows.resolution.scoring import NameRelation, ScoredMethod, score
 from flows.sources import SOURCE_NAMES
+from store.resolution import MARKET_LOOKUP
 from store.schema import (
     ASSET_CONTRACTS,
     COIN_SOURCE_IDS,

@@ -15,7 +15,7 @@ Metrics, with the 0/0 cases defined:
 * recall = tp / (tp + fn), 1.0 when no pair is labelled same (there was nothing to find);
 * F1 = 2 * precision * recall / (precision + recall), 0.0 when both are 0.
 
-Errors:
+Errors (a :class:`flows.errors.CuratedFileError`):
 
     LabelsError   the labels file is missing, unreadable or invalid (every problem, file:line)
 """
@@ -31,6 +31,7 @@ from typing import Literal
 
 import duckdb
 
+from flows.errors import CuratedFileError
 from flows.sources import SOURCE_NAMES
 
 REQUIRED_COLUMNS = ("source_a", "id_a", "source_b", "id_b", "same")
@@ -41,7 +42,7 @@ _BOOLEANS = {"true": True, "false": False}
 Outcome = Literal["tp", "fp", "fn", "tn"]
 
 
-class LabelsError(ValueError):
+class LabelsError(CuratedFileError):
     """The labels file cannot be used; ``problems`` lists each one as ``file:line: what``."""
 
     def __init__(self, path: Path, problems: Sequence[str]) -> None:

@@ -6,42 +6,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import polars as pl
 
-from store.schema import UTC_TIME
+from store.resolution import MARKET_WINDOW
 
-MARKET_WINDOW_DAYS = 7.0
+# The store owns the window (its nearest-quote query filters by it); compare_markets reads it
+# in days.
+MARKET_WINDOW_DAYS = MARKET_WINDOW / timedelta(days=1)
 """Observations further apart than this are no market evidence."""
 
-
-MARKET_LOOKUP = pl.Schema(
-    {
-        "source": pl.String(),
-        "source_asset_id": pl.String(),
-        "coin_id": pl.String(),
-        "asked_at": UTC_TIME,
-    }
-)
-"""What :data:`MarketLookup` is asked: the candidate coin's quote nearest to ``asked_at``."""
-MARKET_FOUND = pl.Schema(
-    {
-        "source": pl.String(),
-        "source_asset_id": pl.String(),
-        "coin_id": pl.String(),
-        "quote_source": pl.String(),
-        "observed_at": UTC_TIME,
-        "price_usd": pl.Float64(),
-        "market_cap_usd": pl.Float64(),
-        "rank": pl.Int32(),
-    }
-)
 MarketLookup = Callable[[pl.DataFrame], pl.DataFrame]
-"""(:data:`MARKET_LOOKUP` rows) -> :data:`MARKET_FOUND` rows: for each, the stored quote of the
-coin nearest in time from a source other than the asking asset's; pairs without one are left
-out."""
+"""(:data:`store.resolution.MARKET_LOOKUP` rows) -> :data:`store.resolution.MARKET_FOUND` rows:
+for each, the stored quote of the coin nearest in time from a source other than the asking
+asset's; pairs without one are left out."""
 
 
 @dataclass(frozen=True)

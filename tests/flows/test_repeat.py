@@ -175,7 +175,7 @@ def test_a_load_is_repeated_only_until_its_verdicts_may_turn(loaded: Path, demo_
 
 
 def test_no_delivery_is_repeated_across_an_operator_decision(loaded: Path, demo_dir: Path) -> None:
-    # What store.decisions leaves of a decision it applied (at the start of the next run).
+    # What store.resolution leaves of a decision it applied (at the start of the next run).
     found = rerun_after(
         demo_dir,
         loaded,

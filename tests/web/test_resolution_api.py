@@ -19,13 +19,13 @@ from flows.rebuild import rebuild_from_raw
 from flows.resolution import read_overrides
 from flows.sources import SOURCE_NAMES
 from kasparro.cli import main
-from store import decisions
 from store.connection import open_read_only, open_warehouse, warehouse
+from store.resolution import Decision, alias_target, apply_pending, import_inbox, write_inbox
 from store.settings import DECISIONS_INBOX
 from store.snapshot import publish_snapshot
 from tests.conftest import DEMO_DIR, REPO
 from tests.helpers import ingest_without_prefect
-from tests.store.test_decisions import T0, seed
+from tests.store.resolution.test_decisions import T0, seed
 from tests.web.conftest import Published
 from web.app import create_app
 from web.settings import WebSettings
@@ -70,9 +70,9 @@ def small_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (1, {"coin_id": "eth-ether", "other_coin_id": "eth-ethereum-csv"}),
             (2, {"coin_id": "eth-ethereum", "other_coin_id": "weth-wrapped-ether"}),
         ):
-            decisions.write_inbox(
+            write_inbox(
                 inbox,
-                decisions.Decision(
+                Decision(
                     decision_id=str(uuid.uuid4()),
                     action="merge",
                     decided_by="ops@example.com",
@@ -80,8 +80,8 @@ def small_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     **fields,
                 ),
             )
-        decisions.import_inbox(con, inbox)
-        decisions.apply_pending(con, "r2", list(SOURCE_NAMES))
+        import_inbox(con, inbox)
+        apply_pending(con, "r2", list(SOURCE_NAMES))
         con.execute("checkpoint")
     finally:
         con.close()
@@ -168,7 +168,7 @@ def test_a_valid_decision_is_accepted_and_written_to_the_inbox(
     assert datetime.fromisoformat(body["decided_at"]) >= before
     (written,) = inbox_files(api_data_dir)
     assert written.name.endswith(f"-{body['decision_id']}.json")
-    queued = msgspec.json.decode(written.read_bytes(), type=decisions.Decision)
+    queued = msgspec.json.decode(written.read_bytes(), type=Decision)
     assert queued.decision_id == body["decision_id"]
     assert (queued.action, queued.coin_id, queued.other_coin_id) == (
         "merge",
@@ -353,6 +353,19 @@ def test_a_snapshot_published_before_aliases_existed_still_serves_coins(tmp_path
         assert client.get("/api/v1/coins/never-was").status_code == 404
 
 
+def test_a_snapshot_published_before_the_review_tables_is_a_503_saying_what_to_run(
+    api_data_dir: Path,
+) -> None:
+    with duckdb.connect(str(api_data_dir / "serving.duckdb")) as con:
+        con.execute("drop table resolution_review")
+        con.execute("drop table resolution_decisions")
+    with client_for(api_data_dir) as client:
+        for url in ("/api/v1/resolution/review", "/api/v1/resolution/decisions"):
+            answer = client.get(url)
+            assert answer.status_code == 503
+            assert "run `kasparro ingest`" in answer.json()["detail"]
+
+
 def test_the_openapi_document_describes_decisions_and_redirects(client: Client) -> None:
     spec = client.get("/schema/openapi.json").json()
 
@@ -458,8 +471,8 @@ def test_a_merge_posted_to_the_api_applies_on_the_next_run_and_survives_a_rebuil
         # (flows.ingest._apply_decisions), then loads the sources and publishes.
         run_id = "20261124T140000Z-merge0"
         with warehouse(data_dir / "warehouse.duckdb") as wh:
-            assert decisions.import_inbox(wh, data_dir / DECISIONS_INBOX) == 1
-            (applied,) = decisions.apply_pending(wh, run_id, list(SOURCE_NAMES))
+            assert import_inbox(wh, data_dir / DECISIONS_INBOX) == 1
+            (applied,) = apply_pending(wh, run_id, list(SOURCE_NAMES))
             assert applied.outcome == "applied", applied.detail
         overrides = read_overrides(REPO / "data" / "asset_overrides.csv")
         ingest_without_prefect(DEMO_DIR, data_dir, run_id=run_id, overrides=overrides)
@@ -483,7 +496,7 @@ def test_a_merge_posted_to_the_api_applies_on_the_next_run_and_survives_a_rebuil
     rebuild_from_raw(data_dir, read_overrides(REPO / "data" / "asset_overrides.csv"))
     con = open_read_only(serving)
     try:
-        assert decisions.alias_target(con, other) == survivor
+        assert alias_target(con, other) == survivor
         assert _links_and_quotes(con, other) == (set(), 0)
         assert _quotes_of(con, moved_links, survivor) >= moved_quotes
         assert con.execute(

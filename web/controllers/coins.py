@@ -1,6 +1,6 @@
 """Canonical coins and the source ids resolved to them.
 
-A coin merged into another (an alias, see store.decisions) answers ``301 Moved Permanently`` to
+A coin merged into another (an alias, see store.resolution) answers ``301 Moved Permanently`` to
 the same path under the surviving coin, for ``/api/v1/coins/{coin_id}`` and every path below it.
 """
 
@@ -18,7 +18,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Redirect
 
-from store import consensus, decisions, queries
+from store import consensus, queries
+from store.resolution import alias_target
 from web.dependencies import MAX_LIMIT
 from web.errors import NotFound
 from web.schemas import (
@@ -38,7 +39,7 @@ def redirect_alias(request: Request[Any, Any, Any]) -> Redirect | None:
         return None
     cursor = request.app.state.snapshot.cursor()
     try:
-        survivor = decisions.alias_target(cursor, coin_id)
+        survivor = alias_target(cursor, coin_id)
     finally:
         cursor.close()
     if survivor is None:

@@ -2,7 +2,7 @@
 
 The API serves a read-only snapshot and never opens the warehouse: a decision is checked against
 the snapshot and written to the inbox (``<data dir>/decisions/inbox``), and the next ingest run
-applies it (see :mod:`store.decisions`).
+applies it (see :mod:`store.resolution`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from store import decisions
+from store.resolution import (
+    Action,
+    Decision,
+    Outcome,
+    check,
+    decision_log,
+    new_decision,
+    review_queue,
+    write_inbox,
+)
 from web.dependencies import MAX_LIMIT
 from web.errors import NotFound
 from web.schemas import (
@@ -83,7 +92,7 @@ def require_decisions_token(
         )
 
 
-def _decision(data: DecisionRequest) -> decisions.Decision:
+def _decision(data: DecisionRequest) -> Decision:
     fields: dict[str, Any] = {
         "coin_id": data.coin_id,
         "decided_by": data.decided_by,
@@ -93,8 +102,8 @@ def _decision(data: DecisionRequest) -> decisions.Decision:
         fields |= {"source": data.source, "source_asset_id": data.source_asset_id}
     if isinstance(data, MergeCoins):
         fields["other_coin_id"] = data.other_coin_id
-    action: decisions.Action = type(data).__struct_config__.tag  # type: ignore[assignment]
-    return decisions.new_decision(action, **fields)
+    action: Action = type(data).__struct_config__.tag  # type: ignore[assignment]
+    return new_decision(action, **fields)
 
 
 class ResolutionController(Controller):
@@ -117,7 +126,7 @@ class ResolutionController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
         offset: Annotated[int, Parameter(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
     ) -> ReviewPage:
-        rows, total = decisions.review_queue(db, limit=limit, offset=offset)
+        rows, total = review_queue(db, limit=limit, offset=offset)
         items = [
             ReviewCandidate(**{**row, "evidence": json.loads(row["evidence"])})
             for row in rows.to_dicts()
@@ -137,12 +146,12 @@ class ResolutionController(Controller):
         db: NamedDependency[duckdb.DuckDBPyConnection],
         *,
         outcome: Annotated[
-            decisions.Outcome | None, Parameter(description="Only decisions with this outcome.")
+            Outcome | None, Parameter(description="Only decisions with this outcome.")
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
         offset: Annotated[int, Parameter(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
     ) -> DecisionPage:
-        rows, total = decisions.decision_log(db, outcome=outcome, limit=limit, offset=offset)
+        rows, total = decision_log(db, outcome=outcome, limit=limit, offset=offset)
         items = [
             DecisionRecord(**{**row, "detail": json.loads(row["detail"])})
             for row in rows.to_dicts()
@@ -170,10 +179,10 @@ class ResolutionController(Controller):
         data: JSONBody[DecisionRequest],
     ) -> DecisionReceipt:
         decision = _decision(data)
-        refusal = decisions.check(db, decision)
+        refusal = check(db, decision)
         if refusal is not None:
             raise _REFUSED[refusal.kind](refusal.reason, extra=refusal.facts)
-        decisions.write_inbox(decisions_inbox, decision)
+        write_inbox(decisions_inbox, decision)
         return DecisionReceipt(
             **msgspec.structs.asdict(decision), outcome="pending", applies=APPLIES
         )

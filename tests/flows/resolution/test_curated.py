@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.resolution import Override, OverridesError, read_crosswalk, read_overrides
+from flows.errors import CuratedFileError, IngestError
+from flows.resolution import (
+    CrosswalkError,
+    Override,
+    OverridesError,
+    read_crosswalk,
+    read_overrides,
+)
 
 
 def test_overrides_file_is_read_and_validated(tmp_path: Path) -> None:
@@ -55,3 +62,16 @@ def test_the_crosswalk_file_is_read_and_validated(tmp_path: Path) -> None:
         path.write_text(body)
         with pytest.raises(OverridesError, match=message):
             read_crosswalk(path)
+
+
+def test_a_malformed_curated_file_is_an_ingest_error_that_says_what_to_do(tmp_path: Path) -> None:
+    overrides = tmp_path / "overrides.csv"
+    overrides.write_text("source,source_asset_id,coin_id,note\ncoincap,,a-b,\n")
+    with pytest.raises(OverridesError, match=r":2: source_asset_id is empty; fix the overrides"):
+        read_overrides(overrides)
+    crosswalk = tmp_path / "crosswalk.csv"
+    crosswalk.write_text("coingecko,coinpaprika\nhavven,\n")
+    with pytest.raises(CrosswalkError, match="unset KASPARRO_CROSSWALK_FILE") as raised:
+        read_crosswalk(crosswalk)
+    assert isinstance(raised.value, CuratedFileError)
+    assert isinstance(raised.value, IngestError)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.errors import CuratedFileError
 from flows.resolution import read_overrides
 from flows.resolution.evaluation import (
     AssetLink,
@@ -229,6 +230,12 @@ def test_missing_or_empty_files_are_refused(tmp_path: Path) -> None:
         read_labels(tmp_path / "absent.csv")
     with pytest.raises(LabelsError, match="the file is empty"):
         read_labels(write(tmp_path, "\n"))
+
+
+def test_a_bad_labels_file_is_a_curated_file_error(tmp_path: Path) -> None:
+    """It sits in the flows error tree beside the overrides and the crosswalk."""
+    with pytest.raises(CuratedFileError, match="cannot read it"):
+        read_labels(tmp_path / "absent.csv")
 
 
 def test_minimal_columns_a_spreadsheet_bom_and_same_source_negatives_are_accepted(

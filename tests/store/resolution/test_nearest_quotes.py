@@ -12,9 +12,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from flows.load import nearest_quotes
-from flows.resolution import MARKET_LOOKUP
 from store.connection import open_warehouse
+from store.resolution import MARKET_LOOKUP, nearest_quotes
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 

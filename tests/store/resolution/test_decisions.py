@@ -17,10 +17,20 @@ import duckdb
 import pytest
 
 from flows.sources import SOURCE_NAMES
-from store import decisions
 from store.connection import open_warehouse
-from store.decisions import Action, Applied, Decision, apply_pending, import_inbox, write_inbox
 from store.merge import refresh_coins
+from store.resolution import (
+    Action,
+    Applied,
+    Decision,
+    alias_target,
+    apply_pending,
+    import_inbox,
+    operator_links,
+    write_inbox,
+)
+from store.resolution import apply as applying
+from store.resolution import inbox as inbox_files
 from store.schema import suffixed_coin_id
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -360,7 +370,7 @@ def test_accept_moves_the_asset_and_its_quotes_and_settles_the_review_row(
     ).fetchall() == [("accepted", "ops@example.com", applied.decision_id)]
     # eth-ether held nothing else: it is now an alias of eth-ethereum.
     assert coin_row(con, "eth-ether") is None
-    assert decisions.alias_target(con, "eth-ether") == "eth-ethereum"
+    assert alias_target(con, "eth-ether") == "eth-ethereum"
 
 
 def test_accept_renames_both_coins_by_source_order(
@@ -375,7 +385,7 @@ def test_accept_renames_both_coins_by_source_order(
     # keeps its CoinGecko asset, so it stays a coin.
     assert coin_row(con, "eth-ether") == ("ETH", "Ethereum", T0 + timedelta(minutes=4))
     assert coin_row(con, "eth-ethereum") == ("ETH", "Ethereum", T0 + timedelta(minutes=3))
-    assert decisions.alias_target(con, "eth-ethereum") is None
+    assert alias_target(con, "eth-ethereum") is None
 
 
 def test_accepting_a_coins_last_asset_makes_the_coin_an_alias(
@@ -386,7 +396,7 @@ def test_accepting_a_coins_last_asset_makes_the_coin_an_alias(
     assert applied.outcome == "applied"
     assert coin_of(con, "csv", "ETH:Ethereum") == "eth-ether"
     assert coin_row(con, "eth-ethereum-csv") is None
-    assert decisions.alias_target(con, "eth-ethereum-csv") == "eth-ether"
+    assert alias_target(con, "eth-ethereum-csv") == "eth-ether"
     # CoinCap comes before CSV in source order: eth-ether keeps its name.
     assert coin_row(con, "eth-ether") == ("ETH", "Ether", T0 + timedelta(minutes=5))
     # ... and a split gives the CSV asset its coin back.
@@ -492,7 +502,7 @@ def test_a_decision_that_fails_mid_apply_leaves_every_table_unchanged(
     """The links and quotes moved, then naming the coins failed: all of it is rolled back, the
     decision is refused with the error, and the next decision still applies."""
     before = dump(con)
-    real_refresh = decisions.refresh_coins
+    real_refresh = applying.refresh_coins
     calls = 0
 
     def failing_once(*args: Any) -> None:
@@ -502,7 +512,7 @@ def test_a_decision_that_fails_mid_apply_leaves_every_table_unchanged(
             raise duckdb.IOException("disk went away")
         real_refresh(*args)
 
-    monkeypatch.setattr(decisions, "refresh_coins", failing_once)
+    monkeypatch.setattr(applying, "refresh_coins", failing_once)
 
     failed, then = decide.many(
         ("merge", {"coin_id": "eth-ethereum", "other_coin_id": "eth-ether"}),
@@ -520,6 +530,23 @@ def test_a_decision_that_fails_mid_apply_leaves_every_table_unchanged(
     }
 
 
+def test_a_duckdb_failure_mid_apply_is_recorded_as_the_store_error_saying_what_to_do(
+    con: duckdb.DuckDBPyConnection, decide: Decide, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(*args: Any) -> None:
+        raise duckdb.IOException("disk went away")
+
+    monkeypatch.setattr(applying, "refresh_coins", failing)
+
+    applied = decide("merge", coin_id="eth-ethereum", other_coin_id="eth-ether")
+
+    assert applied.outcome == "refused"
+    assert applied.detail["reason"] == (
+        "WarehouseError: applying it: IOException: disk went away; check the file and its disk "
+        "(free space, permissions), then retry"
+    )
+
+
 def test_a_bug_mid_apply_rolls_back_and_refuses_only_that_decision(
     con: duckdb.DuckDBPyConnection, decide: Decide, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -528,7 +555,7 @@ def test_a_bug_mid_apply_rolls_back_and_refuses_only_that_decision(
     def broken(*args: Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(decisions, "refresh_coins", broken)
+    monkeypatch.setattr(applying, "refresh_coins", broken)
 
     applied = decide("merge", coin_id="eth-ethereum", other_coin_id="eth-ether")
 
@@ -605,7 +632,7 @@ def test_a_malformed_inbox_file_is_set_aside_with_its_reason_never_dropped(
     bad = inbox / "20261125T120000000000Z-bad.json"
     bad.write_bytes(content)
 
-    with caplog.at_level(logging.ERROR, logger="store.decisions"):
+    with caplog.at_level(logging.ERROR, logger="store.resolution.inbox"):
         assert import_inbox(con, inbox) == 1
 
     rejected = inbox.parent / "rejected"
@@ -627,7 +654,7 @@ def test_a_crash_between_commit_and_archiving_imports_nothing_twice(
         raise OSError("power cut")
 
     with monkeypatch.context() as patched:
-        patched.setattr(decisions.os, "replace", crash)
+        patched.setattr(inbox_files.os, "replace", crash)
         with pytest.raises(OSError, match="power cut"):
             import_inbox(con, inbox)
 
@@ -647,7 +674,7 @@ def test_operator_links_name_their_decision_for_the_overrides_file(
         note="same contract",
     )
 
-    assert decisions.operator_links(con) == [
+    assert operator_links(con) == [
         (
             "coincap",
             "ethereum",
