@@ -26,6 +26,7 @@ from flows.delivery import delivery_sha256
 from flows.extract import Extracted
 from flows.faults import fault_point
 from flows.resolution import (
+    WEAK_METHODS,
     Crosswalk,
     Evidence,
     Override,
@@ -36,7 +37,13 @@ from flows.sources import SOURCE_NAMES
 from flows.transform import Validated, transform_raw_files
 from store import merge, runs
 from store.connection import transaction
-from store.resolution import applied_since, nearest_quotes, stored_evidence
+from store.resolution import (
+    ResolverMerge,
+    applied_since,
+    apply_resolver_merges,
+    nearest_quotes,
+    stored_evidence,
+)
 from store.schema import QUOTES, QUOTES_KEY, SEEN
 
 
@@ -142,11 +149,13 @@ def load_source(
             gather_evidence(con, validated.quotes, overrides, crosswalk or {}),
             run_id=result.run_id,
         )
+        _apply_relinks(con, resolution, result.run_id)
         delivered = _with_coin_ids(validated.quotes, resolution)
         fresh = _newer_than_stored(con, result.source, delivered)
         merge.merge_coins(con, resolution.new_coins)
         touched = merge.merge_source_ids(con, _with_snapshot_times(resolution.mappings, fresh))
         merge.merge_review(con, resolution.review)
+        merge.reopen_review(con, resolution.reopened)
         merge.refresh_coins(con, touched, list(SOURCE_NAMES))
         counts = merge.merge_quotes(con, fresh)
         merge.merge_quarantine(con, validated.quarantine)
@@ -185,7 +194,7 @@ def gather_evidence(
 ) -> Evidence:
     """What the warehouse knows that bears on the batch's assets (see
     :func:`store.resolution.stored_evidence`), with the curated files and the market lookup."""
-    stored = stored_evidence(con, quotes)
+    stored = stored_evidence(con, quotes, WEAK_METHODS)
     if not stored.new_assets:
         return Evidence(stored.mappings, frozenset(), overrides, crosswalk)
     return Evidence(
@@ -198,7 +207,34 @@ def gather_evidence(
         rejected=stored.rejected,
         aliases=stored.aliases,
         market=lambda pairs: nearest_quotes(con, pairs),
+        pending_review=stored.pending_review,
     )
+
+
+def _apply_relinks(con: duckdb.DuckDBPyConnection, resolution: Resolution, run_id: str) -> None:
+    """Assets waiting in review whose evidence now clears the bar: their coins merge into the
+    candidates, as decisions of the resolver's in the decision log."""
+    if not resolution.relinks:
+        return
+    merges = [
+        ResolverMerge(
+            source=r.source,
+            source_asset_id=r.source_asset_id,
+            coin_id=r.candidate_coin_id,
+            other_coin_id=r.coin_id,
+            method=r.method,
+            confidence=r.confidence,
+            evidence=r.evidence,
+        )
+        for r in resolution.relinks
+    ]
+    for applied in apply_resolver_merges(con, merges, run_id, list(SOURCE_NAMES)):
+        # The decider merges only coins no source holds an asset in both of; a refusal means
+        # the warehouse changed under it, and the batch's coin ids would be wrong: roll back.
+        if applied.outcome == "refused":
+            raise RuntimeError(
+                f"resolution's merge {applied.decision_id} was refused: {applied.detail}"
+            )
 
 
 def _with_coin_ids(quotes: pl.DataFrame, resolution: Resolution) -> pl.DataFrame:

@@ -265,3 +265,33 @@ def merge_contracts(con: duckdb.DuckDBPyConnection, contracts: pl.DataFrame) -> 
 def merge_review(con: duckdb.DuckDBPyConnection, review: pl.DataFrame) -> int:
     """Queue new candidates; one already queued (pending or decided) is left as it is."""
     return _insert_new(con, "resolution_review", review, RESOLUTION_REVIEW, RESOLUTION_REVIEW_KEY)
+
+
+def reopen_review(con: duckdb.DuckDBPyConnection, review: pl.DataFrame) -> int:
+    """Queue candidates again: new ones are inserted, and one an automatic merge had settled
+    (``superseded``) is pending again with the new evidence. A pending row, or one an operator
+    decided, is left as it is."""
+    if review.is_empty():
+        return 0
+    _stage(con, "stage_reopened", review, RESOLUTION_REVIEW)
+    try:
+        rows = con.execute(
+            f"""
+            insert into resolution_review ({_columns(RESOLUTION_REVIEW)})
+            select {_columns(RESOLUTION_REVIEW)} from stage_reopened
+            on conflict ({", ".join(RESOLUTION_REVIEW_KEY)}) do update set
+                status = 'pending',
+                method = excluded.method,
+                confidence = excluded.confidence,
+                evidence = excluded.evidence,
+                proposed_by_run = excluded.proposed_by_run,
+                proposed_at = excluded.proposed_at,
+                decided_by = null,
+                decision_id = null
+            where resolution_review.status = 'superseded'
+            returning 1
+            """
+        ).fetchall()
+    finally:
+        con.unregister("stage_reopened")
+    return len(rows)

@@ -37,7 +37,7 @@ from flows.resolution.names import (
 )
 from flows.resolution.scoring import NameRelation, ScoredMethod, score
 from flows.sources import SOURCE_NAMES
-from store.resolution import MARKET_LOOKUP
+from store.resolution import MARKET_LOOKUP, PENDING_REVIEW
 from store.schema import (
     ASSET_CONTRACTS,
     COIN_SOURCE_IDS,
@@ -59,10 +59,6 @@ Method = Literal[
 ]  # fmt: skip
 WEAK_METHODS = frozenset({"names_ids"})
 """Links no market confirmed: a market that later contradicts one sends it back to review."""
-PENDING = pl.Schema(
-    {"source": pl.String(), "source_asset_id": pl.String(), "candidate_coin_id": pl.String()}
-)
-"""Pending review rows: an asset and a coin it may be."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +81,9 @@ class Evidence:
     aliases: Mapping[str, str] = field(default_factory=dict)
     """Merged coin id -> the coin it lives on as."""
     market: MarketLookup | None = None
-    pending_review: pl.DataFrame = field(default_factory=PENDING.to_frame)
-    """:data:`PENDING` rows of the batch's mapped assets: looked at again."""
+    pending_review: pl.DataFrame = field(default_factory=PENDING_REVIEW.to_frame)
+    """:data:`store.resolution.PENDING_REVIEW` rows of the batch's mapped assets: looked at
+    again."""
 
 
 @dataclass(frozen=True)

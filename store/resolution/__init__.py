@@ -44,18 +44,26 @@ Where it lives: :mod:`~store.resolution.model` (the decision), :mod:`~store.reso
 and apply share).
 """
 
-from store.resolution.apply import Applied, applied_since, apply_pending, reset_applied
+from store.resolution.apply import (
+    Applied,
+    ResolverMerge,
+    applied_since,
+    apply_pending,
+    apply_resolver_merges,
+    reset_applied,
+)
 from store.resolution.checks import Refusal, check
 from store.resolution.evidence import (
     MARKET_FOUND,
     MARKET_LOOKUP,
     MARKET_WINDOW,
+    PENDING_REVIEW,
     StoredEvidence,
     nearest_quotes,
     stored_evidence,
 )
 from store.resolution.inbox import import_inbox, write_inbox
-from store.resolution.model import OPERATOR, Action, Decision, Outcome, new_decision
+from store.resolution.model import OPERATOR, RESOLVER, Action, Decision, Outcome, new_decision
 from store.resolution.review import alias_target, decision_log, operator_links, review_queue
 
 __all__ = [
@@ -63,15 +71,19 @@ __all__ = [
     "MARKET_LOOKUP",
     "MARKET_WINDOW",
     "OPERATOR",
+    "PENDING_REVIEW",
+    "RESOLVER",
     "Action",
     "Applied",
     "Decision",
     "Outcome",
     "Refusal",
+    "ResolverMerge",
     "StoredEvidence",
     "alias_target",
     "applied_since",
     "apply_pending",
+    "apply_resolver_merges",
     "check",
     "decision_log",
     "import_inbox",

@@ -16,7 +16,14 @@ from store.errors import from_duckdb
 from store.merge import refresh_coins
 from store.resolution.checks import check
 from store.resolution.links import Link, alias_of, coin_row, link_of, links_of
-from store.resolution.model import DECISION_FILE, OPERATOR, Decision, Outcome
+from store.resolution.model import (
+    DECISION_FILE,
+    OPERATOR,
+    RESOLVER,
+    Decision,
+    Outcome,
+    new_decision,
+)
 from store.schema import suffixed_coin_id
 
 logger = logging.getLogger(__name__)
@@ -194,6 +201,19 @@ class _Context:
         )
 
     def move_as_operator(self, link: Link, coin_id: str, **facts: object) -> None:
+        """Move a link as the decision's: an operator's link is confident; one the resolver's
+        merge carries along keeps the method and evidence it was linked on."""
+        if self.decision.decided_by == RESOLVER:
+            self.move(
+                link.source,
+                link.source_asset_id,
+                coin_id,
+                method=link.method,
+                confidence=link.confidence,
+                evidence=link.evidence,
+                decided_by_run=link.decided_by_run,
+            )
+            return
         self.move(
             link.source,
             link.source_asset_id,
@@ -380,8 +400,10 @@ _APPLY: dict[str, Callable[[_Context], tuple[dict[str, Any], set[str]]]] = {
 
 
 def reset_applied(con: duckdb.DuckDBPyConnection) -> int:
-    """Mark every applied decision pending again (a rebuild re-applies them); refused ones stay
-    refused. Returns how many."""
+    """Mark every applied operator decision pending again (a rebuild re-applies them); refused
+    ones stay refused. The resolver's own merges are dropped: the rebuilt loads decide them
+    again. Returns how many are pending."""
+    con.execute("delete from resolution_decisions where decided_by = ?", [RESOLVER])
     rows = con.execute(
         """
         update resolution_decisions
@@ -401,3 +423,58 @@ def applied_since(con: duckdb.DuckDBPyConnection, moment: datetime | None) -> bo
         [moment],
     ).fetchall()
     return bool(rows[0][0])
+
+
+@dataclass(frozen=True)
+class ResolverMerge:
+    """A merge resolution makes itself: an asset waiting in review (``source``,
+    ``source_asset_id``) whose evidence now clears the bar; its coin ``other_coin_id`` merges into
+    ``coin_id`` and its link takes ``method``, ``confidence`` and ``evidence``."""
+
+    source: str
+    source_asset_id: str
+    coin_id: str
+    other_coin_id: str
+    method: str
+    confidence: float
+    evidence: str
+
+
+def apply_resolver_merges(
+    con: duckdb.DuckDBPyConnection,
+    merges: Sequence[ResolverMerge],
+    run_id: str,
+    source_order: Sequence[str],
+) -> list[Applied]:
+    """Record and apply each merge as a ``merge`` decision by :data:`RESOLVER`, inside the
+    caller's transaction (the load that found the evidence), so the decision log explains it and
+    an operator can split it like any merge. The asset's review row becomes ``superseded``."""
+    done = []
+    for merge in merges:
+        decision = new_decision(
+            "merge",
+            coin_id=merge.coin_id,
+            other_coin_id=merge.other_coin_id,
+            decided_by=RESOLVER,
+            note=f"{merge.source}/{merge.source_asset_id}: the evidence now clears the bar",
+        )
+        con.execute(
+            f"insert into resolution_decisions ({', '.join(DECISION_FILE)}) "
+            f"values ({', '.join('?' * len(DECISION_FILE))})",
+            [getattr(decision, column) for column in DECISION_FILE],
+        )
+        applied = _apply_one(con, decision, run_id, source_order)
+        if applied.outcome == "applied":
+            con.execute(
+                """
+                update coin_source_ids
+                set method = ?, confidence = ?, evidence = ?, decided_by_run = ?
+                where source = ? and source_asset_id = ?
+                """,
+                [
+                    merge.method, merge.confidence, merge.evidence, run_id,
+                    merge.source, merge.source_asset_id,
+                ],
+            )  # fmt: skip
+        done.append(applied)
+    return done

@@ -4,7 +4,7 @@ applied accept/reject decisions; and the market lookup (:func:`nearest_quotes`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -40,14 +40,24 @@ MARKET_FOUND = pl.Schema(
 """What :func:`nearest_quotes` finds."""
 
 
+PENDING_REVIEW = pl.Schema(
+    {"source": pl.String(), "source_asset_id": pl.String(), "candidate_coin_id": pl.String()}
+)
+"""A pending review row: an asset, and a coin it may be."""
+
+
 @dataclass(frozen=True)
 class StoredEvidence:
     """What the warehouse holds on a batch's assets."""
 
     mappings: pl.DataFrame
-    """(source, source_asset_id, coin_id, symbol, name, match_key) of every mapped asset."""
+    """(source, source_asset_id, coin_id, symbol, name, match_key, method) of every mapped
+    asset."""
     new_assets: bool = False
-    """The batch holds an asset not mapped yet; only then are the fields below read."""
+    """The batch holds an asset to decide (not mapped yet, waiting in review, or linked by a
+    method the caller rechecks); only then are the fields below read."""
+    pending_review: pl.DataFrame = field(default_factory=PENDING_REVIEW.to_frame)
+    """:data:`PENDING_REVIEW` rows of the batch's assets."""
     coin_ids: frozenset[str] = frozenset()
     contracts: pl.DataFrame = field(default_factory=ASSET_CONTRACTS.to_frame)
     """:data:`store.schema.ASSET_CONTRACTS` rows."""
@@ -59,14 +69,38 @@ class StoredEvidence:
     """Merged coin id -> the coin it lives on as."""
 
 
-def stored_evidence(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> StoredEvidence:
+def stored_evidence(
+    con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame, recheck: Collection[str] = ()
+) -> StoredEvidence:
     """What the warehouse knows that bears on the batch's assets. Contracts, decisions and
-    aliases are read only when the batch holds an asset not mapped yet (a re-run never does)."""
+    aliases are read only when the batch holds an asset to decide: one not mapped yet, one
+    waiting in review, or one linked by a method in ``recheck`` (a re-run over settled assets
+    reads none of them)."""
     stored = con.sql(
-        "select source, source_asset_id, coin_id, symbol, name, match_key from coin_source_ids"
+        "select source, source_asset_id, coin_id, symbol, name, match_key, method "
+        "from coin_source_ids"
     ).pl()
     link = ["source", "source_asset_id"]
-    if quotes.select(link).unique().join(stored, on=link, how="anti").is_empty():
+    batch = quotes.select(link).unique()
+    con.register("batch_assets", batch)
+    try:
+        pending = con.execute(
+            """
+            select r.source, r.source_asset_id, r.candidate_coin_id
+            from resolution_review as r
+            semi join batch_assets as b using (source, source_asset_id)
+            where r.status = 'pending'
+            order by all
+            """
+        ).pl()
+    finally:
+        con.unregister("batch_assets")
+    weak = stored.join(batch, on=link, how="semi").filter(pl.col("method").is_in(list(recheck)))
+    if (
+        batch.join(stored, on=link, how="anti").is_empty()
+        and pending.is_empty()
+        and weak.is_empty()
+    ):
         return StoredEvidence(stored)
     coin_ids = frozenset(con.sql("select coin_id from coins").pl()["coin_id"].to_list())
     decisions = con.execute(
@@ -90,6 +124,7 @@ def stored_evidence(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> Sto
     return StoredEvidence(
         mappings=stored,
         new_assets=True,
+        pending_review=pending.cast(PENDING_REVIEW),
         coin_ids=coin_ids,
         contracts=con.sql(f"select {', '.join(ASSET_CONTRACTS)} from asset_contracts").pl(),
         accepted=accepted,

@@ -12,6 +12,8 @@ import polars as pl
 
 Action = Literal["accept", "reject", "merge", "split"]
 Outcome = Literal["pending", "applied", "refused"]
+RESOLVER = "kasparro-resolver"
+"""``decided_by`` of the merges resolution makes itself when later evidence clears the bar."""
 OPERATOR = "operator"
 """The method of a link an operator's decision set."""
 
