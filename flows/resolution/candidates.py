@@ -13,9 +13,9 @@ from flows.resolution.market import Observation
 from flows.resolution.names import (
     KEY_SEPARATOR,
     IdRelation,
-    _base,
     _name_tokens,
     id_slugs,
+    joined_slugs,
     match_key,
     natural_coin_id,
 )
@@ -97,7 +97,7 @@ class Entry(NamedTuple):
 class Block:
     """The mapped assets sharing a normalised symbol, indexed by name and id: a similar name
     shares a word or its first four letters (words run together) with the name it resembles;
-    related ids share a slug, whole, without separators, or without a numeric suffix."""
+    related ids share a slug once separators are dropped."""
 
     entries: list[Entry] = field(default_factory=list)
     index: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -118,12 +118,10 @@ class Block:
 
 
 def _id_tokens(slugs: frozenset[str]) -> set[str]:
-    return {"#" + s.replace("-", "") for s in slugs} | {
-        "#" + _base(s).replace("-", "") for s in slugs
-    }
+    return {"#" + s for s in joined_slugs(slugs)}
 
 
-_ID_RANK: dict[IdRelation | None, int] = {None: 0, "namesake": 1, "joined": 2, "exact": 3}
+_ID_RANK: dict[IdRelation | None, int] = {None: 0, "joined": 1, "exact": 2}
 
 
 @dataclass
@@ -139,6 +137,8 @@ class Lead:
     """The most similar name among the coin's assets."""
     ids: IdRelation | None = None
     their_id: str | None = None
+    symbol_differs: bool = False
+    """Found through its ids alone: no coin of the asset's symbol relates to it."""
 
     def relate(
         self, entry: Entry, names: NameRelation | None, similarity: float, ids: IdRelation | None
@@ -153,7 +153,7 @@ class Lead:
     @property
     def related(self) -> bool:
         """Names or ids point to the coin (not the symbol alone)."""
-        return self.names is not None or self.ids in ("exact", "joined")
+        return self.names is not None or self.ids is not None
 
 
 @dataclass

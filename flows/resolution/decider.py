@@ -32,8 +32,10 @@ from flows.resolution.names import (
     _similar,
     compare_ids,
     id_slugs,
+    joined_slugs,
     match_key,
     name_similarity,
+    same_name,
 )
 from flows.resolution.scoring import NameRelation, ScoredMethod, score
 from flows.sources import SOURCE_NAMES
@@ -266,6 +268,14 @@ class _Decider:
         ):
             entry = Entry(source, asset, coin, name, key, id_slugs(asset, symbol))
             self.by_symbol[key.split(KEY_SEPARATOR)[0]].add(entry)
+        self.by_slug: dict[str, list[Entry]] = defaultdict(list)
+        """Every mapped asset by the joined slugs of its id: a ticker may have changed."""
+        for source, asset, coin, symbol, name, key in stored.select(
+            "source", "source_asset_id", "coin_id", "symbol", "name", "match_key"
+        ).iter_rows():
+            entry = Entry(source, asset, coin, name, key, id_slugs(asset, symbol))
+            for slug in joined_slugs(entry.slugs):
+                self.by_slug[slug].append(entry)
         self.coin_of = {
             (s, a): c
             for s, a, c in stored.select("source", "source_asset_id", "coin_id").iter_rows()
@@ -298,12 +308,7 @@ class _Decider:
         """The coins worth weighing, with what points to each: a shared contract, identical or
         similar names (the coin named after the asset counts as identical), related ids, or the
         symbol alone when at most :data:`SYMBOL_ONLY_MAX` coins share it (a renamed asset)."""
-        leads: dict[str, Lead] = {}
-        for contract in sorted(self.contracts_of.get((row.source, row.asset), ())):
-            for holder in sorted(self.holders[contract]):
-                if holder[0] != row.source and holder in self.coin_of:
-                    coin = self.known.canonical(self.coin_of[holder])
-                    leads.setdefault(coin, Lead()).contracts.append(contract)
+        leads = self._contract_leads(row)
         symbol_only: set[str] = set()
         block = self.by_symbol.get(row.symbol_key)
         slugs = row.slugs
@@ -311,21 +316,21 @@ class _Decider:
             if entry.source == row.source:
                 continue
             coin = self.known.canonical(entry.coin)
-            identical = entry.key == row.key
-            similar = not identical and _similar(row.name, entry.name)
+            names = _names(row, entry)
             ids = compare_ids(slugs, entry.slugs)
-            if not identical and not similar and ids not in ("exact", "joined"):
+            if names is None and ids is None:
                 symbol_only.add(coin)
-                if ids == "namesake":
-                    leads.setdefault(coin, Lead()).relate(entry, None, 0.0, ids)
                 continue
-            similarity = (
-                1.0 if identical else name_similarity(row.name, entry.name) if similar else 0.0
-            )
-            names: NameRelation | None = (
-                "identical" if identical else "similar" if similar else None
-            )
+            similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
             leads.setdefault(coin, Lead()).relate(entry, names, similarity, ids)
+        if not any(lead.related for lead in leads.values()):
+            # A ticker that changed (GNT and GLM): the ids may still name the coin.
+            for entry in self._same_ids(row):
+                coin = self.known.canonical(entry.coin)
+                names = _names(row, entry)
+                lead = leads.setdefault(coin, Lead(symbol_differs=True))
+                similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
+                lead.relate(entry, names, similarity, compare_ids(slugs, entry.slugs))
         if (natural := self.known.canonical(row.natural)) in self.known.taken:
             lead = leads.setdefault(natural, Lead())
             lead.names, lead.similarity, lead.name = "identical", 1.0, row.name
@@ -338,22 +343,44 @@ class _Decider:
                 leads.setdefault(coin, Lead())
         return leads
 
+    def _contract_leads(self, row: AssetRow) -> dict[str, Lead]:
+        leads: dict[str, Lead] = {}
+        for contract in sorted(self.contracts_of.get((row.source, row.asset), ())):
+            for holder in sorted(self.holders[contract]):
+                if holder[0] != row.source and holder in self.coin_of:
+                    coin = self.known.canonical(self.coin_of[holder])
+                    leads.setdefault(coin, Lead()).contracts.append(contract)
+        return leads
+
     def _unique(self, row: AssetRow, leads: Mapping[str, Lead], lead: Lead) -> bool:
-        """No other asset of either source shares the asset's symbol with a name as close: no
-        twin in its own source, and no other coin with a name as close in the others."""
-        if lead.names is None or (row.source, row.key) in self.twins:
+        """The key is unique: no twin of the asset in its own source (same symbol and name), and
+        no other coin the names point to as closely (the identical names, if any) or, failing
+        names, the ids."""
+        if not lead.related or (row.source, row.key) in self.twins:
             return False
         block = self.by_symbol.get(row.symbol_key)
         for entry in block.near(row.name, row.slugs) if block else ():
-            if entry.source == row.source and entry.asset != row.asset and entry.key == row.key:
+            if (
+                entry.source == row.source
+                and entry.asset != row.asset
+                and _names(row, entry) == "identical"
+            ):
                 return False
         rivals = [
             other for other in leads.values()
-            if other is not lead
-            and other.names is not None
-            and (lead.names == "similar" or other.names == "identical")
+            if other is not lead and other.related and _as_close(other, lead)
         ]  # fmt: skip
         return not rivals
+
+    def _same_ids(self, row: AssetRow) -> list[Entry]:
+        """Entries of other sources whose ids share a slug with the asset's, any symbol."""
+        found = {
+            entry
+            for slug in joined_slugs(row.slugs)
+            for entry in self.by_slug.get(slug, ())
+            if entry.source != row.source
+        }
+        return sorted(found)
 
     def _market(self, subjects: Iterable[AssetRow]) -> dict[tuple[str, str, str], Observation]:
         pairs = [
@@ -395,6 +422,8 @@ class _Decider:
         self.coin_of[(row.source, row.asset)] = coin
         entry = Entry(row.source, row.asset, coin, row.name, row.key, row.slugs)
         self.by_symbol[row.symbol_key].add(entry)
+        for slug in joined_slugs(entry.slugs):
+            self.by_slug[slug].append(entry)
         self.batch_observations[coin].append((row.source, row.observation))
         self.coin_contracts[coin] |= self.contracts_of.get((row.source, row.asset), set())
 
@@ -457,6 +486,8 @@ class _Decider:
                 details |= {"name_similarity": lead.similarity, "candidate_name": lead.name}
             if lead.ids is not None:
                 details |= {"ids": lead.ids, "candidate_id": lead.their_id}
+            if lead.symbol_differs:
+                details["symbol"] = "differs: found through the ids"
             confidence = scored.confidence
             theirs = self.coin_contracts.get(coin, set())
             if any(
@@ -630,12 +661,11 @@ class _Decider:
         if crossed and crossed.confidence >= LINK_THRESHOLD:
             facts |= crossed.evidence
             return crossed.coin_id, "crosswalk", crossed.confidence, []
-        candidates = sorted(
+        candidates = _best_per_coin(
             [
                 c for c in self._candidates(row)
                 if c.confidence >= REVIEW_THRESHOLD and self.known.free_for(c.coin_id, row.source)
-            ] + ([crossed] if crossed else []),
-            key=lambda c: (-c.confidence, c.coin_id),
+            ] + ([crossed] if crossed else [])
         )  # fmt: skip
         facts["candidates"] = [
             {"coin_id": c.coin_id, "method": c.method, "confidence": c.confidence}
@@ -650,6 +680,31 @@ class _Decider:
         coin = self.known.found_id(row.natural, row.source, row.asset)
         confidence = round(1.0 - best.confidence, 4) if best else 1.0
         return coin, "new", confidence, candidates
+
+
+def _best_per_coin(candidates: list[Candidate]) -> list[Candidate]:
+    """The strongest candidate of each coin (a crosswalk and the names may both name one),
+    strongest first."""
+    best: dict[str, Candidate] = {}
+    for c in sorted(candidates, key=lambda c: (-c.confidence, c.coin_id, c.method)):
+        best.setdefault(c.coin_id, c)
+    return list(best.values())
+
+
+def _names(row: AssetRow, entry: Entry) -> NameRelation | None:
+    if entry.key == row.key or same_name(row.name, entry.name):
+        return "identical"
+    return "similar" if _similar(row.name, entry.name) else None
+
+
+def _as_close(other: Lead, lead: Lead) -> bool:
+    """Whether ``other`` is pointed to as closely as ``lead``: by identical names when the lead
+    has them, by names when it has only similar ones, by anything when it has only ids."""
+    if lead.names == "identical":
+        return other.names == "identical"
+    if lead.names == "similar":
+        return other.names is not None
+    return True
 
 
 def _keys(stored: pl.DataFrame) -> set[tuple[str, str]]:

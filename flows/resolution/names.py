@@ -83,8 +83,14 @@ def natural_coin_id(symbol: str, name: str) -> str:
 
 # --- source ids ----------------------------------------------------------------------------------
 
-IdRelation = Literal["exact", "joined", "namesake"]
-_DISAMBIGUATED = re.compile(r"^(?P<base>.*[a-z].*)-(?P<n>\d{1,3})$")
+IdRelation = Literal["exact", "joined"]
+
+
+@lru_cache(maxsize=1 << 18)
+def same_name(a: str, b: str) -> bool:
+    """Names identical once normalised, or once generic words and the spaces between words are
+    dropped too (``Synthetix Network Token`` / ``Synthetix Network``, ``KZ Cash`` / ``Kzcash``)."""
+    return normalise(a) == normalise(b) or "".join(_name_words(a)) == "".join(_name_words(b))
 
 
 @lru_cache(maxsize=1 << 18)
@@ -92,7 +98,8 @@ def id_slugs(asset_id: str, symbol: str) -> frozenset[str]:
     """The name slugs a source id carries. Sources mint ids from an asset's name when they list
     it and never change them, so an id remembers the name an asset was listed under:
 
-    * CoinGecko and CoinCap ids are the name slug (``bitcoin-cash``);
+    * CoinGecko and CoinCap ids are the name slug (``bitcoin-cash``); a later asset that takes a
+      listed name gets a numeric suffix (``dash-2``), which keeps it apart;
     * CoinPaprika ids are ``<symbol>-<name slug>`` (``bch-bitcoin-cash``): the symbol prefix is
       dropped when what follows holds a letter;
     * legacy CSV ids are ``SYMBOL:Name``: the part after the last colon.
@@ -109,26 +116,19 @@ def id_slugs(asset_id: str, symbol: str) -> frozenset[str]:
     return frozenset(s for s in slugs if s)
 
 
-def _base(slug: str) -> str:
-    match = _DISAMBIGUATED.match(slug)
-    return match["base"] if match else slug
+def joined_slugs(slugs: frozenset[str]) -> frozenset[str]:
+    """The slugs without separators: ``binance-coin`` and ``binancecoin`` are one name."""
+    return frozenset(s.replace("-", "") for s in slugs)
 
 
 @lru_cache(maxsize=1 << 18)
 def compare_ids(a: frozenset[str], b: frozenset[str]) -> IdRelation | None:
-    """How two assets' id slugs (:func:`id_slugs`) relate:
-
-    * ``exact``: they share a slug (``bch-bitcoin-cash`` and ``bitcoin-cash``);
-    * ``joined``: they share one once separators are dropped (``binance-coin`` and
-      ``binancecoin``, ``cro-cryptocom-chain`` and ``crypto-com-chain``);
-    * ``namesake``: they share one only once a numeric suffix is dropped (``neutron`` and
-      ``neutron-3``). A source adds such a suffix when a later asset takes a name an earlier one
-      already listed, so the two ids name different assets: contrary evidence;
-    * ``None``: nothing in common."""
+    """How two assets' id slugs (:func:`id_slugs`) relate: ``exact``, they share a slug
+    (``bch-bitcoin-cash`` and ``bitcoin-cash``); ``joined``, they share one once separators are
+    dropped (``binance-coin`` and ``binancecoin``, ``cro-cryptocom-chain`` and
+    ``crypto-com-chain``); else ``None``."""
     if a & b:
         return "exact"
-    if {s.replace("-", "") for s in a} & {s.replace("-", "") for s in b}:
+    if joined_slugs(a) & joined_slugs(b):
         return "joined"
-    if {_base(s) for s in a} & {_base(s) for s in b}:
-        return "namesake"
     return None

@@ -11,24 +11,29 @@ names identical (normalised)             +0.60   yes
 names similar (>= ``NAME_SIMILAR``)      +0.40   yes
 ids share a name slug (``id_slugs``)     +0.60   yes: a source mints an id from the name it
                                                  lists an asset under and keeps it
-ids share a slug but for separators      +0.50   yes (``binance-coin`` / ``binancecoin``)
-key unique, identical names              +0.30   yes: no other asset of either source has this
-                                                 symbol and name
-key unique, similar names                +0.20   as above, among similar names
+ids share a slug but for separators      +0.60   yes (``binance-coin`` / ``binancecoin``)
+key unique                               +0.30   yes: the coin is the only one of the other
+                                                 sources with this symbol that the names (the
+                                                 identical ones, if any) or ids point to, and
+                                                 the asset's own source lists no twin
+key unique, similar names only           +0.20   as above
 market corroborated (price and market    +0.50   no: only quotes within the market window;
 cap or rank agree)                               less 0.01 per day between them
 market agrees (price only)               +0.35   as above
 rank close (no price agreement)          +0.10   as above
-ids are namesakes (``neutron`` /         -0.40   yes: a source suffixes the id of a later asset
-``neutron-3``)                                   that took an earlier one's name
 market contradicts                       cap     the prices are further apart than the time
                                          0.40    between them explains
 =======================================  ======  =============================================
 
 So identical names and one id slug link (1.2, capped 0.99) whatever the time between the sources'
-captures; identical names link on their own only where no other asset shares the symbol and name
-(0.9); similar names need the ids or the market; the symbol with a market that corroborates, or
-with the ids alone (a renamed asset), only proposes a review. A missing market quote weighs
+captures; identical names, or the ids, link on their own only where the key is unique (0.9);
+similar names need the ids or the market; the symbol with a market that corroborates only
+proposes a review. Names are identical once normalised, generic words (``token``, ``network``)
+and the spaces between words dropped.
+
+An asset whose symbol no related coin shares (a ticker that changed: GNT and GLM, MIOTA and
+IOTA) is also weighed against the coins whose ids share a slug with its id, whatever their
+symbol; the same weights apply. A missing market quote weighs
 nothing either way: missing evidence is not contrary evidence.
 """
 
@@ -43,22 +48,21 @@ from flows.resolution.names import IdRelation
 NameRelation = Literal["identical", "similar"]
 Kind = Literal[
     "names_identical", "names_similar", "ids_exact", "ids_joined", "key_unique",
-    "market_corroborated", "market_agrees", "rank_close", "ids_namesake",
+    "market_corroborated", "market_agrees", "rank_close",
 ]  # fmt: skip
 
 WEIGHTS: dict[Kind, float] = {
     "names_identical": 0.60,
     "names_similar": 0.40,
     "ids_exact": 0.60,
-    "ids_joined": 0.50,
+    "ids_joined": 0.60,
     "key_unique": 0.30,
     "market_corroborated": 0.50,
     "market_agrees": 0.35,
     "rank_close": 0.10,
-    "ids_namesake": -0.40,
 }
 KEY_UNIQUE_SIMILAR = 0.20
-"""``key_unique`` among similar (not identical) names."""
+"""``key_unique`` when only similar names (no identical name, no id) point to the coin."""
 MARKET_GAP_PENALTY = 0.01
 """Per day between the observations, off a market's weight."""
 CAP = 0.99
@@ -71,7 +75,7 @@ contradicting market sends back to review); ``symbol_market``: the symbol and a 
 market, nothing else (a review at most)."""
 _NAMES: dict[NameRelation, Kind] = {"identical": "names_identical", "similar": "names_similar"}
 _IDS: dict[IdRelation, Kind] = {
-    "exact": "ids_exact", "joined": "ids_joined", "namesake": "ids_namesake"
+    "exact": "ids_exact", "joined": "ids_joined"
 }  # fmt: skip
 
 
@@ -109,11 +113,11 @@ def score(
         weighed.append(Weighed(_NAMES[names], WEIGHTS[_NAMES[names]]))
     if ids:
         weighed.append(Weighed(_IDS[ids], WEIGHTS[_IDS[ids]]))
-    if names and unique:
+    related = names is not None or ids is not None
+    if related and unique:
+        similar_only = names == "similar" and ids is None
         weighed.append(
-            Weighed(
-                "key_unique", WEIGHTS["key_unique"] if names == "identical" else KEY_UNIQUE_SIMILAR
-            )
+            Weighed("key_unique", KEY_UNIQUE_SIMILAR if similar_only else WEIGHTS["key_unique"])
         )
     agrees = market.verdict == "agrees"
     if agrees:
@@ -122,7 +126,6 @@ def score(
         weighed.append(Weighed(kind, weight))
     elif market.rank_close:
         weighed.append(Weighed("rank_close", WEIGHTS["rank_close"]))
-    related = names is not None or ids in ("exact", "joined")
     if not related and not (agrees and market.corroborated):
         return None
     contradicted = market.verdict == "contradicts"

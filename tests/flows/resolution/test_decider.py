@@ -234,19 +234,66 @@ def test_identical_names_in_a_crowd_wait_for_review_unless_an_id_names_one() -> 
     assert set(coincap.review["confidence"]) == {0.6}
 
 
-def test_a_namesake_id_is_contrary_evidence() -> None:
-    """CoinGecko suffixes the id of a later asset that took an earlier one's name: ``neutron-3``
-    is not the Neutron CoinPaprika listed years before, whatever the names say."""
+def test_a_changed_ticker_is_found_through_the_ids() -> None:
+    """Golem's GNT became GLM years after CoinPaprika listed it: no coin of the symbol GNT
+    relates to it, and CoinGecko's id ``golem`` (minted from the same name) still does."""
     store = Store()
-    decide(quotes(("coinpaprika", "ntrn-neutron", "NTRN", "Neutron")), store)
+    decide(quotes(("coingecko", "golem", "glm", "Golem")), store)
     later = decide(
-        quotes(("coingecko", "neutron-3", "ntrn", "Neutron"), at=T0 + timedelta(days=1200)),
-        store,
+        quotes(("coinpaprika", "gnt-golem", "GNT", "Golem"), at=T0 - timedelta(days=1500)), store
     )
     mapping = later.mappings.row(0, named=True)
-    assert mapping["method"] == "new"
-    (queued,) = later.review.to_dicts()
-    assert json.loads(queued["evidence"])["weights"]["ids_namesake"] == -0.4
+    assert (mapping["coin_id"], mapping["method"]) == ("glm-golem", "names_ids")
+    assert json.loads(mapping["evidence"])["symbol"] == "differs: found through the ids"
+
+
+def test_ids_are_not_searched_across_symbols_when_the_symbol_finds_the_coin() -> None:
+    """CoinGecko lists Quant as ``quant-network`` (QNT) and another token as ``quant`` (QUANT):
+    CoinPaprika's ``qnt-quant`` is the first, however its id reads."""
+    store = Store()
+    decide(
+        quotes(
+            ("coingecko", "quant-network", "qnt", "Quant"),
+            ("coingecko", "quant", "quant", "QUANT"),
+        ),
+        store,
+    )
+    later = decide(
+        quotes(("coinpaprika", "qnt-quant", "QNT", "Quant"), at=T0 + timedelta(days=900)), store
+    )
+    assert coin_of(later)[("coinpaprika", "qnt-quant")] == "qnt-quant"
+    assert later.mappings["method"].to_list() == ["names_ids"]
+    assert json.loads(later.mappings["evidence"][0])["candidate_name"] == "Quant"
+    stored = dict(zip(store.mappings["source_asset_id"], store.mappings["coin_id"], strict=True))
+    assert stored["quant-network"] == "qnt-quant"
+
+
+def test_the_ids_alone_link_only_where_the_key_is_unique() -> None:
+    """Hedera Hashgraph was renamed Hedera: the ids still agree. Where the ids of two coins of
+    the symbol relate to the asset (``six`` whole, ``sixsix`` without separators), a person
+    decides."""
+    store = Store()
+    decide(quotes(("coingecko", "hedera-hashgraph", "hbar", "Hedera")), store)
+    later = decide(
+        quotes(
+            ("coinpaprika", "hbar-hedera-hashgraph", "HBAR", "Hedera Hashgraph"),
+            at=T0 + timedelta(days=700),
+        ),
+        store,
+    )
+    assert later.mappings.row(0, named=True)["coin_id"] == "hbar-hedera"
+    crowd = Store()
+    decide(
+        quotes(
+            ("coingecko", "six", "six", "Six Sigma"), ("coingecko", "sixsix", "six", "Double Sigma")
+        ),
+        crowd,
+    )
+    paprika = decide(
+        quotes(("coinpaprika", "six-six", "SIX", "SIX"), at=T0 + timedelta(days=700)), crowd
+    )
+    assert paprika.mappings.row(0, named=True)["method"] == "new"
+    assert paprika.review.height == 2
 
 
 def test_market_tolerance_widens_with_the_time_between_observations() -> None:
@@ -398,7 +445,7 @@ def test_similar_names_link_when_the_market_corroborates() -> None:
         )
     )
     assert set(coin_of(resolution).values()) == {"snx-synthetix-network"}
-    assert method_of(resolution)[("coinpaprika", "hav-havven")] == "name_similarity_market"
+    assert method_of(resolution)[("coinpaprika", "hav-havven")] == "symbol_name_market"
 
 
 def test_an_existing_mapping_is_sticky_even_when_the_asset_is_renamed() -> None:

@@ -55,20 +55,20 @@ def review(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
 def test_an_asset_waiting_in_review_is_linked_when_a_later_market_clears_the_bar(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    """Synthetix, captured 400 days apart: similar names and a unique key wait for review. A
-    later run captures both sources together, and the market corroborates."""
-    gecko = ("coingecko", "havven", "snx", "Synthetix Network")
-    paprika = ("coinpaprika", "hav-havven", "SNX", "Synthetix")
+    """Wrapped Bitcoin, captured 400 days apart: similar names and a unique key wait for review.
+    A later run captures both sources together, and the market corroborates."""
+    gecko = ("coingecko", "wrapped-bitcoin", "wbtc", "Wrapped Bitcoin")
+    paprika = ("coinpaprika", "wbtc-wrapped-btc", "WBTC", "Wrapped BTC")
     later = T0 + timedelta(days=400)
-    load(con, "r1", quotes(gecko, at=T0, market_cap=2.7e8))
-    load(con, "r2", quotes(paprika, at=later, market_cap=2.7e8))
+    load(con, "r1", quotes(gecko, at=T0, market_cap=1.2e10))
+    load(con, "r2", quotes(paprika, at=later, market_cap=1.2e10))
     gecko_coin, _ = link(con, *gecko[:2])
     own_coin, method = link(con, *paprika[:2])
     assert (own_coin != gecko_coin, method) == (True, "new")
     assert review(con) == [(*paprika[:2], gecko_coin, own_coin, "pending")]
 
-    load(con, "r3", quotes(gecko, at=later + timedelta(days=1), market_cap=2.7e8))
-    load(con, "r4", quotes(paprika, at=later + timedelta(days=1), market_cap=2.7e8))
+    load(con, "r3", quotes(gecko, at=later + timedelta(days=1), market_cap=1.2e10))
+    load(con, "r4", quotes(paprika, at=later + timedelta(days=1), market_cap=1.2e10))
 
     assert link(con, *paprika[:2]) == (gecko_coin, "name_similarity_market")
     assert review(con) == [(*paprika[:2], gecko_coin, gecko_coin, "superseded")]
