@@ -20,6 +20,7 @@ from flows.resolution.names import (
     natural_coin_id,
 )
 from flows.resolution.scoring import NameRelation
+from flows.sources import ID_STYLES
 from store.schema import suffixed_coin_id
 
 SYMBOL_ONLY_MAX = 3
@@ -54,7 +55,7 @@ class AssetRow:
 
     @property
     def slugs(self) -> frozenset[str]:
-        return id_slugs(self.asset, self.symbol)
+        return id_slugs(self.asset, self.symbol, ID_STYLES.get(self.source, "name_slug"))
 
     @classmethod
     def of(cls, row: Mapping[str, object]) -> AssetRow:

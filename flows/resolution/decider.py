@@ -38,7 +38,7 @@ from flows.resolution.names import (
     same_name,
 )
 from flows.resolution.scoring import NameRelation, ScoredMethod, score
-from flows.sources import SOURCE_NAMES
+from flows.sources import ID_STYLES, SOURCE_NAMES
 from store.resolution import MARKET_LOOKUP, PENDING_REVIEW
 from store.schema import (
     ASSET_CONTRACTS,
@@ -266,14 +266,14 @@ class _Decider:
             .select("source", "source_asset_id", "coin_id", "symbol", "name", "match_key")
             .iter_rows()
         ):
-            entry = Entry(source, asset, coin, name, key, id_slugs(asset, symbol))
+            entry = Entry(source, asset, coin, name, key, _id_slugs(source, asset, symbol))
             self.by_symbol[key.split(KEY_SEPARATOR)[0]].add(entry)
         self.by_slug: dict[str, list[Entry]] = defaultdict(list)
         """Every mapped asset by the joined slugs of its id: a ticker may have changed."""
         for source, asset, coin, symbol, name, key in stored.select(
             "source", "source_asset_id", "coin_id", "symbol", "name", "match_key"
         ).iter_rows():
-            entry = Entry(source, asset, coin, name, key, id_slugs(asset, symbol))
+            entry = Entry(source, asset, coin, name, key, _id_slugs(source, asset, symbol))
             for slug in joined_slugs(entry.slugs):
                 self.by_slug[slug].append(entry)
         self.coin_of = {
@@ -680,6 +680,10 @@ class _Decider:
         coin = self.known.found_id(row.natural, row.source, row.asset)
         confidence = round(1.0 - best.confidence, 4) if best else 1.0
         return coin, "new", confidence, candidates
+
+
+def _id_slugs(source: str, asset: str, symbol: str) -> frozenset[str]:
+    return id_slugs(asset, symbol, ID_STYLES.get(source, "name_slug"))
 
 
 def _best_per_coin(candidates: list[Candidate]) -> list[Candidate]:

@@ -9,6 +9,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Literal
 
+from flows.sources.spec import IdStyle
+
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -94,25 +96,28 @@ def same_name(a: str, b: str) -> bool:
 
 
 @lru_cache(maxsize=1 << 18)
-def id_slugs(asset_id: str, symbol: str) -> frozenset[str]:
+def id_slugs(asset_id: str, symbol: str, style: IdStyle = "name_slug") -> frozenset[str]:
     """The name slugs a source id carries. Sources mint ids from an asset's name when they list
-    it and never change them, so an id remembers the name an asset was listed under:
+    it and never change them, so an id remembers the name an asset was listed under (the
+    source's :data:`flows.sources.spec.IdStyle`):
 
-    * CoinGecko and CoinCap ids are the name slug (``bitcoin-cash``); a later asset that takes a
-      listed name gets a numeric suffix (``dash-2``), which keeps it apart;
-    * CoinPaprika ids are ``<symbol>-<name slug>`` (``bch-bitcoin-cash``): the symbol prefix is
-      dropped when what follows holds a letter;
-    * legacy CSV ids are ``SYMBOL:Name``: the part after the last colon.
-
-    The id's own slug is always among them, so ids of one style compare whole."""
+    * ``name_slug`` (CoinGecko, CoinCap): the id itself (``bitcoin-cash``); a later asset that
+      takes a listed name gets a numeric suffix (``dash-2``), which keeps it apart;
+    * ``symbol_name_slug`` (CoinPaprika, ``bch-bitcoin-cash``): also the id without its first
+      part, the symbol it was listed under (``hav-havven`` is Synthetix, SNX today), when what
+      follows holds a letter;
+    * ``symbol_colon_name`` (legacy CSV, ``BCH:Bitcoin Cash``): the part after the last colon.
+    """
     slug = _NOT_SLUG.sub("-", asset_id.casefold()).strip("-")
     slugs = {slug}
-    if ":" in asset_id:
-        slugs.add(_NOT_SLUG.sub("-", asset_id.rsplit(":", 1)[1].casefold()).strip("-"))
-    prefix = _NOT_SLUG.sub("-", normalise(symbol)).strip("-") + "-"
-    rest = slug[len(prefix) :]
-    if prefix != "-" and slug.startswith(prefix) and re.search("[a-z]", rest):
-        slugs.add(rest)
+    if style == "symbol_colon_name" and ":" in asset_id:
+        slugs = {_NOT_SLUG.sub("-", asset_id.rsplit(":", 1)[1].casefold()).strip("-")}
+    elif style == "symbol_name_slug":
+        prefix = _NOT_SLUG.sub("-", normalise(symbol)).strip("-") + "-"
+        rest = slug[len(prefix) :] if prefix != "-" and slug.startswith(prefix) else ""
+        rest = rest or slug.partition("-")[2]
+        if re.search("[a-z]", rest):
+            slugs.add(rest)
     return frozenset(s for s in slugs if s)
 
 

@@ -11,12 +11,18 @@ from typing import Any
 from flows.sources import coincap, coingecko, coinpaprika, csv_files
 from flows.sources.api import Access, ApiSource
 from flows.sources.http import Page, SourceHttp
-from flows.sources.spec import Endpoint, SourceSpec
+from flows.sources.spec import Endpoint, IdStyle, SourceSpec
 
 API_SOURCES: dict[str, ApiSource[Any]] = {
     source.spec.name: source for source in (coingecko.SOURCE, coinpaprika.SOURCE, coincap.SOURCE)
 }
 SOURCE_NAMES: tuple[str, ...] = (*API_SOURCES, csv_files.SOURCE_NAME)
+ID_STYLES: dict[str, IdStyle] = {
+    **{name: source.spec.id_style for name, source in API_SOURCES.items()},
+    # The CSV layouts' ids tell themselves apart: SYMBOL:Name, or a name slug.
+    csv_files.SOURCE_NAME: csv_files.DAILY_HISTORY.id_style,
+}
+"""How each source mints asset ids (evidence for entity resolution)."""
 
 
 def spec_for(source: str, endpoint: str) -> SourceSpec:
@@ -33,6 +39,7 @@ def spec_for(source: str, endpoint: str) -> SourceSpec:
 
 __all__ = [
     "API_SOURCES",
+    "ID_STYLES",
     "SOURCE_NAMES",
     "Access",
     "ApiSource",

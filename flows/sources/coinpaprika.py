@@ -31,6 +31,7 @@ for entity resolution, one request per platform of the crosswalk."""
 
 SPEC = SourceSpec(
     name="coinpaprika",
+    id_style="symbol_name_slug",
     title="CoinPaprika",
     natural_key=("id", "last_updated"),
     checkpoint_field="last_updated",
@@ -77,6 +78,7 @@ HISTORICAL = Endpoint(
 
 HISTORY_SPEC = SourceSpec(
     name="coinpaprika",
+    id_style="symbol_name_slug",
     title="CoinPaprika historical tickers",
     natural_key=("id (in the URL)", "timestamp"),
     checkpoint_field="last complete UTC day loaded, per coin",

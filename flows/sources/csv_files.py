@@ -32,6 +32,7 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 DAILY_HISTORY = SourceSpec(
     name=SOURCE_NAME,
     title="Legacy CSV (daily history)",
+    id_style="symbol_colon_name",
     natural_key=("Symbol", "Name", "Date"),
     checkpoint_field="file sha256",
     columns={

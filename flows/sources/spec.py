@@ -18,6 +18,11 @@ RecordFormat = Literal["json", "csv", "series"]
 ``[epoch_ms, value]`` pairs, with more series of the same timestamps in the envelope (CoinGecko's
 market charts)."""
 Kind = Literal["snapshot", "history"]
+IdStyle = Literal["name_slug", "symbol_name_slug", "symbol_colon_name"]
+"""How a source mints its asset ids, which entity resolution reads as evidence: ``name_slug``
+(CoinGecko, CoinCap: ``bitcoin-cash``), ``symbol_name_slug`` (CoinPaprika: ``bch-bitcoin-cash``,
+the symbol at listing time first), ``symbol_colon_name`` (the legacy CSV: ``BCH:Bitcoin Cash``;
+an id without a colon is read as a name slug)."""
 Role = Literal["quotes", "contracts"]
 """What an endpoint's records are: quotes (staged into the warehouse's quotes) or contract
 addresses of assets (identity evidence for entity resolution, see flows.transform.contracts)."""
@@ -112,6 +117,7 @@ class SourceSpec:
     """Quote endpoints, then any contract endpoints (``role="contracts"``) of the source."""
     sentinel_nulls: Mapping[str, str] = field(default_factory=dict)
     """Canonical field -> served value that means "unknown" (CoinPaprika's ``max_supply: 0``)."""
+    id_style: IdStyle = "name_slug"
 
     def __post_init__(self) -> None:
         unknown = set(self.columns) - set(CANONICAL_FIELDS)
