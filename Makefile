@@ -66,6 +66,10 @@ bench-full: $(STAMP) ## Full benchmarks: 1M and 10M quotes (generating 10M takes
 	$(UV) sync --locked --group bench --python $(PYTHON)
 	$(BIN)/python -m bench.run --full
 
+.PHONY: resolution-eval
+resolution-eval: $(STAMP) ## Entity resolution on the real captures (../shared) and the time-shifted demo (~1 min)
+	$(BIN)/python -m bench.resolution_eval
+
 .PHONY: clean
 clean: ## Remove the environments and local runtime data
 	rm -rf $(VENV) .tools data/local .pytest_cache .mypy_cache .ruff_cache .bench-cache
