@@ -16,8 +16,8 @@ subprocess with an empty overrides file (the header only) and no crosswalk, and 
 ``data/resolution_labels.csv`` from the published snapshot.
 
 Prints precision, recall and F1 overall and per category, the assets sent to review, the coins
-founded, and the first wrong merges and missed links. It asserts nothing and exits 0 (a failure
-to run at all is an error).
+founded, and the first wrong merges and missed links. It asserts nothing and exits 0; 2 when the
+real captures are not found.
 """
 
 from __future__ import annotations
@@ -290,7 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: list[str] = []
     if args.only in (None, "real"):
         realdata = shared_dir() / "realdata"
-        outcome, runs = evaluate_real(read_labels(REAL_LABELS), realdata)
+        try:
+            outcome, runs = evaluate_real(read_labels(REAL_LABELS), realdata)
+        except FileNotFoundError as exc:
+            print(f"resolution-eval: {exc}", file=sys.stderr)
+            return 2
         out += [f"real captures ({realdata}), one run each, no overrides, no crosswalk:", *runs, ""]
         out += format_outcome(f"Real captures against {REAL_LABELS}", outcome, args.show)
         print("\n".join(out), flush=True)
