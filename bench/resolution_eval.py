@@ -79,6 +79,8 @@ class Outcome:
     seconds: float
     quarantined: int | None = None
     """Records the ingest quarantined (the demo only)."""
+    observed: str = ""
+    """Per source, the days its loaded quotes were observed on (the demo only: shows the shift)."""
 
 
 # --- real captures, in memory ---------------------------------------------------------------------
@@ -233,9 +235,20 @@ def evaluate_demo(
         ).fetchone() or (0, 0)
         (coins,) = con.execute("select count(*) from coins").fetchone() or (0,)
         (quarantined,) = con.execute("select count(*) from quarantine").fetchone() or (0,)
+        days = con.execute(
+            """
+            select source, min(observed_at)::date, max(observed_at)::date
+            from quotes
+            group by source
+            order by source
+            """
+        ).fetchall()
     finally:
         con.close()
-    return Outcome(report, assets, rows, coins, time.perf_counter() - clock, quarantined)
+    observed = ", ".join(
+        f"{source} {first}" + ("" if first == last else f"..{last}") for source, first, last in days
+    )
+    return Outcome(report, assets, rows, coins, time.perf_counter() - clock, quarantined, observed)
 
 
 # --- printing ------------------------------------------------------------------------------------
@@ -256,6 +269,7 @@ def format_outcome(title: str, outcome: Outcome, show: int) -> list[str]:
         f"coins: {outcome.coins}; mapped assets: {report.mapped_assets}; "
         + ("" if outcome.quarantined is None else f"quarantined records: {outcome.quarantined}; ")
         + f"{outcome.seconds:.1f} s\n",
+        *([f"observed (UTC days): {outcome.observed}\n"] if outcome.observed else []),
         "| pairs | n | tp | fp | fn | tn | precision | recall | F1 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         _row("**all**", report.counts),
