@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -65,6 +65,10 @@ bench: $(STAMP) ## Quick benchmarks: 100k and 1M quotes (~5 min once inputs are 
 bench-full: $(STAMP) ## Full benchmarks: 1M and 10M quotes (generating 10M takes ~11 min, once)
 	$(UV) sync --locked --group bench --python $(PYTHON)
 	$(BIN)/python -m bench.run --full
+
+.PHONY: resolution-eval
+resolution-eval: $(STAMP) ## Entity resolution on the real captures (../shared) and the time-shifted demo (~1 min)
+	$(BIN)/python -m bench.resolution_eval
 
 .PHONY: clean
 clean: ## Remove the environments and local runtime data
