@@ -44,7 +44,7 @@ from flows.resolution import (
     Resolution,
     resolve,
 )
-from flows.resolution_eval import (
+from flows.resolution.evaluation import (
     AssetLink,
     Counts,
     LabelledPair,
@@ -54,6 +54,7 @@ from flows.resolution_eval import (
     read_links,
 )
 from store.connection import open_read_only
+from store.resolution import PENDING_REVIEW
 from store.settings import StoreSettings
 
 REAL_LABELS = Path("data/resolution_labels_real.csv")
@@ -106,15 +107,21 @@ class MemoryWarehouse:
             }
         )
         self.review: list[pl.DataFrame] = []
+        self.pending = PENDING_REVIEW.to_frame()
+        """Review rows still pending: the loader hands those of a batch's assets back."""
+        self.aliases: dict[str, str] = {}
         self.founded = 0
+        self.relinked = 0
 
     def evidence(self) -> Evidence:
         return Evidence(
-            stored_mappings=self.mappings.select(_STORED),
+            stored_mappings=self.mappings.select(*_STORED, "method"),
             stored_coin_ids=frozenset(self.coin_ids),
             overrides={},
             crosswalk={},
+            aliases=self.aliases,
             market=self.nearest,
+            pending_review=self.pending,
         )
 
     def nearest(self, pairs: pl.DataFrame) -> pl.DataFrame:
@@ -157,6 +164,23 @@ class MemoryWarehouse:
         self.coin_ids |= set(resolution.new_coins["coin_id"].to_list())
         self.founded += resolution.new_coins.height
         self.review.append(resolution.review)
+        # What the loader's resolver merges do: the coin moves whole, its id an alias; the
+        # asset's review rows are settled. Reopened rows queue again.
+        for relink in resolution.relinks:
+            self.relinked += 1
+            self.aliases[relink.coin_id] = relink.candidate_coin_id
+            self.coin_ids.discard(relink.coin_id)
+            self.mappings = self.mappings.with_columns(
+                coin_id=pl.when(pl.col("coin_id") == relink.coin_id)
+                .then(pl.lit(relink.candidate_coin_id))
+                .otherwise(pl.col("coin_id"))
+            )
+            self.pending = self.pending.filter(
+                (pl.col("source") != relink.source)
+                | (pl.col("source_asset_id") != relink.source_asset_id)
+            )
+        queued = pl.concat([resolution.review, resolution.reopened]).select(PENDING_REVIEW.names())
+        self.pending = pl.concat([self.pending, queued]).unique(maintain_order=True)
         priced = capture.frame.filter(pl.col("price_usd").is_not_null()).select(
             self.observations.columns
         )
@@ -167,10 +191,8 @@ class MemoryWarehouse:
         return [AssetLink(*row) for row in self.mappings.select(columns).iter_rows()]
 
     def review_counts(self) -> tuple[int, int]:
-        """(distinct assets, rows) the runs sent to review."""
-        rows = pl.concat(self.review, how="vertical_relaxed") if self.review else pl.DataFrame()
-        if rows.is_empty():
-            return 0, 0
+        """(distinct assets, rows) waiting in review after the last run."""
+        rows = self.pending
         return rows.select(_LINK).unique().height, rows.height
 
 
@@ -189,6 +211,7 @@ def evaluate_real(labels: Sequence[LabelledPair], realdata: Path) -> tuple[Outco
         lines.append(
             f"  {capture.observed_at:%Y-%m-%d} {capture.file.path:<44} {capture.frame.height:>6} "
             f"assets: {decisions}; review {resolution.review.height}; "
+            f"relinked {len(resolution.relinks)}; reopened {resolution.reopened.height}; "
             f"{time.perf_counter() - started:.1f} s"
         )
     assets, rows = warehouse.review_counts()

@@ -140,6 +140,11 @@ class Lead:
     their_id: str | None = None
     symbol_differs: bool = False
     """Found through its ids alone: no coin of the asset's symbol relates to it."""
+    near_symbol: bool = False
+    """... and one of the two symbols holds the other (``names.near_symbols``)."""
+    namesake: str | None = None
+    """The coin's asset is a later namesake: its id is the asset's slug with a numeric suffix,
+    and its source still lists the unsuffixed id (``ethos-3`` beside ``ethos``)."""
 
     def relate(
         self, entry: Entry, names: NameRelation | None, similarity: float, ids: IdRelation | None

@@ -31,10 +31,12 @@ from flows.resolution.names import (
     KEY_SEPARATOR,
     _similar,
     compare_ids,
+    disambiguated,
     id_slugs,
     joined_slugs,
     match_key,
     name_similarity,
+    near_symbols,
     same_name,
 )
 from flows.resolution.scoring import NameRelation, ScoredMethod, score
@@ -53,6 +55,9 @@ logger = logging.getLogger(__name__)
 LINK_THRESHOLD = 0.9
 REVIEW_THRESHOLD = 0.3
 AMBIGUITY_MARGIN = 0.05
+SYMBOL_DIFFERS_CAP = 0.8
+"""A coin found through the ids alone, under an unrelated symbol (not one holding the other),
+waits for review unless the market agrees."""
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
 Method = Literal[
@@ -322,13 +327,17 @@ class _Decider:
                 symbol_only.add(coin)
                 continue
             similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
-            leads.setdefault(coin, Lead()).relate(entry, names, similarity, ids)
+            lead = leads.setdefault(coin, Lead())
+            lead.relate(entry, names, similarity, ids)
+            if ids is None and lead.ids is None:
+                lead.namesake = self._later_namesake(row, entry)
         if not any(lead.related for lead in leads.values()):
             # A ticker that changed (GNT and GLM): the ids may still name the coin.
             for entry in self._same_ids(row):
                 coin = self.known.canonical(entry.coin)
                 names = _names(row, entry)
                 lead = leads.setdefault(coin, Lead(symbol_differs=True))
+                lead.near_symbol |= near_symbols(row.symbol, entry.key.split(KEY_SEPARATOR)[0])
                 similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
                 lead.relate(entry, names, similarity, compare_ids(slugs, entry.slugs))
         if (natural := self.known.canonical(row.natural)) in self.known.taken:
@@ -371,6 +380,25 @@ class _Decider:
             if other is not lead and other.related and _as_close(other, lead)
         ]  # fmt: skip
         return not rivals
+
+    def _later_namesake(self, row: AssetRow, entry: Entry) -> str | None:
+        """The id one of the two was set apart from, when it is the other's slug and the first
+        one's source still lists it: that one is a later asset that took the name."""
+        for mine, source, theirs in (
+            (entry.slugs, entry.source, row.slugs),
+            (row.slugs, row.source, entry.slugs),
+        ):
+            for slug in mine:
+                base = disambiguated(slug)
+                if base is not None and base in theirs and self._lists(source, base):
+                    return f"{source}/{base}"
+        return None
+
+    def _lists(self, source: str, slug: str) -> bool:
+        return any(
+            other.source == source and slug in other.slugs
+            for other in self.by_slug.get(slug.replace("-", ""), ())
+        )
 
     def _same_ids(self, row: AssetRow) -> list[Entry]:
         """Entries of other sources whose ids share a slug with the asset's, any symbol."""
@@ -474,6 +502,7 @@ class _Decider:
                 ids=lead.ids,
                 unique=self._unique(row, leads, lead),
                 market=market,
+                namesake=lead.namesake is not None and lead.ids is None,
             )
             if by_address and (scored is None or by_address.confidence >= scored.confidence):
                 # An address shared by several coins proves nothing: the names may still.
@@ -486,9 +515,16 @@ class _Decider:
                 details |= {"name_similarity": lead.similarity, "candidate_name": lead.name}
             if lead.ids is not None:
                 details |= {"ids": lead.ids, "candidate_id": lead.their_id}
-            if lead.symbol_differs:
-                details["symbol"] = "differs: found through the ids"
+            elif lead.namesake is not None:
+                details["later_namesake_of"] = lead.namesake
             confidence = scored.confidence
+            if lead.symbol_differs and not lead.near_symbol and market.verdict != "agrees":
+                # Names reused under an unrelated ticker look exactly like a ticker that was
+                # replaced; only a market at the same moment tells them apart.
+                confidence = min(confidence, SYMBOL_DIFFERS_CAP)
+                details["symbol"] = "differs: found through the ids, no market to confirm"
+            elif lead.symbol_differs:
+                details["symbol"] = "differs: found through the ids"
             theirs = self.coin_contracts.get(coin, set())
             if any(
                 chain in my_chains and (chain, address) not in my_contracts

@@ -126,6 +126,22 @@ def joined_slugs(slugs: frozenset[str]) -> frozenset[str]:
     return frozenset(s.replace("-", "") for s in slugs)
 
 
+def near_symbols(a: str, b: str) -> bool:
+    """One normalised symbol holds the other, two letters or more (MIOTA and IOTA, CLB and CLBK,
+    NLC and NLC2): a ticker that was extended or trimmed."""
+    shorter, longer = sorted((normalise(a), normalise(b)), key=len)
+    return len(shorter) >= 2 and shorter in longer
+
+
+_DISAMBIGUATED = re.compile(r"^(?P<base>.*[a-z].*)-\d{1,3}$")
+
+
+def disambiguated(slug: str) -> str | None:
+    """The id a numeric suffix set this one apart from (``ethos`` for ``ethos-3``), if any."""
+    match = _DISAMBIGUATED.match(slug)
+    return match["base"] if match else None
+
+
 @lru_cache(maxsize=1 << 18)
 def compare_ids(a: frozenset[str], b: frozenset[str]) -> IdRelation | None:
     """How two assets' id slugs (:func:`id_slugs`) relate: ``exact``, they share a slug

@@ -21,6 +21,9 @@ market corroborated (price and market    +0.50   no: only quotes within the mark
 cap or rank agree)                               less 0.01 per day between them
 market agrees (price only)               +0.35   as above
 rank close (no price agreement)          +0.10   as above
+the candidate is a later namesake        -0.40   yes: its id is the asset's slug with a numeric
+(``ethos-3``, its source still lists                     suffix, which a source adds when a later
+``ethos``)                                               asset takes a listed name
 market contradicts                       cap     the prices are further apart than the time
                                          0.40    between them explains
 =======================================  ======  =============================================
@@ -48,7 +51,7 @@ from flows.resolution.names import IdRelation
 NameRelation = Literal["identical", "similar"]
 Kind = Literal[
     "names_identical", "names_similar", "ids_exact", "ids_joined", "key_unique",
-    "market_corroborated", "market_agrees", "rank_close",
+    "market_corroborated", "market_agrees", "rank_close", "later_namesake",
 ]  # fmt: skip
 
 WEIGHTS: dict[Kind, float] = {
@@ -60,6 +63,7 @@ WEIGHTS: dict[Kind, float] = {
     "market_corroborated": 0.50,
     "market_agrees": 0.35,
     "rank_close": 0.10,
+    "later_namesake": -0.40,
 }
 KEY_UNIQUE_SIMILAR = 0.20
 """``key_unique`` when only similar names (no identical name, no id) point to the coin."""
@@ -105,6 +109,7 @@ def score(
     ids: IdRelation | None,
     unique: bool,
     market: MarketComparison,
+    namesake: bool = False,
 ) -> Score | None:
     """The confidence of one candidate from its evidence (the table above); None when nothing
     but the symbol points to it and the market does not corroborate."""
@@ -119,6 +124,8 @@ def score(
         weighed.append(
             Weighed("key_unique", KEY_UNIQUE_SIMILAR if similar_only else WEIGHTS["key_unique"])
         )
+    if namesake:
+        weighed.append(Weighed("later_namesake", WEIGHTS["later_namesake"]))
     agrees = market.verdict == "agrees"
     if agrees:
         kind: Kind = "market_corroborated" if market.corroborated else "market_agrees"

@@ -17,7 +17,7 @@ from bench.realcaptures import SHARED_ENV, shared_dir, source_ids
 from bench.resolution_eval import DEMO_SHIFTS, REAL_LABELS, MemoryWarehouse
 from bench.timeshift import drift, shift_recording
 from flows.resolution import MARKET_LOOKUP
-from flows.resolution_eval import AssetRef, LabelledPair, read_labels
+from flows.resolution.evaluation import AssetRef, LabelledPair, read_labels
 from tests.conftest import DEMO_DIR, REPO
 
 CATEGORIES = {"easy", "renamed", "shared_symbol", "wrapped_bridged", "different_slugs", "unicode"}

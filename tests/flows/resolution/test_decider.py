@@ -235,15 +235,15 @@ def test_identical_names_in_a_crowd_wait_for_review_unless_an_id_names_one() -> 
 
 
 def test_a_changed_ticker_is_found_through_the_ids() -> None:
-    """Golem's GNT became GLM years after CoinPaprika listed it: no coin of the symbol GNT
-    relates to it, and CoinGecko's id ``golem`` (minted from the same name) still does."""
+    """IOTA's MIOTA became IOTA years after CoinPaprika listed it: no coin of the symbol MIOTA
+    relates to it, and CoinGecko's id ``iota`` (minted from the same name) still does."""
     store = Store()
-    decide(quotes(("coingecko", "golem", "glm", "Golem")), store)
+    decide(quotes(("coingecko", "iota", "iota", "IOTA")), store)
     later = decide(
-        quotes(("coinpaprika", "gnt-golem", "GNT", "Golem"), at=T0 - timedelta(days=1500)), store
+        quotes(("coinpaprika", "miota-iota", "MIOTA", "IOTA"), at=T0 - timedelta(days=1500)), store
     )
     mapping = later.mappings.row(0, named=True)
-    assert (mapping["coin_id"], mapping["method"]) == ("glm-golem", "names_ids")
+    assert (mapping["coin_id"], mapping["method"]) == ("iota-iota", "names_ids")
     assert json.loads(mapping["evidence"])["symbol"] == "differs: found through the ids"
 
 
@@ -294,6 +294,37 @@ def test_the_ids_alone_link_only_where_the_key_is_unique() -> None:
     )
     assert paprika.mappings.row(0, named=True)["method"] == "new"
     assert paprika.review.height == 2
+
+
+def test_a_later_namesake_is_not_taken_for_the_asset_its_name_came_from() -> None:
+    """CoinGecko lists ``ethos`` (renamed VGX since) and ``ethos-3``, a 2025 token also called
+    Ethos: CoinPaprika's 2017 ``ethos-ethos`` is not the later one, whatever the names say."""
+    store = Store()
+    decide(quotes(("coinpaprika", "ethos-ethos", "ETHOS", "Ethos")), store)
+    later = decide(
+        quotes(
+            ("coingecko", "ethos", "vgx", "VGX Token"),
+            ("coingecko", "ethos-3", "ethos", "Ethos"),
+            at=T0 + timedelta(days=2500),
+        ),
+        store,
+    )
+    assert coin_of(later)[("coingecko", "ethos-3")] != "ethos-ethos"
+    queued = later.review.filter(pl.col("source_asset_id") == "ethos-3").to_dicts()
+    assert json.loads(queued[0]["evidence"])["later_namesake_of"] == "coingecko/ethos"
+
+
+def test_a_changed_ticker_under_an_unrelated_symbol_waits_for_review() -> None:
+    """HLM's Helium and HNT's Helium: the same name and id slug under unrelated tickers look
+    exactly like a ticker that was replaced; without a market to compare, a person decides."""
+    store = Store()
+    decide(quotes(("coinpaprika", "hlm-helium", "HLM", "Helium")), store)
+    later = decide(
+        quotes(("coingecko", "helium", "hnt", "Helium"), at=T0 + timedelta(days=1400)), store
+    )
+    assert coin_of(later)[("coingecko", "helium")] != "hlm-helium"
+    (queued,) = later.review.to_dicts()
+    assert queued["confidence"] == 0.8
 
 
 def test_market_tolerance_widens_with_the_time_between_observations() -> None:

@@ -6,7 +6,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.resolution.names import NAME_SIMILAR, _similar, match_key, name_similarity, normalise
+from flows.resolution.names import (
+    NAME_SIMILAR,
+    _similar,
+    compare_ids,
+    disambiguated,
+    id_slugs,
+    match_key,
+    name_similarity,
+    near_symbols,
+    normalise,
+    same_name,
+)
+from flows.sources.spec import IdStyle
 
 
 @pytest.mark.parametrize(
@@ -55,3 +67,54 @@ _NAMES = st.lists(_NAME_PARTS, min_size=0, max_size=4).map(" ".join) | st.text(m
 def test_the_cheap_similarity_test_agrees_with_the_similarity(a: str, b: str) -> None:
     """The refutations that skip difflib never refute a name similar enough to link."""
     assert _similar(a, b) == (name_similarity(a, b) >= NAME_SIMILAR)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "relation"),
+    [
+        (("btc-bitcoin", "BTC", "symbol_name_slug"), ("bitcoin", "btc", "name_slug"), "exact"),
+        (("hav-havven", "SNX", "symbol_name_slug"), ("havven", "snx", "name_slug"), "exact"),
+        (("BTC:Bitcoin", "BTC", "symbol_colon_name"), ("bitcoin", "btc", "name_slug"), "exact"),
+        (
+            ("bnb-binance-coin", "BNB", "symbol_name_slug"),
+            ("binancecoin", "bnb", "name_slug"),
+            "joined",
+        ),
+        (("dash-dash", "DASH", "symbol_name_slug"), ("dash-2", "dash", "name_slug"), None),
+        (("mkr-maker", "MKR", "symbol_name_slug"), ("dao-maker", "dao", "name_slug"), None),
+        (("xrp-xrp", "XRP", "symbol_name_slug"), ("ripple", "xrp", "name_slug"), None),
+    ],
+)
+def test_ids_relate_by_the_name_they_were_minted_from(
+    a: tuple[str, str, IdStyle], b: tuple[str, str, IdStyle], relation: str | None
+) -> None:
+    assert compare_ids(id_slugs(*a), id_slugs(*b)) == relation
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Synthetix Network Token", "Synthetix Network", True),
+        ("KZ Cash", "Kzcash", True),
+        ("Bitcoin\u200b", "bitcoin", True),
+        ("Bitcoin Cash", "Bitcoin", False),
+        ("SIX", "Six Sigma", False),
+    ],
+)
+def test_names_are_the_same_once_generic_words_and_spacing_go(a: str, b: str, same: bool) -> None:
+    assert same_name(a, b) is same
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "near"),
+    [("MIOTA", "IOTA", True), ("CLB", "CLBK", True), ("HLM", "HNT", False), ("EDN", "EDEN", False)],
+)
+def test_near_symbols_hold_one_another(a: str, b: str, near: bool) -> None:
+    assert near_symbols(a, b) is near
+
+
+def test_a_numeric_suffix_names_the_id_it_was_set_apart_from() -> None:
+    assert disambiguated("ethos-3") == "ethos"
+    assert disambiguated("avalanche-2") == "avalanche"
+    assert disambiguated("bitcoin") is None
+    assert disambiguated("2-3") is None
