@@ -10,41 +10,42 @@ An asset already mapped keeps its coin (``sticky``; an operator's decision moves
 2. ``crosswalk``: a configured authoritative crosswalk (``KASPARRO_CROSSWALK_FILE``, a CSV with
    columns ``coingecko,coinpaprika,coincap``, e.g. exported from CoinPaprika's paid
    ``coins/mappings``) names the asset's id in another source, and that asset's coin is the only
-   one it names. Confidence 0.98; 0.6 (review) when the prices differ by over 50%.
+   one it names. Confidence 0.98; 0.6 (review) when the market contradicts it.
 3. ``contract``: the asset and an asset of another source publish the same contract address on
    the same chain (:mod:`flows.transform.contracts`, chains per :mod:`flows.sources.platforms`).
    Confidence 0.99; 0.7 when the address belongs to several coins, or one source lists it for
-   two of its assets (listed in its markets or not), 0.6 when the prices contradict it by more
-   than 50% (a stale listing, or a wrong address). Such an address proves nothing: the names may
-   still decide.
-4. ``symbol_name_market`` / ``name_similarity_market``: an asset of another source has the same
-   normalised symbol (the blocking key; a symbol alone never links) and a similar name, and their
-   markets agree at the same time (:func:`compare_markets`):
-
-   ==========================  =================  ================  =========  ===========
-   names                       price, and mcap    price only        no market  price
-                               or rank agree                                   disagrees
-   ==========================  =================  ================  =========  ===========
-   identical (normalised)      0.95 - 0.01/day    0.95 - 0.01/day   0.80       0.40
-   similar (>= 0.75)           0.92 - 0.01/day    0.80              0.60       0.30
-   different, symbol only      0.60               0                 0          0
-   ==========================  =================  ================  =========  ===========
+   two of its assets (listed in its markets or not), 0.6 when the market contradicts it (a stale
+   listing, or a wrong address). Such an address proves nothing: the names may still decide.
+4. ``symbol_name_market`` / ``name_similarity_market`` (the market agreed too) and ``names_ids``
+   (no market to confirm): the evidence that holds across time, weighed in
+   :mod:`flows.resolution.scoring`: identical or similar names, the name slugs the sources' ids
+   were minted from (:func:`~flows.resolution.names.id_slugs`), a key no other asset shares, and
+   the market when a quote of the candidate is near in time (:func:`compare_markets`). A missing
+   market is not contrary evidence; a contradicting one caps the confidence at 0.4, and a later
+   namesake (``ethos-3`` beside ``ethos``) weighs against. The normalised symbol is the blocking
+   key and never links alone; an asset no coin of its symbol relates to is also weighed against
+   the coins whose ids share its slug (a ticker that changed), capped at 0.8 unless the market
+   agrees or one ticker holds the other.
 
    The symbol alone proposes a coin (for review: a renamed asset) only when at most
-   :data:`SYMBOL_ONLY_MAX` coins share it. Large symbol blocks are searched through a name index:
-   a similar name shares a word, or its first four letters, with the one it resembles.
-
-   ``/day``: days between the two observations compared. Contracts on the same chain that differ
-   cap the confidence at 0.5 (bridged and wrapped tokens share symbols and prices, never
-   addresses).
+   :data:`SYMBOL_ONLY_MAX` coins share it and the market corroborates. Large symbol blocks are
+   searched through a name and id index. Contracts on the same chain that differ cap the
+   confidence at 0.5 (bridged and wrapped tokens share symbols and prices, never addresses).
 5. ``new``: a coin of its own.
 
 A candidate with confidence >= :data:`LINK_THRESHOLD` links, unless another candidate with the
 same kind of evidence (contract, or names) comes within :data:`AMBIGUITY_MARGIN` of it, or the
-source lists a twin of the asset (same symbol and name); candidates between
-:data:`REVIEW_THRESHOLD` and the link threshold, and ambiguous ones, go to the review queue
-(``resolution_review``) while the asset founds a coin of its own: a wrong merge corrupts history,
-a missed link only waits for review.
+source lists a twin of the asset (same symbol and name) the ids do not tell apart; candidates
+between :data:`REVIEW_THRESHOLD` and the link threshold, and ambiguous ones, go to the review
+queue (``resolution_review``) while the asset founds a coin of its own: a wrong merge corrupts
+history, a missed link only waits for review.
+
+Evidence that arrives later counts. Each run looks again at the mapped assets it delivers that
+wait in review: when the evidence now clears the bar, the asset's coin merges into the candidate
+(a ``merge`` decision by ``kasparro-resolver`` in the decision log, which an operator can split;
+the old coin id stays an alias; the review row becomes ``superseded``). The same path repairs the
+duplicate coins an older rule made. A ``names_ids`` link that a market later contradicts goes back
+to review; it is never split silently.
 
 Name similarity (:func:`name_similarity`) is 1 for names equal after normalisation, else the
 larger of the Jaccard index of their word sets (without the generic words in
