@@ -31,6 +31,7 @@ rebuild. The run ledger and every checkpoint but the ``quotes`` high-water marks
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections import defaultdict
@@ -38,6 +39,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 
 import duckdb
@@ -49,7 +51,7 @@ from flows.errors import IngestError
 from flows.load import load_source
 from flows.resolution import Crosswalk, Override
 from flows.sources import SOURCE_NAMES
-from flows.transform import transform_raw_files
+from flows.transform import Validated, transform_raw_files
 from store import decisions, runs
 from store.connection import open_warehouse, transaction
 from store.snapshot import Published, publish_snapshot
@@ -79,8 +81,8 @@ class Replay:
     recovered: list[RawBatch] = field(default_factory=list)
     """Among ``batches``: loads no run committed, recovered from the raw zone."""
     left_out: list[RawBatch] = field(default_factory=list)
-    """(run, source) pages of the raw zone no replayed load reads (failed sources, runs that
-    died, repeated deliveries), last attempts only."""
+    """Raw files no replayed load reads (of failed sources, runs that died, repeated deliveries,
+    unloadable files), last attempts only, by (run, source)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Chunk:
     run_ids: list[str]
     files: list[str]
     rows: int
+    window: int = 0
 
 
 def raw_batches(raw_root: Path) -> list[RawBatch]:
@@ -135,13 +138,18 @@ def replay_plan(con: duckdb.DuckDBPyConnection, raw_root: Path, *, recover: bool
         if files:
             replayed.append(RawBatch(load.run_id, load.source, sorted(files)))
     done = {(b.run_id, b.source) for b in replayed}
-    unloaded = [b for key, b in zone.items() if key not in done]
+    read = {f for b in replayed for f in b.files}
+    unread = [
+        RawBatch(b.run_id, b.source, [f for f in b.files if f not in read])
+        for b in zone.values()
+        if not read.issuperset(b.files)
+    ]
     recovered: list[RawBatch] = []
-    if recover:
-        repeats = runs.recorded_repeats(con)
-        recovered = [b for b in unloaded if (b.run_id, b.source) not in repeats]
-        unloaded = [b for b in unloaded if (b.run_id, b.source) in repeats]
-    return Replay(_in_replay_order([*replayed, *recovered]), recovered, _in_replay_order(unloaded))
+    if recover:  # whole (run, source) pairs no load committed and no repeat stands for
+        repeats = runs.recorded_repeats(con) | done
+        recovered = [b for b in unread if (b.run_id, b.source) not in repeats]
+        unread = [b for b in unread if (b.run_id, b.source) in repeats]
+    return Replay(_in_replay_order([*replayed, *recovered]), recovered, _in_replay_order(unread))
 
 
 def chunks(
@@ -159,8 +167,12 @@ def chunks(
     window: dict[str, Chunk] = {}
 
     def close_window() -> None:
+        number = planned[-1].window + 1 if planned else 0
         planned.extend(
-            sorted(window.values(), key=lambda c: (order.get(c.source, len(order)), c.source))
+            dataclasses.replace(c, window=number)
+            for c in sorted(
+                window.values(), key=lambda c: (order.get(c.source, len(order)), c.source)
+            )
         )
         window.clear()
 
@@ -227,21 +239,25 @@ def rebuild_from_raw(
             on_plan(replay, plan)
         fresh = open_warehouse(fresh_path)
         try:
+            windows = [list(w) for _, w in groupby(plan, key=lambda c: c.window)]
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-read") as reader:
-                reads = [reader.submit(transform_raw_files, raw_root, c.files) for c in plan[:1]]
-                for chunk, following in zip(plan, [*plan[1:], None], strict=True):
+                reads = [reader.submit(_read, raw_root, w) for w in windows[:1]]
+                for window, following in zip(windows, [*windows[1:], None], strict=True):
                     validated = reads.pop().result()
                     if following is not None:
-                        reads.append(reader.submit(transform_raw_files, raw_root, following.files))
-                    for run_id in sorted(r for r in due if r <= min(chunk.run_ids)):
+                        reads.append(reader.submit(_read, raw_root, following))
+                    first = min(r for c in window for r in c.run_ids)
+                    for run_id in sorted(r for r in due if r <= first):
                         _reapply(fresh, due.pop(run_id))
-                    result = runs.SourceResult(chunk.run_ids[0], chunk.source, "loaded")
-                    load_source(
-                        fresh, validated, result, overrides, ledger=False, crosswalk=crosswalk
+                    _load_window(
+                        fresh,
+                        window,
+                        validated,
+                        overrides=overrides,
+                        crosswalk=crosswalk,
+                        on_chunk=on_chunk,
                     )
-                    del validated  # two chunks in memory at most: this one and the next
-                    if on_chunk:
-                        on_chunk(chunk, result)
+                    del validated  # two windows in memory at most: this one and the next
             for run_id in sorted(due):  # applied by no run the rebuild replays: at the end
                 _reapply(fresh, due.pop(run_id))
             with transaction(fresh):
@@ -259,6 +275,71 @@ def rebuild_from_raw(
         seen_file.unlink(missing_ok=True)
     published = publish_snapshot(warehouse_path, data_dir / "serving.duckdb")
     return Rebuilt(published, replay, plan)
+
+
+def _read(raw_root: Path, window: list[Chunk]) -> list[Validated]:
+    return [transform_raw_files(raw_root, c.files) for c in window]
+
+
+def _load_window(
+    con: duckdb.DuckDBPyConnection,
+    window: list[Chunk],
+    validated: list[Validated],
+    *,
+    overrides: dict[tuple[str, str], Override],
+    crosswalk: Crosswalk | None,
+    on_chunk: Callable[[Chunk, runs.SourceResult], None] | None,
+) -> None:
+    """Load a window's chunks, source after source. Resolution decides an asset the first time
+    a run delivers it, from what the warehouse holds then: a run that delivers an asset not
+    mapped yet is loaded on its own, after every earlier run and before any later one, as it
+    was; the runs between are loaded together."""
+    results = {c.source: runs.SourceResult(c.run_ids[0], c.source, "loaded") for c in window}
+    for part in _parts(con, window, validated):
+        for chunk, batch in zip(window, validated, strict=True):
+            only = batch if set(chunk.run_ids) <= set(part) else _of_runs(batch, part)
+            if only.quotes.is_empty() and only.quarantine.is_empty() and only.contracts.is_empty():
+                continue
+            result = runs.SourceResult(part[0], chunk.source, "loaded")
+            load_source(con, only, result, overrides, ledger=False, crosswalk=crosswalk)
+            results[chunk.source].inserted += result.inserted
+    if on_chunk:
+        for chunk in window:
+            on_chunk(chunk, results[chunk.source])
+
+
+def _parts(
+    con: duckdb.DuckDBPyConnection, window: list[Chunk], validated: list[Validated]
+) -> list[list[str]]:
+    """The window's runs in order, grouped: each run that delivers an asset not mapped yet on
+    its own, the runs between together."""
+    delivered = pl.concat(
+        [v.quotes.select("source", "source_asset_id", "run_id") for v in validated]
+    )
+    mapped = con.sql("select source, source_asset_id from coin_source_ids").pl()
+    resolving = set(
+        delivered.join(mapped, on=["source", "source_asset_id"], how="anti")
+        .group_by("source", "source_asset_id")
+        .agg(pl.col("run_id").min())["run_id"]
+        .to_list()
+    )
+    parts: list[list[str]] = []
+    for run_id in sorted({r for c in window for r in c.run_ids}):
+        if run_id in resolving or not parts or parts[-1][-1] in resolving:
+            parts.append([run_id])
+        else:
+            parts[-1].append(run_id)
+    return parts
+
+
+def _of_runs(validated: Validated, run_ids: list[str]) -> Validated:
+    """What ``run_ids`` delivered of a batch read from more runs."""
+    return dataclasses.replace(
+        validated,
+        quotes=validated.quotes.filter(pl.col("run_id").is_in(run_ids)),
+        quarantine=validated.quarantine.filter(pl.col("first_run_id").is_in(run_ids)),
+        contracts=validated.contracts.filter(pl.col("first_seen_run").is_in(run_ids)),
+    )
 
 
 _END = "\uffff"

@@ -199,8 +199,9 @@ def _rebuild(args: argparse.Namespace) -> int:
         files = sum(len(b.files) for b in replay.left_out)
         print(
             f"left out {files} raw file(s) of {len(replay.left_out)} (run, source) pair(s) that no "
-            "committed load read (failed sources, runs that died, repeated deliveries); they stay "
-            "in the raw zone. `--recover` loads those of failed sources and dead runs"
+            "committed load read (failed sources, runs that died, repeated deliveries, files that "
+            "could not be loaded); they stay in the raw zone. `--recover` also loads the pages of "
+            "sources no run committed"
         )
     return 0
 
