@@ -14,10 +14,13 @@ the way back from a lost warehouse, or to data a failed run left behind.
 For speed, consecutive runs are loaded together, a window of up to ``rows_per_chunk`` raw rows
 at a time (memory stays bounded however long the history), each source of the window in source
 order as a run loads them: the loader decides as those runs did one after the other (a snapshot
-record counts only if newer than what earlier runs delivered), and resolution does not depend on
-order, so the tables come out as run-by-run loading made them. Windows keep ``quotes`` stored
-roughly in time order, as ingest appends it, which the API's newest-first reads rely on. The next
-chunk is read and validated (polars, off the GIL) while the current one is resolved and merged.
+record counts only if newer than what earlier runs delivered). Resolution decides an asset the
+first time a run delivers it, from what the warehouse holds then (market quotes, contracts): a run
+that delivers an asset not mapped yet is loaded on its own, after every earlier run and before any
+later one, so the tables come out as run-by-run loading made them, evidence included. Windows keep
+``quotes`` stored roughly in time order, as ingest appends it, which the API's newest-first reads
+rely on. The next window is read and validated (polars, off the GIL) while the current one is
+resolved and merged.
 
 The operator's decisions are applied again where the ledger says they were: those a run applied
 (``applied_by_run``) before that run's loads (a window starts there), in the order taken, so
@@ -94,6 +97,7 @@ class Chunk:
     files: list[str]
     rows: int
     window: int = 0
+    """The window it belongs to: a window's chunks are read together, then loaded in order."""
 
 
 def raw_batches(raw_root: Path) -> list[RawBatch]:

@@ -193,6 +193,7 @@ def test_recovering_loads_what_no_run_committed_and_says_so_in_the_ledger(
         data_dir, "select status, warnings from run_sources where source = 'coincap'"
     )
     assert status == "loaded"
+    assert isinstance(warnings, list)
     assert any("recovered by `kasparro rebuild --from-raw --recover`" in w for w in warnings)
     listed = query(data_dir, "select count(*) from run_files where source = 'coincap'")
     assert listed == [(len(rebuilt.replay.recovered[0].files),)]
