@@ -63,7 +63,7 @@ _PEAK_OF_THIS_PROCESS = """
 import json, sys
 from pathlib import Path
 from flows.rebuild import rebuild_from_raw
-rebuild_from_raw(Path(sys.argv[1]), {})
+rebuild_from_raw(Path(sys.argv[1]), {}, recover=True)  # a raw zone without a warehouse
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(json.dumps(int(status["VmHWM"].split()[0]) * 1024))
 """

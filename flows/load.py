@@ -139,8 +139,38 @@ def load_source(
 ) -> Resolution:
     """Merge ``validated`` and record ``result`` (filled in with the counts) atomically, with the
     source's checkpoints: the latest observation loaded (stream ``quotes``) and ``checkpoints``
-    (stream -> position, e.g. a CSV file's sha256). ``ledger=False`` (a rebuild loading many
-    runs at once) leaves the run ledger alone."""
+    (stream -> position, e.g. a CSV file's sha256), and the raw files it read
+    (``result.raw_files``, for a rebuild to replay). ``ledger=False`` (a rebuild loading many runs
+    at once) leaves the run ledger alone."""
+    try:
+        resolution = _merge(
+            con,
+            validated,
+            result,
+            overrides,
+            checkpoints=checkpoints,
+            ledger=ledger,
+            crosswalk=crosswalk,
+        )
+    except BaseException:
+        # Rolled back: the ledger row the caller writes must not count rows or point at quotes
+        # that did not commit.
+        result.inserted = result.updated = result.unchanged = 0
+        result.seen = None
+        raise
+    return resolution
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection,
+    validated: Validated,
+    result: runs.SourceResult,
+    overrides: Mapping[tuple[str, str], Override],
+    *,
+    checkpoints: Mapping[str, str] | None,
+    ledger: bool,
+    crosswalk: Crosswalk | None,
+) -> Resolution:
     clock = time.perf_counter()
     with transaction(con):
         merge.merge_contracts(con, validated.contracts)
@@ -182,6 +212,7 @@ def load_source(
         if ledger:
             result.seen = _seen(delivered)
             runs.record_source(con, result)
+            runs.record_files(con, result.run_id, result.source, result.raw_files)
         fault_point("before_commit", source=result.source)
     return resolution
 

@@ -5,6 +5,7 @@ kasparro serve [--host HOST] [--port PORT]           serve the API over the snap
 kasparro record DIR [--source NAME ...]              capture live responses for replay
 kasparro resolution-eval LABELS.csv                  score entity resolution against labels
 kasparro resolution export-overrides [--out FILE]    write operators' decisions as overrides
+kasparro rebuild [--from-raw [--recover]]            republish / re-derive the warehouse
 """
 
 from __future__ import annotations
@@ -135,9 +136,9 @@ def _export_overrides(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
-    from flows.rebuild import ROWS_PER_CHUNK, Chunk, chunks, raw_batches, rebuild_from_raw
+    from flows.rebuild import Chunk, RebuildError, Replay, rebuild_from_raw
     from flows.resolution import read_crosswalk, read_overrides
     from flows.settings import get_ingest_settings
     from store.runs import SourceResult
@@ -145,34 +146,63 @@ def _rebuild(args: argparse.Namespace) -> int:
 
     store = get_store_settings()
     if not args.from_raw:
+        if args.recover:
+            print("rebuild: --recover needs --from-raw", file=sys.stderr)
+            return 2
         published = publish_snapshot(store.warehouse_path, store.serving_path)
         print(f"republished {published.path} ({published.bytes} bytes) in {published.seconds:.2f}s")
         return 0
-    batches = raw_batches(store.raw_dir)
-    planned = chunks(store.raw_dir, batches, ROWS_PER_CHUNK)
-    total_rows = sum(c.rows for c in planned)
     settings = get_ingest_settings()
     overrides = read_overrides(settings.overrides_file)
     crosswalk = read_crosswalk(settings.crosswalk_file) if settings.crosswalk_file else {}
     with Progress() as progress:
-        bar = progress.add_task("rebuilding from the raw zone", total=total_rows)
+        bar: list[TaskID] = []
+
+        def planned(replay: Replay, plan: list[Chunk]) -> None:
+            if replay.recovered:
+                progress.console.print(
+                    f"recovering {len(replay.recovered)} (run, source) load(s) no run committed: "
+                    + ", ".join(f"{b.run_id} {b.source}" for b in replay.recovered)
+                )
+            total = sum(c.rows for c in plan)
+            bar.append(progress.add_task("rebuilding from the raw zone", total=total))
 
         def advance(chunk: Chunk, result: SourceResult) -> None:
             progress.update(
-                bar,
+                bar[0],
                 advance=chunk.rows,
                 description=f"{chunk.source}, {len(chunk.run_ids)} run(s): "
                 f"{result.inserted} inserted",
             )
 
-        published = rebuild_from_raw(
-            store.data_dir, overrides, crosswalk=crosswalk, planned=planned, on_chunk=advance
-        )
+        try:
+            rebuilt = rebuild_from_raw(
+                store.data_dir,
+                overrides,
+                crosswalk=crosswalk,
+                recover=args.recover,
+                on_plan=planned,
+                on_chunk=advance,
+            )
+        except RebuildError as exc:
+            print(f"rebuild: {exc}", file=sys.stderr)
+            return 1
+    replay = rebuilt.replay
     print(
-        f"rebuilt {store.warehouse_path} from {total_rows} raw rows of {len(batches)} "
-        f"(run, source) batches (previous warehouse kept as {store.warehouse_path.name}.bak); "
-        f"published {published.path}"
+        f"rebuilt {store.warehouse_path} from {sum(c.rows for c in rebuilt.chunks)} raw rows of "
+        f"{len(replay.batches)} (run, source) loads the run ledger lists"
+        + (f", {len(replay.recovered)} of them recovered" if replay.recovered else "")
+        + f" (previous warehouse kept as {store.warehouse_path.name}.bak); "
+        f"published {rebuilt.published.path}"
     )
+    if replay.left_out:
+        files = sum(len(b.files) for b in replay.left_out)
+        print(
+            f"left out {files} raw file(s) of {len(replay.left_out)} (run, source) pair(s) that no "
+            "committed load read (failed sources, runs that died, repeated deliveries, files that "
+            "could not be loaded); they stay in the raw zone. `--recover` also loads the pages of "
+            "sources no run committed"
+        )
     return 0
 
 
@@ -273,7 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument(
         "--from-raw",
         action="store_true",
-        help="replay every run's raw files with today's rules (e.g. after a resolution change)",
+        help="replay the raw files of every load the run ledger says committed, with today's "
+        "rules (e.g. after a resolution change)",
+    )
+    rebuild.add_argument(
+        "--recover",
+        action="store_true",
+        help="with --from-raw: also load the raw files no run committed (failed sources, runs "
+        "that died, a raw zone without its warehouse), recorded as recovered in the ledger",
     )
     rebuild.set_defaults(run=_rebuild)
 

@@ -1,11 +1,14 @@
-"""The run ledger (``runs``, ``run_sources``) and checkpoints, kept inside the warehouse.
+"""The run ledger (``runs``, ``run_sources``, ``run_seen``, ``run_files``) and checkpoints, kept
+inside the warehouse.
 
-A source's result row and its checkpoint are written in the same transaction as its data, so the
-ledger never claims a load that did not commit and a checkpoint is never ahead of the data.
+A source's result row, the raw files its load read and its checkpoints are written in the same
+transaction as its data, so the ledger never claims a load that did not commit and a checkpoint is
+never ahead of the data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -128,6 +131,99 @@ def record_source(
         )
     finally:
         con.unregister("stage_seen")
+
+
+def record_files(
+    con: duckdb.DuckDBPyConnection, run_id: str, source: str, files: Sequence[str]
+) -> None:
+    """Add ``files`` (paths below the raw root) to what the source's load read in the run. Call
+    it in the transaction that commits the load's data."""
+    con.execute(
+        """
+        insert into run_files
+        select distinct $run, $source, f.raw_file
+        from unnest($files::varchar[]) as f(raw_file)
+        where f.raw_file not in (
+            select raw_file
+            from run_files
+            where run_id = $run and source = $source and raw_file is not null
+        )
+        """,
+        {"run": run_id, "source": source, "files": list(files)},
+    )
+
+
+@dataclass(frozen=True)
+class CommittedLoad:
+    """A (run, source) whose load committed: the raw files it read."""
+
+    run_id: str
+    source: str
+    files: list[str]
+    """Paths below the raw root, sorted."""
+    unlisted: bool
+    """Committed before the ledger listed files (version 5): it read the last attempt of every
+    page the run kept for the source."""
+
+
+def committed_loads(con: duckdb.DuckDBPyConnection) -> list[CommittedLoad]:
+    """Every load the ledger says committed, by run id then source name."""
+    rows = con.execute(
+        """
+        select
+            run_id,
+            source,
+            list(raw_file order by raw_file) filter (where raw_file is not null) as files,
+            bool_or(raw_file is null) as unlisted
+        from run_files
+        group by run_id, source
+        order by run_id, source
+        """
+    ).fetchall()
+    return [CommittedLoad(str(r), str(s), list(f or []), bool(u)) for r, s, f, u in rows]
+
+
+def recorded_repeats(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """(run, source) pairs the ledger records as repeating an earlier load (``repeat_of``)."""
+    rows = con.execute(
+        "select run_id, source from run_sources where repeat_of is not null"
+    ).fetchall()
+    return {(str(r), str(s)) for r, s in rows}
+
+
+def record_recovered(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    source: str,
+    files: Sequence[str],
+    *,
+    note: str,
+    started_at: datetime,
+) -> None:
+    """Record a load that no run committed and a rebuild recovered from the raw zone: its files,
+    a ``loaded`` ledger row with ``note`` among its warnings (a failed row keeps its error), and
+    the run's row if the ledger never knew the run."""
+    now = datetime.now(UTC)
+    con.execute(
+        """
+        insert into runs (run_id, mode, started_at, finished_at, status, sources, error)
+        values ($run, 'snapshot', $started, $now, 'abandoned', [$source], $note)
+        on conflict (run_id) do update set
+            sources = list_distinct(list_append(runs.sources, $source))
+        """,
+        {"run": run_id, "started": started_at, "now": now, "source": source, "note": note},
+    )
+    con.execute(
+        """
+        insert into run_sources (run_id, source, status, finished_at, warnings)
+        values ($run, $source, 'loaded', $now, [$note])
+        on conflict (run_id, source) do update set
+            status = 'loaded',
+            warnings = list_append(run_sources.warnings, $note)
+        """,
+        {"run": run_id, "source": source, "now": now, "note": note},
+    )
+    record_files(con, run_id, source, files)
 
 
 @dataclass(frozen=True)

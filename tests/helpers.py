@@ -11,11 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
-from flows.extract import extract
+from flows.extract import Extracted, extract
+from flows.faults import arm
+from flows.history import extract_history, plan_history
 from flows.load import load_extracted
 from flows.resolution import Override
-from store import runs
+from flows.settings import HistorySettings
+from flows.sources import API_SOURCES, SOURCE_NAMES
+from store import decisions, runs
 from store.connection import open_read_only, transaction, warehouse
 from store.snapshot import publish_snapshot
 
@@ -37,8 +42,7 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def table_checksum(con: duckdb.DuckDBPyConnection, table: str, ignore: tuple[str, ...] = ()) -> str:
     """A digest of a table's rows (order-independent), ignoring run/lineage columns."""
     frame = con.sql(f"select * from {table}").pl().drop(*RUN_COLUMNS.get(table, ()), *ignore)
-    rows = sorted(repr(row) for row in frame.iter_rows())
-    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return _digest(frame)
 
 
 def checksums(
@@ -47,13 +51,40 @@ def checksums(
     return {t: table_checksum(con, t, (ignore or {}).get(t, ())) for t in DATA_TABLES}
 
 
-def snapshot_checksums(data_dir: Path) -> dict[str, str]:
-    """:func:`checksums` of the data dir's published snapshot."""
+WAREHOUSE_TABLES = {
+    **dict.fromkeys(DATA_TABLES, ()),
+    "coin_aliases": (),
+    "asset_contracts": (),
+    "resolution_review": (),
+    "resolution_decisions": (),
+    "runs": (),
+    # A rebuild forgets what the old loads delivered, so the next run loads in full.
+    "run_sources": ("delivery_sha256",),
+    "run_seen": (),
+    "run_files": (),
+    "checkpoints": ("updated_at",),
+}
+"""Every table, and the columns of each that record when a row was written, not what it says."""
+
+
+def snapshot_checksums(data_dir: Path, *, lineage: bool = False) -> dict[str, str]:
+    """:func:`checksums` of the data dir's published snapshot; with ``lineage``, of every table
+    with every column that says what a row is or where it came from (see WAREHOUSE_TABLES)."""
     con = open_read_only(data_dir / "serving.duckdb")
     try:
-        return checksums(con)
+        if not lineage:
+            return checksums(con)
+        return {
+            table: _digest(con.sql(f"select * from {table}").pl().drop(*ignored))
+            for table, ignored in WAREHOUSE_TABLES.items()
+        }
     finally:
         con.close()
+
+
+def _digest(frame: pl.DataFrame) -> str:
+    rows = sorted(repr(row) for row in frame.iter_rows())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
 def assert_no_duplicates(con: duckdb.DuckDBPyConnection) -> None:
@@ -101,33 +132,82 @@ def ingest_without_prefect(
     run_id: str,
     sources: tuple[str, ...] = ("coingecko", "coinpaprika", "coincap", "csv"),
     overrides: dict[tuple[str, str], Override] | None = None,
+    history: bool = False,
+    fault: str | None = None,
+    dies_before: str | None = None,
 ) -> dict[str, runs.SourceResult]:
-    """The flow's steps as plain functions (the e2e tests run the real Prefect flow)."""
+    """The flow's steps as plain functions (the e2e tests run the real Prefect flow): apply the
+    operators' decisions in the inbox, extract every source (history: backfill the default coins
+    of the API sources with history, up to yesterday), then load each in turn, a failure recorded
+    as the flow records it. ``fault`` is armed in ``raise`` mode (flows.faults); ``dies_before``
+    names a source the process dies before loading: the run stays ``running``, its extracts in
+    the raw zone."""
     raw_root = data_dir / "raw"
     results: dict[str, runs.SourceResult] = {}
-    with warehouse(data_dir / "warehouse.duckdb") as con:
-        with transaction(con):
-            runs.start_run(
-                con,
-                run_id=run_id,
-                flow_run_id=None,
-                started_at=datetime.now(UTC),
-                sources=list(sources),
-                replay_dir=str(replay_dir),
-            )
-        for source in sources:
-            extracted = extract(
-                source,
-                raw_root=raw_root,
-                run_id=run_id,
-                started_at=datetime.now(UTC),
-                replay_dir=replay_dir,
-                csv_loaded=runs.checkpoints_of(con, "csv", prefix="file:"),
-            )
-            result = runs.SourceResult(run_id, source, "loaded")
-            load_extracted(con, raw_root, extracted, result, overrides or {})
-            results[source] = result
-        runs.finish_run(con, run_id, "completed", None)
-        con.execute("checkpoint")
-    publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
+    arm(fault, "raise")
+    try:
+        with warehouse(data_dir / "warehouse.duckdb") as con:
+            with transaction(con):
+                runs.start_run(
+                    con,
+                    run_id=run_id,
+                    flow_run_id=None,
+                    started_at=datetime.now(UTC),
+                    sources=list(sources),
+                    replay_dir=str(replay_dir),
+                    mode="history" if history else "snapshot",
+                )
+            decisions.import_inbox(con, data_dir / "decisions" / "inbox")
+            decisions.apply_pending(con, run_id, list(SOURCE_NAMES))
+            extracted = {
+                source: _extract(con, source, replay_dir, raw_root, run_id, history=history)
+                for source in sources
+            }
+            for source in sources:
+                if source == dies_before:
+                    con.execute("checkpoint")
+                    return results
+                result = runs.SourceResult(run_id, source, "loaded")
+                try:
+                    load_extracted(con, raw_root, extracted[source], result, overrides or {})
+                except Exception as exc:  # as flows.ingest._run_source records it
+                    result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+                    runs.record_source(con, result)
+                results[source] = result
+            failed = [r.source for r in results.values() if r.status == "failed"]
+            runs.finish_run(con, run_id, "failed" if failed else "completed", None)
+            con.execute("checkpoint")
+    finally:
+        arm(None, None)
+        publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
     return results
+
+
+def _extract(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    replay_dir: Path,
+    raw_root: Path,
+    run_id: str,
+    *,
+    history: bool,
+) -> Extracted:
+    if history and source in API_SOURCES:
+        today, settings = datetime.now(UTC).date(), HistorySettings()
+        plan, _ = plan_history(con, source, settings.coins, today=today, days=settings.days)
+        return extract_history(
+            API_SOURCES[source],
+            plan,
+            raw_root=raw_root,
+            run_id=run_id,
+            started_at=datetime.now(UTC),
+            replay_dir=replay_dir,
+        )
+    return extract(
+        source,
+        raw_root=raw_root,
+        run_id=run_id,
+        started_at=datetime.now(UTC),
+        replay_dir=replay_dir,
+        csv_loaded=runs.checkpoints_of(con, "csv", prefix="file:"),
+    )

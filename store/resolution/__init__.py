@@ -50,7 +50,6 @@ from store.resolution.apply import (
     applied_since,
     apply_pending,
     apply_resolver_merges,
-    reset_applied,
 )
 from store.resolution.checks import Refusal, check
 from store.resolution.evidence import (
@@ -90,7 +89,6 @@ __all__ = [
     "nearest_quotes",
     "new_decision",
     "operator_links",
-    "reset_applied",
     "review_queue",
     "stored_evidence",
     "write_inbox",

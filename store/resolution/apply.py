@@ -399,22 +399,6 @@ _APPLY: dict[str, Callable[[_Context], tuple[dict[str, Any], set[str]]]] = {
 }
 
 
-def reset_applied(con: duckdb.DuckDBPyConnection) -> int:
-    """Mark every applied operator decision pending again (a rebuild re-applies them); refused
-    ones stay refused. The resolver's own merges are dropped: the rebuilt loads decide them
-    again. Returns how many are pending."""
-    con.execute("delete from resolution_decisions where decided_by = ?", [RESOLVER])
-    rows = con.execute(
-        """
-        update resolution_decisions
-        set outcome = 'pending', detail = '{}', applied_at = null, applied_by_run = null
-        where outcome = 'applied'
-        returning 1
-        """
-    ).fetchall()
-    return len(rows)
-
-
 def applied_since(con: duckdb.DuckDBPyConnection, moment: datetime | None) -> bool:
     """Whether any decision was applied after ``moment`` (None: since ever)."""
     rows = con.execute(

@@ -16,7 +16,12 @@ from kasparro.cli import main
 from store.connection import open_read_only
 from store.settings import get_store_settings
 from tests.conftest import REPO
-from tests.helpers import assert_no_duplicates, checksums, ingest_without_prefect
+from tests.helpers import (
+    assert_no_duplicates,
+    checksums,
+    ingest_without_prefect,
+    snapshot_checksums,
+)
 
 OVERRIDES = REPO / "data" / "asset_overrides.csv"
 
@@ -38,9 +43,7 @@ def snapshot(data_dir: Path) -> tuple[dict[str, str], list[tuple[object, ...]]]:
     try:
         assert_no_duplicates(con)
         ledger = con.execute("select run_id, status from runs order by run_id").fetchall()
-        # A rebuild loads each source's runs together, so a new asset's market comparison may
-        # find another source's quote nearest than the run did (same decision, other evidence).
-        return checksums(con, ignore={"coin_source_ids": ("evidence",)}), ledger
+        return checksums(con), ledger
     finally:
         con.close()
 
@@ -71,6 +74,7 @@ def test_rebuilding_from_the_raw_zone_gives_the_same_warehouse(
     history: Path, rows_per_chunk: int
 ) -> None:
     before = snapshot(history)
+    whole = snapshot_checksums(history, lineage=True)
     batches = raw_batches(history / "raw")
     assert [(b.run_id[-6:], b.source) for b in batches][:4] == [
         ("aaaaaa", "coingecko"),
@@ -80,6 +84,7 @@ def test_rebuilding_from_the_raw_zone_gives_the_same_warehouse(
     ]
     rebuild_from_raw(history, read_overrides(OVERRIDES), rows_per_chunk=rows_per_chunk)
     assert snapshot(history) == before
+    assert snapshot_checksums(history, lineage=True) == whole, "lineage and ledger included"
     assert (history / "warehouse.duckdb.bak").exists()
     assert not (history / "warehouse.rebuild.duckdb").exists()
 

@@ -117,3 +117,28 @@ def test_version_4_moves_each_runs_seen_list_into_run_seen(
         assert {"delivery_sha256", "repeat_of"} <= columns
     finally:
         con.close()
+
+
+def test_version_5_marks_each_committed_load_as_reading_its_runs_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.duckdb"
+    every = available_migrations()
+    monkeypatch.setattr(store.migrate, "available_migrations", lambda: every[:4])
+    con = open_warehouse(path)
+    con.execute(
+        "insert into run_sources (run_id, source, status, repeat_of) values "
+        "('r1', 'coingecko', 'loaded', null), ('r1', 'coincap', 'failed', null), "
+        "('r2', 'coingecko', 'loaded', 'r1'), ('r2', 'csv', 'loaded', null)"
+    )
+    con.close()
+    monkeypatch.undo()
+
+    con = open_warehouse(path)
+    try:
+        rows = con.execute("select * from run_files order by all").fetchall()
+        assert rows == [("r1", "coingecko", None), ("r2", "csv", None)], (
+            "loads that committed, not failed ones or repeats"
+        )
+    finally:
+        con.close()
