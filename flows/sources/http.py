@@ -365,8 +365,9 @@ def classify(source: str, url: str, outcome: httpx.Response | httpx.RequestError
     if isinstance(outcome, httpx.RequestError) and (trouble := _network_trouble(outcome)):
         return NoNetworkError(
             source,
-            f"{trouble}: this machine's network is not reaching the internet, so the source may "
-            "well be up. Check the network (DNS, proxy, connection), then re-run",
+            f"{trouble}: network trouble on this machine's side, not a sign that the source is "
+            "down. Check the network (DNS, proxy, connection) and the host of the source's base "
+            "URL setting, then re-run",
             url=url,
         )
     if isinstance(outcome, httpx.NetworkError | httpx.RemoteProtocolError):
