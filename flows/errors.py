@@ -2,9 +2,11 @@
 
     IngestError
      ├── SourceError                  one source failed; the others still load
-     │    ├── TransientSourceError    timeouts, connect errors, 429, 5xx: retried with backoff
+     │    ├── TransientSourceError    timeouts, refused or reset connections, 429, 5xx, an HTML,
+     │    │                           empty or truncated 200 body: retried with backoff
      │    ├── TerminalSourceError     400/401/403/404, missing credentials: not retried
-     │    │    └── ContractError      the payload is not the documented shape
+     │    │    ├── ContractError      well-formed JSON that is not the documented shape
+     │    │    └── NoNetworkError     this machine cannot resolve or reach the host: not retried
      │    └── SourceSkipped           the source is not configured (no API key); not a failure
      ├── ReplayError                  a replay directory is missing or not in the replay layout
      ├── IngestFailed                 at least one source failed (flows.ingest)
@@ -31,6 +33,8 @@ class SourceError(IngestError):
         super().__init__(f"{source}{where}: {message}")
         self.source = source
         self.url = url
+        self.reason = message
+        """The message without the source and URL (for messages that already name them)."""
 
 
 class TransientSourceError(SourceError):
@@ -43,6 +47,12 @@ class TerminalSourceError(SourceError):
 
 class ContractError(TerminalSourceError):
     """The source answered, but not in the documented shape (schema drift or a wrong endpoint)."""
+
+
+class NoNetworkError(TerminalSourceError):
+    """This machine cannot resolve the source's host or has no route to it: network trouble on
+    our side, not the source being down. Retrying in a few seconds would not help; checking the
+    network (DNS, proxy, connectivity) does."""
 
 
 class SourceSkipped(SourceError):

@@ -2,11 +2,13 @@
 
 Each page is written to the raw zone as soon as it arrives, before anything parses it further, so
 a payload that later fails validation, or a run that dies mid-way, still leaves every response
-received. A page whose body is not the documented shape is stored, then fails the source.
+received. A page whose body is not the documented shape is stored, then fails the source; a contract
+listing whose body is not costs only that evidence: it is stored, and the run ledger warns.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flows import raw_zone
-from flows.errors import ContractError
+from flows.errors import ContractError, SourceError, TransientSourceError
 from flows.faults import fault_point
 from flows.sources import API_SOURCES, ApiSource, csv_files
 from flows.sources.csv_files import CsvProgress, inspect_csv_file, list_csv_files
@@ -89,14 +91,16 @@ def extract_api(
                 raw = raw_zone.write_page(raw_root, run_id, started_at, page)
                 fault_point("after_page", source=spec.name, page=page.page or 1)
             out.keep(raw, page)
+            if page.endpoint.role == "contracts":
+                if note := listing_problem(page):
+                    out.warnings.append(
+                        f"{note}; the payload is kept in the raw zone at {raw.relative}: this "
+                        "run's new assets were resolved without its contract addresses"
+                    )
+                    logger.warning("%s: %s", spec.name, out.warnings[-1])
+                continue
             if page.shape_error:
-                raise ContractError(
-                    spec.name,
-                    f"{page.shape_error}; the payload is kept in the raw zone at {raw.relative}. "
-                    "The API may have changed: compare it with the documented shape, then update "
-                    f"flows/sources/{spec.name}.py",
-                    url=page.url,
-                )
+                raise page_failure(page, raw.relative)
             if page.split and page.records and page.endpoint.role == "quotes":
                 for missing in sorted(expected - page.split.keys):
                     note = (
@@ -112,6 +116,41 @@ def extract_api(
         http.client.close()
     fault_point("after_raw", source=spec.name)
     return out
+
+
+def page_failure(page: Page, kept_at: str) -> SourceError:
+    """Why a stored page with a shape error fails its source: a broken delivery is transient (the
+    run may be retried), well-formed JSON of the wrong shape means the API changed."""
+    if page.broken:
+        return TransientSourceError(
+            page.source,
+            f"HTTP 200 but {page.shape_error}; the last body is kept in the raw zone at {kept_at}. "
+            "A proxy, captive portal or the source's bot protection may have answered instead of "
+            "the API: retry the run later",
+            url=page.url,
+        )
+    return ContractError(
+        page.source,
+        f"{page.shape_error}; the payload is kept in the raw zone at {kept_at}. The API may have "
+        "changed: compare it with the documented shape, then update "
+        f"flows/sources/{page.source}.py",
+        url=page.url,
+    )
+
+
+def listing_problem(page: Page) -> str | None:
+    """What makes a contract listing no evidence, if anything: a body that is not its documented
+    shape, or no record where the endpoint always lists some (CoinGecko's list of every coin;
+    CoinPaprika's ``[]`` for a platform just means it lists no contract there)."""
+    of = f" of {json.loads(page.subject)[page.endpoint.subject_key]}" if page.subject else ""
+    if page.shape_error:
+        return f"contract listing{of} unusable ({page.url}: {page.shape_error})"
+    if not page.records:
+        return None if page.endpoint.may_be_empty else f"contract listing{of} is empty ({page.url})"
+    assert page.split is not None  # records come from a split
+    if missing := sorted(set(page.endpoint.fields) - page.split.keys):
+        return f"contract listing{of} has no {missing} in any record ({page.url})"
+    return None
 
 
 def extract(

@@ -17,8 +17,7 @@ from typing import Any
 import duckdb
 
 from flows import raw_zone
-from flows.errors import ContractError
-from flows.extract import Extracted
+from flows.extract import Extracted, page_failure
 from flows.sources import ApiSource
 from flows.sources.api import HistoryRequest
 from flows.sources.replay import replay_transport
@@ -83,11 +82,7 @@ def extract_history(
             raw = raw_zone.write_page(raw_root, run_id, started_at, page)
             out.keep(raw, page)
             if page.shape_error:
-                raise ContractError(
-                    source.spec.name,
-                    f"{page.shape_error}; the payload is kept in the raw zone at {raw.relative}",
-                    url=page.url,
-                )
+                raise page_failure(page, raw.relative)
             out.checkpoints[STREAM + request.source_asset_id] = request.end.isoformat()
     finally:
         out.requests = http.requests

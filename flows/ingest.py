@@ -6,6 +6,9 @@ that fails does not stop the others from loading, and the run ends Failed if any
 The flow is the warehouse's only writer; it holds the warehouse for the whole run, so a second
 concurrent ingest is refused with a clear message instead of interleaving. Before any source
 loads, it applies the operator decisions the API received since the last run (store.resolution).
+A run with a failed source returns a Failed state whose message names each failed source, its URL
+and what to do: a failed source is an outcome of the run, reported once, not a crash of the flow
+with a traceback.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from prefect.tasks import Task
 
 from flows.errors import IngestError, SourceError, SourceSkipped, TransientSourceError
@@ -45,10 +49,6 @@ from store.connection import warehouse
 from store.resolution import apply_pending, import_inbox
 from store.settings import get_store_settings
 from store.snapshot import publish_snapshot
-
-
-class IngestFailed(IngestError):
-    """At least one source failed; the others were loaded and published."""
 
 
 @dataclass
@@ -311,7 +311,7 @@ def ingest(
     replay_dir: str | None = None,
     history: bool = False,
     fault: str | None = None,
-) -> RunSummary:
+) -> RunSummary | State[RunSummary]:
     """Run every selected source once into the warehouse and publish the serving snapshot.
 
     ``history`` backfills daily history of the configured coins (CoinGecko, CoinPaprika and CSV
@@ -375,8 +375,12 @@ def ingest(
     )
     if failed:
         again = " ".join(f"--source {r.source}" for r in failed)
-        raise IngestFailed(
-            f"run {run_id}: {len(failed)} source(s) failed ({error}); the others were loaded and "
-            f"published. Fix the cause named above, then re-run `kasparro ingest {again}`"
+        others = (
+            "; the others were loaded and published" if len(failed) < len(summary.results) else ""
+        )
+        return Failed(
+            message=f"run {run_id}: {len(failed)} source(s) failed ({error}){others}. Fix the "
+            f"cause named above, then re-run `kasparro ingest {again}`",
+            data=summary,
         )
     return summary

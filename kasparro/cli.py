@@ -22,9 +22,30 @@ from store.settings import get_store_settings
 SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
 
 
+class _OnceOnTheTerminal(logging.Filter):
+    """Keeps Prefect's echoes of a failure off the terminal, where each failure is told once: a
+    failed source by the flow's ``<source> failed: ...`` line, a failed run by this command's last
+    line. Prefect repeats them in its closing ``Finished in state Failed(...)`` lines (of the task
+    and of the flow) and in its report of an exception, with a traceback that a Kasparro error does
+    not need: its message says what failed and what to do. Prefect's own run logs keep them all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from flows.errors import IngestError
+        from store.errors import StoreError
+
+        if not record.name.startswith("prefect."):
+            return True
+        if record.getMessage().startswith("Finished in state Failed"):
+            return False
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, IngestError | StoreError)
+
+
 def _ingest(args: argparse.Namespace) -> int:
     from flows.ingest import RunSummary, ingest
 
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_OnceOnTheTerminal())
     state = ingest(
         sources=args.source or None,
         replay_dir=str(args.replay) if args.replay else None,
@@ -34,10 +55,25 @@ def _ingest(args: argparse.Namespace) -> int:
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, RunSummary):
         _print_summary(summary)
-    if state.is_failed():
-        print(f"ingest failed: {state.message or summary}", file=sys.stderr)
-        return 1
-    return 0
+    if not state.is_failed():
+        return 0
+    if isinstance(summary, RunSummary) and summary.failed:
+        # Each source's error was logged once above, as it happened (and is in the run ledger).
+        failed = summary.failed
+        names = ", ".join(r.source for r in failed)
+        again = " ".join(f"--source {r.source}" for r in failed)
+        others = (
+            "; the others were loaded and published" if len(failed) < len(summary.results) else ""
+        )
+        print(
+            f"ingest failed: run {summary.run_id}: {names} failed (why and what to do: the "
+            f"'failed:' line above){others}. Re-run `kasparro ingest {again}` once the cause "
+            "is fixed",
+            file=sys.stderr,
+        )
+    else:
+        print(f"ingest failed: {state.message}", file=sys.stderr)
+    return 1
 
 
 def _print_summary(summary: object) -> None:

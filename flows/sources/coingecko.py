@@ -23,7 +23,14 @@ def _page_of(query: Mapping[str, str]) -> int:
 
 
 MARKETS = Endpoint(name="coins_markets", path="coins/markets", records_key=None, page_of=_page_of)
-COINS_LIST = Endpoint(name="coins_list", path="coins/list", records_key=None, role="contracts")
+COINS_LIST = Endpoint(
+    name="coins_list",
+    path="coins/list",
+    records_key=None,
+    role="contracts",
+    fields=("id", "platforms"),
+    may_be_empty=False,
+)
 """Every coin with its contract address per platform (``include_platform=true``): identity
 evidence for entity resolution, fetched once a run after the markets."""
 

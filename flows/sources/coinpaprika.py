@@ -25,6 +25,7 @@ CONTRACTS = Endpoint(
     records_key=None,
     role="contracts",
     subject_key="platform",
+    fields=("address", "id"),
 )
 """The contract addresses of one platform's tokens (``[{address, id, type}]``): identity evidence
 for entity resolution, one request per platform of the crosswalk."""

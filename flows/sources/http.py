@@ -1,17 +1,24 @@
 """The HTTP path every API source shares: rate limit, retries, error classification.
 
-Transient failures (timeouts, connect errors, 429, 5xx) are retried with exponential backoff and
-jitter, honouring ``Retry-After``; terminal ones (400/401/403/404) fail the source at once. A 200
-whose body is not the documented shape still becomes a :class:`Page` (the raw zone keeps it), with
-``shape_error`` set so the extract can fail the source after storing it.
+Transient failures are retried with exponential backoff and jitter, honouring ``Retry-After``:
+timeouts, a refused or reset connection, 429, 5xx, and a 200 whose body is a broken delivery (empty,
+an HTML page such as a proxy's error or a bot challenge, truncated or otherwise not JSON).
+Terminal ones fail the source at once: 400/401/403/404, and a host this machine cannot resolve or
+has no route to (network trouble on our side, not the source being down). A 200 of well-formed JSON
+that is not the documented shape, or a broken body still broken on the last attempt, becomes a
+:class:`Page` with ``shape_error`` set, so the extract can store it in the raw zone before failing.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import json
 import logging
 import random
+import re
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,8 +27,9 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
+import msgspec
 
-from flows.errors import SourceError, TerminalSourceError, TransientSourceError
+from flows.errors import NoNetworkError, SourceError, TerminalSourceError, TransientSourceError
 from flows.sources.records import ShapeError, SplitBody, split_records
 from flows.sources.spec import Endpoint
 
@@ -53,6 +61,9 @@ class Page:
     body: bytes
     split: SplitBody | None
     shape_error: str | None = None
+    broken: bool = False
+    """``shape_error`` is a broken delivery (empty, HTML, truncated or not JSON), which fetching
+    again may mend; otherwise it is well-formed JSON of the wrong shape: the API's answer."""
     subject: str | None = None
     """For a per-asset request, the asset it was about, as JSON (source_asset_id, symbol,
     name): history records do not name their asset."""
@@ -188,37 +199,68 @@ class SourceHttp:
                 response = self.client.send(request)
             except httpx.RequestError as exc:
                 failure: SourceError = classify(self.source, url, exc)
-                if isinstance(failure, TerminalSourceError):
+                if not isinstance(failure, TransientSourceError):
                     raise failure from exc
                 delay = self._backoff(attempt)
             else:
-                if response.status_code == 200:
-                    return self._page(endpoint, page, url, response, subject)
-                failure = classify(self.source, url, response)
-                if isinstance(failure, TerminalSourceError):
-                    raise failure
-                asked = retry_after_seconds(response)
-                delay = asked if asked is not None else self._backoff(attempt)
-                if delay > self.policy.max_retry_after_seconds:
-                    raise TransientSourceError(
-                        self.source,
-                        f"asked to wait {delay:.0f} s (Retry-After), more than the "
-                        f"{self.policy.max_retry_after_seconds:.0f} s allowed; retry the run later",
-                        url=url,
-                    )
+                outcome = self._outcome(endpoint, page, url, response, subject, attempt=attempt)
+                if isinstance(outcome, Page):
+                    return outcome
+                failure, delay = outcome
             if last:
                 raise TransientSourceError(
                     self.source,
-                    f"gave up after {self.policy.max_attempts} attempts ({failure}); the source "
-                    "may be down or rate-limiting: retry the run later",
+                    f"gave up after {self.policy.max_attempts} attempts ({failure.reason}); the "
+                    "source may be down or rate-limiting: retry the run later",
                     url=url,
                 ) from failure
             logger.warning(
                 "%s: attempt %d/%d failed (%s); retrying in %.1f s",
-                self.source, attempt + 1, self.policy.max_attempts, failure, delay,
+                self.source, attempt + 1, self.policy.max_attempts, failure.reason, delay,
             )  # fmt: skip
             self._sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _outcome(
+        self,
+        endpoint: Endpoint,
+        page: int | None,
+        url: str,
+        response: httpx.Response,
+        subject: Mapping[str, str] | None,
+        *,
+        attempt: int,
+    ) -> Page | tuple[TransientSourceError, float]:
+        """The page a response gives, or the transient failure it is and the wait before the next
+        attempt; raises a terminal failure."""
+        if response.status_code == 200:
+            received = self._page(endpoint, page, url, response, subject)
+            if not received.broken:
+                return received
+            if attempt == self.policy.max_attempts - 1:
+                # The last one is kept in the raw zone by the extract, then fails as transient.
+                return dataclasses.replace(
+                    received,
+                    shape_error=f"{received.shape_error}, on each of "
+                    f"{self.policy.max_attempts} attempts",
+                )
+            failure = TransientSourceError(
+                self.source, f"HTTP 200 but {received.shape_error}", url=url
+            )
+            return failure, self._backoff(attempt)
+        classified = classify(self.source, url, response)
+        if not isinstance(classified, TransientSourceError):
+            raise classified
+        asked = retry_after_seconds(response)
+        delay = asked if asked is not None else self._backoff(attempt)
+        if delay > self.policy.max_retry_after_seconds:
+            raise TransientSourceError(
+                self.source,
+                f"asked to wait {delay:.0f} s (Retry-After), more than the "
+                f"{self.policy.max_retry_after_seconds:.0f} s allowed; retry the run later",
+                url=url,
+            )
+        return classified, delay
 
     def get_listing(
         self,
@@ -248,16 +290,7 @@ class SourceHttp:
         subject: Mapping[str, str] | None,
     ) -> Page:
         body = response.content
-        split: SplitBody | None = None
-        shape_error: str | None = None
-        try:
-            split = split_records(
-                body.decode("utf-8"), endpoint.records_key, arrays=endpoint.array_records
-            )
-        except UnicodeDecodeError as exc:
-            shape_error = f"body is not UTF-8: {exc}"
-        except ShapeError as exc:
-            shape_error = str(exc)
+        split, shape_error, broken = read_body(endpoint, body)
         return Page(
             source=self.source,
             endpoint=endpoint,
@@ -268,14 +301,75 @@ class SourceHttp:
             body=body,
             split=split,
             shape_error=shape_error,
+            broken=broken,
             subject=json.dumps(dict(subject), sort_keys=True) if subject else None,
         )
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+
+
+def read_body(endpoint: Endpoint, body: bytes) -> tuple[SplitBody | None, str | None, bool]:
+    """A 200 body's records; else why it has none, and whether it is a broken delivery (empty,
+    an HTML page, cut short or not JSON at all: a proxy, a captive portal, bot protection or a
+    dropped connection answered, so fetching again may mend it) rather than well-formed JSON of
+    the wrong shape (the API's own answer: fetching again will not change it)."""
+    if not body.strip():
+        return None, "the body is empty", True
+    if body.lstrip()[:1] == b"<":
+        title = _TITLE.search(body[:8192])
+        named = " ".join(title[1].decode("utf-8", "replace").split())[:80] if title else ""
+        return None, f"an HTML page{f' ({named!r})' if named else ''} instead of JSON", True
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        cut = exc.reason == "unexpected end of data"  # the body ends inside a character
+        return None, f"the body is {'cut short' if cut else 'not UTF-8'}: {exc}", cut
+    try:
+        return split_records(text, endpoint.records_key, arrays=endpoint.array_records), None, False
+    except ShapeError as exc:
+        try:
+            msgspec.json.decode(body)
+        except msgspec.DecodeError as not_json:
+            return None, f"the body is not well-formed JSON ({not_json})", True
+        return None, str(exc), False
+
+
+def _network_trouble(exc: BaseException) -> str | None:
+    """Why this machine cannot reach the host, if that is what ``exc`` comes from: the name does
+    not resolve (httpx wraps the ``socket.gaierror``), or there is no route to the network or
+    host. A refused or reset connection reached the source's side: that is not this."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return f"cannot resolve the host name ({current.strerror or current})"
+        if isinstance(current, OSError) and current.errno in (
+            errno.ENETUNREACH,
+            errno.EHOSTUNREACH,
+        ):
+            return f"no route to the host ({current.strerror or current})"
+        pending += [current.__cause__, current.__context__]
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+    return None
 
 
 def classify(source: str, url: str, outcome: httpx.Response | httpx.RequestError) -> SourceError:
     """The one place native httpx outcomes become Kasparro errors."""
     if isinstance(outcome, httpx.TimeoutException):
         return TransientSourceError(source, f"timed out ({type(outcome).__name__})", url=url)
+    if isinstance(outcome, httpx.RequestError) and (trouble := _network_trouble(outcome)):
+        return NoNetworkError(
+            source,
+            f"{trouble}: network trouble on this machine's side, not a sign that the source is "
+            "down. Check the network (DNS, proxy, connection) and the host of the source's base "
+            "URL setting, then re-run",
+            url=url,
+        )
     if isinstance(outcome, httpx.NetworkError | httpx.RemoteProtocolError):
         return TransientSourceError(source, f"connection failed: {outcome}", url=url)
     if isinstance(outcome, httpx.RequestError):

@@ -70,6 +70,12 @@ class Endpoint:
     role: Role = "quotes"
     subject_key: str = "source_asset_id"
     """The subject field a per-subject path names (an asset id, or a platform id)."""
+    fields: tuple[str, ...] = ()
+    """Of a contract listing: the record fields it is read by; a listing whose records all lack
+    one is no evidence (the run ledger warns). Quote endpoints are checked by their mapping."""
+    may_be_empty: bool = True
+    """An empty record array is a valid answer (the end of paging, a platform without
+    contracts); False where it can only be a failure (a list of every coin)."""
 
     @property
     def paged(self) -> bool:

@@ -27,12 +27,12 @@ _TOKEN_PAGE = re.compile(r"^https?://(?:www\.)?(?P<host>[^/]+)/(?:#/)?token/(?P<
 def _coingecko_coins_list(group: pl.DataFrame) -> Iterator[tuple[str, str, str, str]]:
     for run_id, text in group.select("run_id", "record").iter_rows():
         record = json.loads(text)
-        platforms = record.get("platforms") or {}
-        if not isinstance(platforms, dict):
-            continue
+        asset, platforms = record.get("id"), record.get("platforms")
+        if not isinstance(asset, str) or not asset or not isinstance(platforms, dict):
+            continue  # not the documented shape: no evidence (the record stays in the raw zone)
         for platform, address in platforms.items():
             if platform and isinstance(address, str) and address.strip():
-                yield str(record["id"]), platform, address, run_id
+                yield asset, platform, address, run_id
 
 
 def _coinpaprika_contracts(group: pl.DataFrame) -> Iterator[tuple[str, str, str, str]]:
@@ -47,19 +47,37 @@ def _coinpaprika_contracts(group: pl.DataFrame) -> Iterator[tuple[str, str, str,
 _ID_AND_EXPLORER = pl.Struct({"id": pl.String(), "explorer": pl.String()})
 
 
-def _coincap_explorers(group: pl.DataFrame) -> Iterator[tuple[str, str, str, str]]:
-    # Only a token page holds an address: records without one are ruled out by a substring
-    # search before any JSON is parsed (every CoinCap record of every run comes through here).
-    pages = (
-        group.filter(pl.col("record").str.contains("/token/", literal=True))
-        .select(
+def _id_and_explorer(records: pl.DataFrame) -> pl.DataFrame:
+    """``run_id``, ``asset`` and ``explorer`` of CoinCap records; a field that is not a string
+    reads as null (no evidence), so a malformed record costs only itself."""
+    try:
+        # One parse for both fields (json_path_match parses the record once per path).
+        return records.select(
             "run_id",
-            # One parse for both fields (json_path_match parses the record once per path).
             pl.col("record")
             .str.json_decode(_ID_AND_EXPLORER)
             .struct.rename_fields(["asset", "explorer"])
             .struct.unnest(),
         )
+    except pl.exceptions.ComputeError:  # a field is an object or array: read record by record
+        fields = [json.loads(text) for text in records["record"]]
+        return pl.DataFrame(
+            {
+                "run_id": records["run_id"],
+                **{
+                    name: [v if isinstance(v := f.get(key), str) else None for f in fields]
+                    for name, key in (("asset", "id"), ("explorer", "explorer"))
+                },
+            },
+            schema={"run_id": pl.String(), "asset": pl.String(), "explorer": pl.String()},
+        )
+
+
+def _coincap_explorers(group: pl.DataFrame) -> Iterator[tuple[str, str, str, str]]:
+    # Only a token page holds an address: records without one are ruled out by a substring
+    # search before any JSON is parsed (every CoinCap record of every run comes through here).
+    pages = (
+        _id_and_explorer(group.filter(pl.col("record").str.contains("/token/", literal=True)))
         .filter(pl.col("explorer").str.contains("/token/", literal=True))
         # Every run lists the same pages again: the earliest run of each is the one kept.
         .group_by("asset", "explorer")

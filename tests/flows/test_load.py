@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from flows.resolution import read_overrides
@@ -166,3 +167,35 @@ def test_a_snapshot_record_not_newer_than_the_stored_one_is_written_nowhere(
         ]
     finally:
         con.close()
+
+
+def test_a_malformed_contract_listing_is_a_ledger_warning_and_the_quotes_still_load(
+    demo: Path, tmp_path: Path
+) -> None:
+    """A listing of another shape costs only its evidence: the source loads, the run ledger
+    (``run_sources.warnings``) says so, and the payload stays in the raw zone."""
+    replay = tmp_path / "replay"
+    shutil.copytree(demo / "coingecko", replay / "coingecko")
+    body = b'{"status": {"error_code": 10002, "error_message": "API Key Missing"}}'
+    (replay / "coingecko" / "coins_list.json").write_bytes(body)
+    data_dir = tmp_path / "data"
+
+    results = ingest_without_prefect(replay, data_dir, run_id="run-1", sources=("coingecko",))
+
+    assert results["coingecko"].status == "loaded"
+    assert results["coingecko"].inserted > 0
+    con = open_read_only(data_dir / "warehouse.duckdb")
+    try:
+        ((status, warnings),) = con.execute(
+            "select status, warnings from run_sources where source = 'coingecko'"
+        ).fetchall()
+        quotes = con.execute("select count(*) from quotes").fetchone()
+    finally:
+        con.close()
+    assert status == "loaded"
+    (warning,) = warnings
+    assert "contract listing unusable" in warning
+    assert "coins_list.parquet" in warning
+    assert quotes == (results["coingecko"].inserted,)
+    (kept,) = (data_dir / "raw").glob("source=coingecko/date=*/run=run-1/coins_list.parquet")
+    assert pl.read_parquet(kept)["envelope"].to_list() == [body.decode()]

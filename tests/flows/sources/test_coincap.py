@@ -166,7 +166,7 @@ def test_envelope_keeps_the_timestamp_with_the_data_array_emptied(
         (b'{"error": "Unauthorized", "timestamp": 1715904000000}', "no 'data' array"),
         (b'{"data": {"id": "bitcoin"}, "timestamp": 1715904000000}', "'data' is not an array"),
         (b'[{"id": "bitcoin"}]', "expected a JSON object"),
-        (b'{"data": [{"id": "bitcoin", "priceUsd": "667', "not valid JSON"),
+        (b'{"data": [{"id": "bitcoin", "priceUsd": "667', "not well-formed JSON"),
     ],
     ids=["no-data", "data-not-array", "bare-array", "malformed"],
 )
@@ -174,12 +174,13 @@ def test_body_not_in_the_envelope_shape_becomes_a_page_with_a_shape_error(
     httpx_mock: HTTPXMock, open_source: OpenSource, body: bytes, expected: str
 ) -> None:
     settings = coincap_settings(page_size=2, max_pages=3)
-    httpx_mock.add_response(url=assets_url(2, 0), content=body)
+    httpx_mock.add_response(url=assets_url(2, 0), content=body, is_reusable=True)
     http = open_source(coincap.SOURCE, settings, rate_limit=False)
 
     pages = list(coincap.SOURCE.pages(http, settings))
 
     assert len(pages) == 1
+    assert pages[0].broken == (expected == "not well-formed JSON")  # only that one is fetched again
     assert pages[0].shape_error is not None
     assert expected in pages[0].shape_error
     assert pages[0].records == []

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from pytest_httpx import HTTPXMock
 
-from flows.errors import ContractError
+from flows.errors import ContractError, SourceError, TransientSourceError
 from flows.extract import extract_api
 from flows.sources import coingecko
 from tests.flows.sources.conftest import OpenSource, coingecko_settings
@@ -204,21 +204,25 @@ ERROR_OBJECT = b'{"status": {"error_code": 10002, "error_message": "API Key Miss
 
 
 @pytest.mark.parametrize(
-    ("body", "expected"),
-    [(TRUNCATED, "not valid JSON"), (ERROR_OBJECT, "expected a JSON array")],
+    ("body", "expected", "attempts"),
+    [(TRUNCATED, "not well-formed JSON", 3), (ERROR_OBJECT, "expected a JSON array", 1)],
     ids=["malformed-json", "object-instead-of-array"],
 )
 def test_unreadable_200_body_becomes_a_page_with_a_shape_error_and_ends_paging(
-    httpx_mock: HTTPXMock, open_source: OpenSource, body: bytes, expected: str
+    httpx_mock: HTTPXMock, open_source: OpenSource, body: bytes, expected: str, attempts: int
 ) -> None:
+    """A truncated body is fetched again (each attempt), well-formed JSON of the wrong shape is
+    not; either way the last body comes back as a page with its shape error."""
     settings = coingecko_settings(page_size=2, max_pages=5)
-    httpx_mock.add_response(url=markets_url(1), content=body)
+    httpx_mock.add_response(url=markets_url(1), content=body, is_reusable=True)
     http = open_source(coingecko.SOURCE, settings, rate_limit=False)
 
     pages = list(coingecko.SOURCE.pages(http, settings))
 
     assert len(pages) == 1  # no request for page 2
     (page,) = pages
+    assert len(httpx_mock.get_requests()) == attempts
+    assert page.broken == (attempts > 1)
     assert page.status == 200
     assert page.shape_error is not None
     assert expected in page.shape_error
@@ -231,14 +235,20 @@ def raw_page(raw_root: Path, page: int) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-@pytest.mark.parametrize("body", [TRUNCATED, ERROR_OBJECT], ids=["malformed", "object"])
-def test_extract_fails_with_contract_error_after_keeping_the_body_in_the_raw_zone(
-    httpx_mock: HTTPXMock, tmp_path: Path, body: bytes
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [(TRUNCATED, TransientSourceError), (ERROR_OBJECT, ContractError)],
+    ids=["malformed", "object"],
+)
+def test_extract_fails_after_keeping_the_body_in_the_raw_zone(
+    httpx_mock: HTTPXMock, tmp_path: Path, body: bytes, error: type[SourceError]
 ) -> None:
+    """Truncated JSON is a broken delivery (transient: retry the run); well-formed JSON of
+    another shape means the API changed. Both bodies are kept."""
     settings = coingecko_settings()
-    httpx_mock.add_response(url=markets_url(1), content=body)
+    httpx_mock.add_response(url=markets_url(1), content=body, is_reusable=True)
 
-    with pytest.raises(ContractError) as caught:
+    with pytest.raises(error) as caught:
         extract_api(
             coingecko.SOURCE, settings, raw_root=tmp_path, run_id="run-1", started_at=STARTED_AT
         )
@@ -250,7 +260,8 @@ def test_extract_fails_with_contract_error_after_keeping_the_body_in_the_raw_zon
     assert stored["request_url"].to_list() == [str(markets_url(1))]
     message = str(caught.value)
     assert "coins_markets-page-0001.parquet" in message
-    assert "flows/sources/coingecko.py" in message
+    broken = error is TransientSourceError
+    assert ("retry the run later" if broken else "flows/sources/coingecko.py") in message
     assert API_KEY not in message
 
 
@@ -259,9 +270,9 @@ def test_shape_error_on_a_later_page_keeps_every_earlier_page_in_the_raw_zone(
 ) -> None:
     settings = coingecko_settings(page_size=2)
     httpx_mock.add_response(url=markets_url(1), content=coingecko_page(1, 2))
-    httpx_mock.add_response(url=markets_url(2), content=TRUNCATED)
+    httpx_mock.add_response(url=markets_url(2), content=TRUNCATED, is_reusable=True)
 
-    with pytest.raises(ContractError):
+    with pytest.raises(TransientSourceError):
         extract_api(
             coingecko.SOURCE, settings, raw_root=tmp_path, run_id="run-1", started_at=STARTED_AT
         )

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from pytest_httpx import HTTPXMock
 
-from flows.errors import ContractError
+from flows.errors import ContractError, SourceError, TransientSourceError
 from flows.extract import extract_api
 from flows.sources import coinpaprika
 from tests.flows.sources.conftest import OpenSource, coinpaprika_settings
@@ -88,20 +88,21 @@ def test_nested_quotes_and_zero_max_supply_are_kept_as_served(
 
 
 @pytest.mark.parametrize(
-    ("body", "expected"),
+    ("body", "expected", "error"),
     [
-        (b'[{"id": "btc-bitcoin", "quotes": {"USD": {"price": 8196.6', "not valid JSON"),
-        (b'{"error": "id not found"}', "expected a JSON array"),
+        (b'[{"id": "btc-bitcoin", "quotes": {"USD": {"price": 8196.6', "not well-formed JSON",
+         TransientSourceError),
+        (b'{"error": "id not found"}', "expected a JSON array", ContractError),
     ],
     ids=["malformed-json", "object-instead-of-array"],
-)
-def test_extract_fails_with_contract_error_after_keeping_the_body_in_the_raw_zone(
-    httpx_mock: HTTPXMock, tmp_path: Path, body: bytes, expected: str
+)  # fmt: skip
+def test_extract_fails_after_keeping_the_body_in_the_raw_zone(
+    httpx_mock: HTTPXMock, tmp_path: Path, body: bytes, expected: str, error: type[SourceError]
 ) -> None:
     settings = coinpaprika_settings()
-    httpx_mock.add_response(url=PRO, content=body)
+    httpx_mock.add_response(url=PRO, content=body, is_reusable=True)
 
-    with pytest.raises(ContractError, match=expected):
+    with pytest.raises(error, match=expected):
         extract_api(
             coinpaprika.SOURCE, settings, raw_root=tmp_path, run_id="run-1", started_at=STARTED_AT
         )

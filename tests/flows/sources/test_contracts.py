@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -165,3 +166,97 @@ def _raw_rows(
         "subject": [subject] * n,
     }
     return pl.DataFrame(frame, schema=RAW_SCHEMA)
+
+
+# --- a bad listing costs only its evidence ---------------------------------------------------
+
+LISTINGS_URL = "https://pro-api.coingecko.com/api/v3/coins/list?include_platform=true"
+MARKETS_URL = (
+    "https://pro-api.coingecko.com/api/v3/coins/markets?vs_currency=usd"
+    "&order=market_cap_desc&per_page=2&page=1"
+)
+HTML_ERROR = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head></html>"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"[]", "contract listing is empty"),
+        (b'{"status": {"error_code": 429, "error_message": "Throttled"}}',
+         "expected a JSON array"),
+        (b'[{"id": "usd-coin", "platforms": {"ethereum": "0xa0b8', "not well-formed JSON"),
+        (HTML_ERROR, "an HTML page ('502 Bad Gateway') instead of JSON"),
+        (b'[{"coin": "usd-coin", "contracts": {}}]', "has no ['id', 'platforms'] in any record"),
+    ],
+    ids=["empty", "error-object", "truncated", "html", "other-fields"],
+)  # fmt: skip
+def test_a_bad_coingecko_listing_warns_keeps_the_payload_and_the_markets_still_load(
+    httpx_mock: HTTPXMock, tmp_path: Path, body: bytes, expected: str
+) -> None:
+    httpx_mock.add_response(url=MARKETS_URL, content=coingecko_page(1, 1))
+    httpx_mock.add_response(url=LISTINGS_URL, content=body, is_reusable=True)
+    settings = coingecko_settings(plan="pro", contracts=True)
+
+    extracted = extract_api(
+        coingecko.SOURCE, settings, raw_root=tmp_path, run_id="r1", started_at=NOW
+    )
+
+    (warning,) = extracted.warnings
+    assert expected in warning
+    assert LISTINGS_URL in warning
+    assert "resolved without its contract addresses" in warning
+    assert extracted.records == 1
+    validated = transform_raw_files(tmp_path, extracted.raw_files)
+    assert validated.quotes.height == 1
+    assert validated.contracts.is_empty()
+    (listing,) = [f for f in extracted.raw_files if "coins_list" in f]
+    kept = read_raw(tmp_path, [listing])
+    assert kept["payload_sha256"].unique().to_list() == [hashlib.sha256(body).hexdigest()]
+    assert f"kept in the raw zone at {listing}" in warning
+
+
+def test_an_unusable_coinpaprika_platform_listing_costs_only_that_platform(
+    httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    """``[]`` for a platform is no evidence, not a warning (CoinPaprika lists no contract
+    there); a listing of another shape is a warning, and the other platforms still count."""
+    httpx_mock.add_response(
+        url="https://api-pro.coinpaprika.com/v1/tickers?quotes=USD", content=coinpaprika_tickers(2)
+    )
+    for platform in platforms():
+        url = f"https://api-pro.coinpaprika.com/v1/contracts/{platform.coinpaprika}"
+        if platform.chain == "ethereum":
+            httpx_mock.add_response(url=url, json=[{"address": USDC, "id": "usdc-usd-coin"}])
+        elif platform.chain == "solana":
+            httpx_mock.add_response(url=url, json={"error": "unexpected"})
+        else:
+            httpx_mock.add_response(url=url, json=[])
+    settings = coinpaprika_settings(contracts=True)
+
+    extracted = extract_api(
+        coinpaprika.SOURCE, settings, raw_root=tmp_path, run_id="r1", started_at=NOW
+    )
+
+    (warning,) = extracted.warnings
+    assert warning.startswith("contract listing of sol-solana unusable")
+    assert "contracts-sol-solana.parquet" in warning
+    validated = transform_raw_files(tmp_path, extracted.raw_files)
+    assert validated.quotes.height == 2
+    assert validated.contracts.select("source_asset_id", "chain").rows() == [
+        ("usdc-usd-coin", "ethereum")
+    ]
+
+
+def test_coingecko_listing_records_without_an_id_are_no_evidence() -> None:
+    records = [json.dumps({"platforms": {"ethereum": USDC}}),
+               json.dumps({"id": 7, "platforms": {"ethereum": USDC}}),
+               json.dumps({"id": "usd-coin", "platforms": {"ethereum": USDC}})]  # fmt: skip
+    raw = _raw_rows("coingecko", "coins_list", records)
+    assert contracts_of(raw).select("source_asset_id", "address").rows() == [("usd-coin", USDC)]
+
+
+def test_a_coincap_explorer_that_is_not_a_string_costs_only_its_record() -> None:
+    good = {"id": "usd-coin", "explorer": f"https://etherscan.io/token/{USDC}"}
+    bad = {"id": "odd", "explorer": {"url": "https://etherscan.io/token/0xabc"}}
+    raw = _raw_rows("coincap", "assets", [json.dumps(bad), json.dumps(good)])
+    assert contracts_of(raw).select("source_asset_id", "address").rows() == [("usd-coin", USDC)]

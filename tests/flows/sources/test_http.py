@@ -6,15 +6,20 @@ behaviours a user relies on are checked for each source (``live_source``).
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 from pytest_httpx import HTTPXMock
 
-from flows.errors import TerminalSourceError, TransientSourceError
+from flows.errors import ContractError, NoNetworkError, TerminalSourceError, TransientSourceError
+from flows.extract import extract_api
 from flows.sources import coingecko
 from flows.sources.http import RateLimiter, redact_url, retry_after_seconds
 from tests.flows.sources.conftest import (
@@ -25,6 +30,7 @@ from tests.flows.sources.conftest import (
 )
 from tests.flows.sources.payloads import API_KEY, coingecko_page
 
+STARTED_AT = datetime(2026, 11, 24, 12, tzinfo=UTC)
 LIVE_COINGECKO_URL = (
     "https://api.coingecko.com/api/v3/coins/markets"
     "?vs_currency=usd&order=market_cap_desc&per_page=2&page=1"
@@ -218,7 +224,7 @@ def test_connect_error_every_time_raises_transient_after_max_attempts(
 ) -> None:
     settings = live_source.settings(backoff_seconds=1, max_attempts=3)
     httpx_mock.add_exception(
-        httpx.ConnectError("[Errno -3] Temporary failure in name resolution"),
+        httpx.ConnectError("[Errno 111] Connection refused"),
         url=live_source.first_url,
         is_reusable=True,
     )
@@ -231,8 +237,146 @@ def test_connect_error_every_time_raises_transient_after_max_attempts(
     assert len(fake_clock.sleeps) == 2
     message = str(caught.value)
     assert "connection failed" in message
-    assert "Temporary failure in name resolution" in message
+    assert "Connection refused" in message
     assert "retry the run later" in message
+    assert message.count(live_source.first_url) == 1  # the attempts' reason does not repeat it
+
+
+# The real transport (no pytest-httpx): httpx's own wrapping of the socket error is what the
+# classification reads. Connecting goes through socket.create_connection (name lookup included).
+NETWORK_TROUBLE = {
+    "dns": socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+    "dns-temporary": socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+    "network-unreachable": OSError(errno.ENETUNREACH, "Network is unreachable"),
+    "host-unreachable": OSError(errno.EHOSTUNREACH, "No route to host"),
+}
+
+
+@pytest.mark.parametrize("failure", NETWORK_TROUBLE.values(), ids=NETWORK_TROUBLE.keys())
+def test_no_network_on_our_side_fails_at_once_saying_check_the_network(
+    monkeypatch: pytest.MonkeyPatch,
+    live_source: LiveSource,
+    open_with_fake_clock: OpenSource,
+    fake_clock: FakeClock,
+    failure: OSError,
+) -> None:
+    attempts: list[object] = []
+
+    def no_network(address: object, *args: object, **kwargs: object) -> socket.socket:
+        attempts.append(address)
+        raise failure
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    settings = live_source.settings(backoff_seconds=1, max_attempts=5)
+    http = open_with_fake_clock(live_source.source, settings)
+
+    with pytest.raises(NoNetworkError) as caught:
+        live_source.run(http, settings)
+
+    assert len(attempts) == 1
+    assert fake_clock.sleeps == []
+    message = str(caught.value)
+    assert message.startswith(f"{live_source.name} ({live_source.first_url}): ")
+    assert str(failure.strerror) in message
+    assert "Check the network" in message
+    assert "may be down" not in message
+    assert API_KEY not in message
+
+
+def test_a_refused_connection_through_the_real_transport_is_transient(
+    monkeypatch: pytest.MonkeyPatch, open_with_fake_clock: OpenSource, fake_clock: FakeClock
+) -> None:
+    """The source's host answered (refused or reset): that is the source's side, retried."""
+
+    def refused(address: object, *args: object, **kwargs: object) -> socket.socket:
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    settings = coingecko_settings(max_attempts=3)
+    http = open_with_fake_clock(coingecko.SOURCE, settings)
+
+    with pytest.raises(TransientSourceError, match="Connection refused"):
+        list(coingecko.SOURCE.pages(http, settings))
+    assert http.requests == 3
+
+
+# --- a 200 that is not the API's answer ------------------------------------------------------
+
+CHALLENGE = (
+    b"<!DOCTYPE html><html lang='en-US'><head><title>Just a moment...</title></head>"
+    b"<body>Checking your browser</body></html>"
+)
+BROKEN_BODIES = {
+    "challenge-page": (CHALLENGE, "an HTML page ('Just a moment...') instead of JSON"),
+    "empty": (b"", "the body is empty"),
+    "whitespace": (b" \r\n", "the body is empty"),
+    "truncated-json": (
+        b'[{"id": "bitcoin", "current_price": 9',
+        "the body is not well-formed JSON (Input data was truncated)",
+    ),
+    "truncated-utf8": ('[{"name": "caf\u00e9"}]'.encode()[:15], "the body is cut short"),
+}
+
+
+@pytest.mark.parametrize(("body", "expected"), BROKEN_BODIES.values(), ids=BROKEN_BODIES.keys())
+def test_a_broken_200_body_is_transient_and_fetched_again(
+    httpx_mock: HTTPXMock,
+    live_source: LiveSource,
+    open_with_fake_clock: OpenSource,
+    fake_clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    expected: str,
+) -> None:
+    settings = live_source.settings(backoff_seconds=1)
+    httpx_mock.add_response(
+        url=live_source.first_url, content=body, headers={"content-type": "text/html"}
+    )
+    httpx_mock.add_response(url=live_source.first_url, content=live_source.one_page_body)
+    http = open_with_fake_clock(live_source.source, settings, jitter=0.0)
+
+    with caplog.at_level(logging.WARNING, logger="flows.sources.http"):
+        pages = live_source.run(http, settings)
+
+    assert [len(page.records) for page in pages] == [1]
+    assert pages[0].shape_error is None
+    assert fake_clock.sleeps == [0.5]
+    assert f"attempt 1/3 failed (HTTP 200 but {expected}" in caplog.text
+
+
+def test_a_body_broken_on_every_attempt_is_kept_then_fails_the_source_as_transient(
+    httpx_mock: HTTPXMock, live_source: LiveSource, tmp_path: Path
+) -> None:
+    settings = live_source.settings(max_attempts=3)
+    httpx_mock.add_response(url=live_source.first_url, content=CHALLENGE, is_reusable=True)
+
+    with pytest.raises(TransientSourceError) as caught:
+        extract_api(
+            live_source.source, settings, raw_root=tmp_path, run_id="r1", started_at=STARTED_AT
+        )
+
+    assert len(httpx_mock.get_requests()) == 3
+    message = str(caught.value)
+    assert message.startswith(f"{live_source.name} ({live_source.first_url}): HTTP 200 but an HTML")
+    assert "on each of 3 attempts" in message
+    assert "retry the run later" in message
+    assert "update flows/sources" not in message
+    (kept,) = tmp_path.glob(f"source={live_source.name}/date=*/run=r1/*.parquet")
+    assert pl.read_parquet(kept)["envelope"].to_list() == [CHALLENGE.decode()]
+    assert kept.relative_to(tmp_path).as_posix() in message
+
+
+def test_well_formed_json_of_another_shape_is_terminal_after_one_request(
+    httpx_mock: HTTPXMock, live_source: LiveSource, tmp_path: Path
+) -> None:
+    settings = live_source.settings(max_attempts=3)
+    httpx_mock.add_response(url=live_source.first_url, json={"unexpected": ["shape"]})
+
+    with pytest.raises(ContractError, match=f"update flows/sources/{live_source.name}.py"):
+        extract_api(
+            live_source.source, settings, raw_root=tmp_path, run_id="r1", started_at=STARTED_AT
+        )
+    assert len(httpx_mock.get_requests()) == 1
 
 
 def test_timeout_every_time_raises_transient_naming_the_timeout(
