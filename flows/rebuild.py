@@ -24,7 +24,7 @@ resolved and merged.
 
 The operator's decisions are applied again where the ledger says they were: those a run applied
 (``applied_by_run``) before that run's loads (a window starts there), in the order taken, so
-later loads resolve against them as they did (see :mod:`store.decisions`); refused and pending
+later loads resolve against them as they did (see :mod:`store.resolution`); refused and pending
 ones are carried over as they are.
 
 The new warehouse is built beside the old one and swapped in atomically (the old one is kept as

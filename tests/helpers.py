@@ -20,8 +20,9 @@ from flows.load import load_extracted
 from flows.resolution import Override
 from flows.settings import HistorySettings
 from flows.sources import API_SOURCES, SOURCE_NAMES
-from store import decisions, runs
+from store import runs
 from store.connection import open_read_only, transaction, warehouse
+from store.resolution import apply_pending, import_inbox
 from store.snapshot import publish_snapshot
 
 DATA_TABLES = ("coins", "coin_source_ids", "quotes", "quarantine")
@@ -157,8 +158,8 @@ def ingest_without_prefect(
                     replay_dir=str(replay_dir),
                     mode="history" if history else "snapshot",
                 )
-            decisions.import_inbox(con, data_dir / "decisions" / "inbox")
-            decisions.apply_pending(con, run_id, list(SOURCE_NAMES))
+            import_inbox(con, data_dir / "decisions" / "inbox")
+            apply_pending(con, run_id, list(SOURCE_NAMES))
             extracted = {
                 source: _extract(con, source, replay_dir, raw_root, run_id, history=history)
                 for source in sources

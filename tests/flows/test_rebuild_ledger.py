@@ -14,8 +14,8 @@ import pytest
 from flows.rebuild import RebuildError, rebuild_from_raw
 from flows.resolution import read_overrides
 from kasparro.cli import main
-from store import decisions
 from store.connection import open_read_only, warehouse
+from store.resolution import new_decision, write_inbox
 from store.settings import get_store_settings
 from tests.conftest import DEMO_DIR, REPO
 from tests.helpers import ingest_without_prefect, snapshot_checksums
@@ -49,14 +49,14 @@ def repeated_delivery(data_dir: Path) -> None:
 def operator_decision(data_dir: Path) -> None:
     """An operator rejects CoinCap's bitcoin from btc-bitcoin; the next run applies it."""
     ingest(data_dir, FIRST)
-    decision = decisions.new_decision(
+    decision = new_decision(
         "reject",
         source="coincap",
         source_asset_id="bitcoin",
         coin_id="btc-bitcoin",
         decided_by="ops@example.com",
     )
-    decisions.write_inbox(data_dir / "decisions" / "inbox", decision)
+    write_inbox(data_dir / "decisions" / "inbox", decision)
     ingest(data_dir, SECOND)
 
 
