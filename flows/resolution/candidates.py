@@ -18,6 +18,7 @@ from flows.resolution.names import (
     joined_slugs,
     match_key,
     natural_coin_id,
+    shared_slug,
 )
 from flows.resolution.scoring import NameRelation
 from flows.sources import ID_STYLES
@@ -137,7 +138,8 @@ class Lead:
     name: str | None = None
     """The most similar name among the coin's assets."""
     ids: IdRelation | None = None
-    their_id: str | None = None
+    slug: str | None = None
+    """The name slug the ids share."""
     symbol_differs: bool = False
     """Found through its ids alone: no coin of the asset's symbol relates to it."""
     near_symbol: bool = False
@@ -147,14 +149,30 @@ class Lead:
     and its source still lists the unsuffixed id (``ethos-3`` beside ``ethos``)."""
 
     def relate(
-        self, entry: Entry, names: NameRelation | None, similarity: float, ids: IdRelation | None
+        self,
+        entry: Entry,
+        names: NameRelation | None,
+        similarity: float,
+        ids: IdRelation | None,
+        self_slugs: frozenset[str] = frozenset(),
     ) -> None:
+        """Keep the strongest relation of each kind; of equal ones, the first name slug (so the
+        evidence does not depend on which sources' assets the coin holds yet)."""
+        stronger = names == "identical" and self.names != "identical"
+        tied = names == self.names and similarity == self.similarity
         if names and (
-            similarity > self.similarity or (names == "identical" and self.names != "identical")
+            stronger
+            or similarity > self.similarity
+            or (tied and self.name is not None and entry.name < self.name)
         ):
             self.names, self.similarity, self.name = names, similarity, entry.name
-        if _ID_RANK[ids] > _ID_RANK[self.ids]:
-            self.ids, self.their_id = ids, f"{entry.source}/{entry.asset}"
+        if ids is None:
+            return
+        slug = shared_slug(self_slugs, entry.slugs)
+        if _ID_RANK[ids] > _ID_RANK[self.ids] or (
+            ids == self.ids and slug is not None and (self.slug is None or slug < self.slug)
+        ):
+            self.ids, self.slug = ids, slug
 
     @property
     def related(self) -> bool:

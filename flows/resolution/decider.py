@@ -328,7 +328,7 @@ class _Decider:
                 continue
             similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
             lead = leads.setdefault(coin, Lead())
-            lead.relate(entry, names, similarity, ids)
+            lead.relate(entry, names, similarity, ids, slugs)
             if ids is None and lead.ids is None:
                 lead.namesake = self._later_namesake(row, entry)
         if not any(lead.related for lead in leads.values()):
@@ -339,7 +339,7 @@ class _Decider:
                 lead = leads.setdefault(coin, Lead(symbol_differs=True))
                 lead.near_symbol |= near_symbols(row.symbol, entry.key.split(KEY_SEPARATOR)[0])
                 similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
-                lead.relate(entry, names, similarity, compare_ids(slugs, entry.slugs))
+                lead.relate(entry, names, similarity, compare_ids(slugs, entry.slugs), slugs)
         if (natural := self.known.canonical(row.natural)) in self.known.taken:
             lead = leads.setdefault(natural, Lead())
             lead.names, lead.similarity, lead.name = "identical", 1.0, row.name
@@ -514,7 +514,7 @@ class _Decider:
             if lead.name is not None:
                 details |= {"name_similarity": lead.similarity, "candidate_name": lead.name}
             if lead.ids is not None:
-                details |= {"ids": lead.ids, "candidate_id": lead.their_id}
+                details |= {"ids": lead.ids, "shared_slug": lead.slug}
             elif lead.namesake is not None:
                 details["later_namesake_of"] = lead.namesake
             confidence = scored.confidence

@@ -153,3 +153,9 @@ def compare_ids(a: frozenset[str], b: frozenset[str]) -> IdRelation | None:
     if joined_slugs(a) & joined_slugs(b):
         return "joined"
     return None
+
+
+def shared_slug(a: frozenset[str], b: frozenset[str]) -> str | None:
+    """The slug two ids share (without separators when only that way), the first in order:
+    evidence that names the name, not which source's id carried it."""
+    return min(a & b, default=None) or min(joined_slugs(a) & joined_slugs(b), default=None)
