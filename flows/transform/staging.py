@@ -276,8 +276,10 @@ def _stage_csv(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl.
     for (header,), file_lines in group.group_by("envelope", maintain_order=True):
         lines = file_lines.filter(pl.col("record").str.strip_chars() != "")
         columns, fields = tokenize(str(header), lines["record"].to_list())
-        fits = [len(f) == len(columns) for f in fields]
-        misfits = lines.filter(~pl.Series(fits))
+        # Typed: with no line left (a grown file whose new lines are blank) an untyped empty
+        # Series is of dtype Null, which polars cannot negate or filter by.
+        fits = pl.Series([len(f) == len(columns) for f in fields], dtype=pl.Boolean())
+        misfits = lines.filter(~fits)
         rejected.append(
             _reject(
                 misfits,
@@ -296,7 +298,7 @@ def _stage_csv(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl.
             {name: [row[i].strip() for row in good] for i, name in enumerate(names)},
             schema=dict.fromkeys(names, pl.String()),
         )
-        frame = pl.concat([lines.filter(pl.Series(fits)), table], how="horizontal")
+        frame = pl.concat([lines.filter(fits), table], how="horizontal")
         if "asset_id" not in columns:
             # The daily-history layout has no id: SYMBOL:Name keeps same-symbol assets apart.
             frame = frame.with_columns(
