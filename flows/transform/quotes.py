@@ -268,7 +268,10 @@ def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _dedupe(quotes: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Keep the last delivery of each observation within a run; report conflicting earlier ones.
+    """One row per observation within a run. Identical deliveries (a record repeated across
+    pages when a listing shifts under pagination) are kept once, the last; an observation
+    delivered with different values is ambiguous: no record says which is right, so every one
+    of them is quarantined (``duplicate_conflict``) and none loads.
 
     Deliveries by different runs (a rebuild validates many runs at once) are all kept: which one
     counts is the loader's decision, run by run, as when they were first loaded."""
@@ -278,21 +281,30 @@ def _dedupe(quotes: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
             reason=pl.lit(None, pl.String()), detail=pl.lit(None, pl.String())
         )
         return quotes, no_conflicts, 0
+    values = [c for c in VALIDATED if c not in (*key, "raw_file", "raw_record")]
     ordered = quotes.sort("raw_file", "raw_record")
+    conflicting = pl.struct(values).n_unique().over(key) > 1
+    conflicts = (
+        ordered.filter(conflicting)
+        .with_columns(
+            _deliveries=pl.format("{} record {}", "raw_file", "raw_record").over(
+                key, mapping_strategy="join"
+            )
+        )
+        .with_columns(
+            reason=pl.lit("duplicate_conflict"),
+            detail=pl.format(
+                "{} at {} was delivered {} times in one run with different values ({}): none "
+                "is loaded, as no record says which is right",
+                "source_asset_id",
+                "observed_at",
+                pl.col("_deliveries").list.len(),
+                pl.col("_deliveries").list.join("; "),
+            ),
+        )
+        .drop("_deliveries")
+    )
+    agreeing = ordered.filter(~conflicting)
     is_last = pl.int_range(pl.len()).over(key) == pl.len().over(key) - 1
-    kept = ordered.filter(is_last)
-    earlier = ordered.filter(~is_last)
-    values = [c for c in VALIDATED if c not in (*key, "run_id", "raw_file", "raw_record")]
-    compared = earlier.join(kept, on=key, how="left", suffix="_kept", nulls_equal=True)
-    differs = pl.any_horizontal(
-        pl.lit(False), *[pl.col(c).ne_missing(pl.col(f"{c}_kept")) for c in values]
-    )
-    conflicts = compared.filter(differs).with_columns(
-        reason=pl.lit("duplicate_conflict"),
-        detail=pl.format(
-            "the same observation was delivered again with different values; kept {} record {}",
-            "raw_file_kept",
-            "raw_record_kept",
-        ),
-    )
-    return kept, conflicts, earlier.height - conflicts.height
+    kept = agreeing.filter(is_last)
+    return kept, conflicts, agreeing.height - kept.height

@@ -189,27 +189,55 @@ def test_identical_redeliveries_are_kept_once(raw_of: RawOf) -> None:
     assert validated.quarantine.is_empty()
 
 
-def test_conflicting_redeliveries_keep_the_later_and_quarantine_the_earlier(raw_of: RawOf) -> None:
+def test_conflicting_deliveries_of_one_observation_are_all_quarantined(raw_of: RawOf) -> None:
+    """Two records in one page for the same asset and time with different prices: nothing says
+    which is right, so neither loads (the later one used to win)."""
+    records = [gecko(current_price=1.0), gecko(id="ethereum"), gecko(current_price=2.0)]
+    validated = validate(stage(raw_of("coingecko", "coins_markets", records)))
+    assert validated.quotes["source_asset_id"].to_list() == ["ethereum"]
+    assert reasons(validated.quarantine) == ["duplicate_conflict"] * 2
+    assert validated.quarantine["raw_record"].to_list() == [0, 2]
+    assert validated.quarantine["record"].to_list() == [records[0], records[2]]
+    detail = validated.quarantine["detail"][0]
+    assert "delivered 2 times in one run with different values" in detail
+    assert "file-1.parquet record 0; file-1.parquet record 2" in detail
+    assert validated.duplicates == 0
+
+
+def test_conflicting_deliveries_across_pages_are_all_quarantined(raw_of: RawOf) -> None:
     raw = pl.concat(
         [
-            raw_of(
-                "coingecko",
-                "coins_markets",
-                [gecko(current_price=1.0)],
-                raw_file="page-0001.parquet",
-            ),
-            raw_of(
-                "coingecko",
-                "coins_markets",
-                [gecko(current_price=2.0)],
-                raw_file="page-0002.parquet",
-            ),
+            raw_of("coingecko", "coins_markets", [gecko(current_price=1.0)], raw_file="p1.parquet"),
+            raw_of("coingecko", "coins_markets", [gecko(current_price=1.0)], raw_file="p2.parquet"),
+            raw_of("coingecko", "coins_markets", [gecko(current_price=2.0)], raw_file="p3.parquet"),
         ]
     )
     validated = validate(stage(raw))
-    assert validated.quotes["price_usd"].to_list() == [Decimal("2")]
-    assert reasons(validated.quarantine) == ["duplicate_conflict"]
-    assert validated.quarantine["raw_file"][0] == "page-0001.parquet"
+    assert validated.quotes.is_empty()
+    # The two identical records share a sha256: one quarantine row holds them.
+    assert reasons(validated.quarantine) == ["duplicate_conflict"] * 2
+    assert validated.quarantine["raw_file"].to_list() == ["p1.parquet", "p3.parquet"]
+    assert "delivered 3 times" in validated.quarantine["detail"][0]
+
+
+def test_deliveries_that_differ_only_where_a_value_is_missing_conflict(raw_of: RawOf) -> None:
+    records = [gecko(market_cap=None), gecko()]
+    validated = validate(stage(raw_of("coingecko", "coins_markets", records)))
+    assert validated.quotes.is_empty()
+    assert reasons(validated.quarantine) == ["duplicate_conflict"] * 2
+
+
+def test_the_same_observation_from_two_runs_is_not_a_conflict(raw_of: RawOf) -> None:
+    """A rebuild validates many runs at once; which run's value counts is the loader's call."""
+    raw = pl.concat(
+        [
+            raw_of("coingecko", "coins_markets", [gecko(current_price=1.0)], run_id="run-1"),
+            raw_of("coingecko", "coins_markets", [gecko(current_price=2.0)], run_id="run-2"),
+        ]
+    )
+    validated = validate(stage(raw))
+    assert validated.quarantine.is_empty()
+    assert validated.quotes["price_usd"].to_list() == [Decimal("1"), Decimal("2")]
 
 
 def test_daily_history_csv_rows_become_quotes_in_utc(raw_of: RawOf) -> None:
