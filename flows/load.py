@@ -98,6 +98,7 @@ def record_repeat(
         result.repeatable_until = until
         result.valid, result.quarantined = previous.valid, previous.quarantined
         result.duplicates, result.unchanged = previous.duplicates, previous.delivered
+        result.rounded = previous.rounded
     else:
         result.seen = SEEN.to_frame()  # replaces what an earlier attempt of the run recorded
     try:
@@ -168,6 +169,7 @@ def load_source(
         result.valid = validated.quotes.height
         result.quarantined = validated.quarantine.height
         result.duplicates = validated.duplicates
+        result.rounded = validated.rounded
         result.inserted, result.updated = counts.inserted, counts.updated
         result.unchanged = delivered.height - counts.inserted - counts.updated
         result.load_seconds = time.perf_counter() - clock

@@ -4,7 +4,10 @@ One set of whole-frame polars expressions for every source:
 
 * money (price, market cap, volume) is parsed from its text straight to DECIMAL(38, 18), exactly:
   decimal strings and exponents alike (``1.258e-09`` stays 0.000000001258). A value that needs more
-  than 18 decimal places or is >= 1e20 is quarantined as ``not_representable``, never rounded.
+  than 18 decimal places or is >= 1e20 is quarantined as ``not_representable``, never rounded,
+  unless its text is *float noise* (:func:`float_noise`): a binary double printed in full, whose
+  digits past the 15th hold no information. That value is stored rounded to 18 places (half to
+  even), the text stays in the raw zone, and :attr:`Validated.rounded` counts it.
 * the price must be present, finite and positive; amounts and supplies must not be negative;
 * ``observed_at`` must parse, be no later than the fetch (plus clock skew) and no earlier than
   Bitcoin's genesis block (which catches two-digit years);
@@ -53,6 +56,9 @@ class Validated:
     """When the first verdict that depends on the moment of reading may turn: a record observed
     in the future is valid once that moment is near enough, a daily value once its day is over.
     None when no verdict depends on it. The same bytes read again before then load the same."""
+    rounded: int = 0
+    """Money values of the quotes written as float noise (:func:`float_noise`), stored rounded
+    to 18 decimal places; their exact text is in the raw zone."""
 
 
 _FLOAT_PREFIX = "_float:"
@@ -68,6 +74,29 @@ def _float(name: str) -> pl.Expr:
 def _parse_numbers() -> list[pl.Expr]:
     return [
         pl.col(f).cast(pl.Float64, strict=False).alias(_FLOAT_PREFIX + f) for f in NUMERIC_FIELDS
+    ]
+
+
+_NOISE_PREFIX = "_noise:"
+
+
+def _noise(name: str) -> pl.Expr:
+    """Whether the money field is float noise to be stored rounded (:func:`_find_noise`)."""
+    return pl.col(_NOISE_PREFIX + name)
+
+
+def _find_noise() -> list[pl.Expr]:
+    """Per money field: float noise that does not fit 18 places and would not round to zero
+    (a price of 0 is no price: such a value stays ``not_representable``)."""
+    return [
+        (
+            float_noise(pl.col(f), _float(f))
+            & (decimal_places(pl.col(f)) > MONEY_SCALE)
+            & (pl.col(f).str.to_decimal(scale=MONEY_SCALE) != 0)
+        )
+        .fill_null(False)
+        .alias(_NOISE_PREFIX + f)
+        for f in MONEY_FIELDS
     ]
 
 
@@ -90,6 +119,53 @@ def decimal_places(text: pl.Expr) -> pl.Expr:
     places = fraction - exponent - (_length(digits) - significant)
     # Zero needs no places however it is written (``0e-30``).
     return pl.when(significant == 0).then(0).otherwise(pl.max_horizontal(places, pl.lit(0)))
+
+
+def significant_digits(text: pl.Expr) -> pl.Expr:
+    """The digits of a number's text without sign, point, exponent, or leading and trailing
+    zeros (``-0.0012500e3`` -> ``125``): with :func:`decimal_places`, its exact value."""
+    exponent_at = text.str.find("[eE]")
+    mantissa = pl.when(exponent_at.is_null()).then(text).otherwise(text.str.slice(0, exponent_at))
+    digits = mantissa.str.replace(".", "", literal=True).str.strip_chars_start("+-")
+    return digits.str.strip_chars_start("0").str.strip_chars_end("0")
+
+
+DOUBLE_DIGITS = 15
+"""Significant decimal digits every binary double keeps (C's ``DBL_DIG``): any decimal of 15
+digits or fewer reads into a double and prints back unchanged."""
+
+
+def float_noise(text: pl.Expr, as_float: pl.Expr) -> pl.Expr:
+    """Whether a number's text is a binary float printed in full ("float noise") rather than a
+    decimal the source stated. Both must hold:
+
+    * the text is exactly the shortest decimal that reads back as its double, as Python's
+      ``repr``, JavaScript and Rust print one (so at most 17 significant digits);
+    * it has more significant digits than the binary float it denotes carries: 16 or 17 (a
+      double keeps 15, ``DBL_DIG``), or, when the double is exactly a float32, more than that
+      float32's own shortest text: a float32 widened to double and printed, as in the Kaggle
+      daily files (``0.00020473099721129984`` is float32 ``0.000204731``,
+      ``9.66399020398967e-05`` is ``0.0000966399``).
+
+    So the digits the warehouse drops come from the binary conversion, not from the data. Not
+    noise, so never rounded: a short decimal (``1e-30``, ``0.0000000000000000015``: a double
+    holds it as written, and no float32 is that double), 18 or more digits (no float printer
+    writes them: a decimal source stated them), 16-17 digits that are not the shortest text of
+    their double (a decimal, or a double printed with ``%.17g``: ``0.10000000000000001``). A
+    decimal source that writes exactly the digits of a double's shortest text cannot be told
+    from a double.
+
+    ``as_float`` is ``text`` read as a Float64 (null when it is not a number)."""
+    digits = _length(significant_digits(text))
+    shortest = as_float.cast(pl.String)
+    is_shortest = (significant_digits(text) == significant_digits(shortest)) & (
+        decimal_places(text) == decimal_places(shortest)
+    )
+    single = as_float.cast(pl.Float32)
+    widened_single = (single.cast(pl.Float64) == as_float) & (
+        digits > _length(significant_digits(single.cast(pl.String)))
+    )
+    return is_shortest & ((digits > DOUBLE_DIGITS) | widened_single)
 
 
 VERDICT_TURNS = {
@@ -155,15 +231,20 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
             )
         )
     for field in MONEY_FIELDS:
-        # Decided from the text, not a float: DECIMAL(38, 18) holds the value exactly or the
-        # record is quarantined; str.to_decimal would otherwise round silently.
+        # Decided from the text, not a float: DECIMAL(38, 18) holds the value exactly, or it is
+        # float noise (stored rounded and counted), or the record is quarantined; str.to_decimal
+        # would otherwise round silently.
         too_big = pl.col(field).str.to_decimal(scale=MONEY_SCALE).is_null()
-        lossy = (decimal_places(pl.col(field)) > MONEY_SCALE) | too_big
+        lossy = ((decimal_places(pl.col(field)) > MONEY_SCALE) & ~_noise(field)) | too_big
         checks.append(
             (
                 "not_representable",
                 pl.col(field).is_not_null() & _float(field).is_not_null() & lossy,
-                pl.format(f"{field} '{{}}' needs more than 18 decimal places or is >= 1e20", field),
+                pl.format(
+                    f"{field} '{{}}' needs more than 18 decimal places or is >= 1e20 (and is "
+                    "not a double printed in full, which would be stored rounded)",
+                    field,
+                ),
             )
         )
     checks.append(
@@ -207,6 +288,7 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
             for f in TEXT_FIELDS
         )
         .with_columns(_parse_numbers())
+        .with_columns(_find_noise())
         .with_columns(
             reason=pl.coalesce(pl.when(broken).then(pl.lit(reason)) for reason, broken, _ in checks)
         )
@@ -230,6 +312,7 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
         "raw_record",
         "record_sha256",
         "record",
+        pl.sum_horizontal(_noise(f) for f in MONEY_FIELDS).alias("_rounded"),
     )
     kept, conflicts, duplicates = _dedupe(good)
     quarantine = pl.concat(
@@ -250,7 +333,13 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
             pl.when(pl.col("reason") == reason).then(turn) for reason, turn in VERDICT_TURNS.items()
         ).min()
     ).item()
-    return Validated(quotes, quarantine, duplicates + staged.folded, verdicts_until=turns)
+    return Validated(
+        quotes,
+        quarantine,
+        duplicates + staged.folded,
+        verdicts_until=turns,
+        rounded=int(kept["_rounded"].sum()),
+    )
 
 
 def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:
