@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from flows.transform.staging import TEXT_FIELDS, Staged
+from flows.transform.staging import REJECTED, STAGED, TEXT_FIELDS, Staged
 from store.schema import ASSET_CONTRACTS, MONEY, QUARANTINE, QUARANTINE_KEY, QUOTES
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -279,8 +279,23 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
     return checks
 
 
-def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
-    checks = _checks(now or datetime.now(UTC))
+@dataclass(frozen=True)
+class Checked:
+    """One batch of staged records after the rules that look at one record at a time:
+    :func:`settle` then decides across batches (duplicates)."""
+
+    good: pl.DataFrame
+    """Typed rows that broke no rule, with their record text (a conflicting duplicate is
+    quarantined as received) and ``_rounded`` (their float-noise values)."""
+    quarantine: pl.DataFrame
+    """Schema :data:`store.schema.QUARANTINE`: records staging rejected or a rule broke."""
+    folded: int
+    verdicts_until: datetime | None
+
+
+def check(staged: Staged, *, now: datetime) -> Checked:
+    """Type and check each staged record against the rules of :func:`_checks`."""
+    checks = _checks(now)
     frame = (
         staged.rows.with_columns(
             # Surrounding whitespace (NBSP included) is not data; an empty field is a missing one.
@@ -312,34 +327,48 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
         "raw_record",
         "record_sha256",
         "record",
-        pl.sum_horizontal(_noise(f) for f in MONEY_FIELDS).alias("_rounded"),
+        pl.sum_horizontal(_noise(f) for f in MONEY_FIELDS).cast(pl.Int64).alias("_rounded"),
     )
-    kept, conflicts, duplicates = _dedupe(good)
     quarantine = pl.concat(
         [
             _to_quarantine(staged.rejected.with_columns(source_asset_id=pl.lit(None, pl.String))),
             _to_quarantine(bad),
-            _to_quarantine(conflicts),
         ],
         how="vertical",
     )
-    # The earliest run to hold a bad record is the one that quarantined it.
-    quarantine = quarantine.sort("raw_file", "raw_record").unique(
-        subset=list(QUARANTINE_KEY), keep="first", maintain_order=True
-    )
-    quotes = kept.select(VALIDATED.names()).cast(VALIDATED)
     turns = bad.select(
         pl.coalesce(
             pl.when(pl.col("reason") == reason).then(turn) for reason, turn in VERDICT_TURNS.items()
         ).min()
     ).item()
+    return Checked(good, quarantine, staged.folded, turns)
+
+
+def settle(batches: list[Checked]) -> Validated:
+    """The batches of one transform as one :class:`Validated`: duplicates are settled across
+    them all, so a file read in several batches gives what it gives in one."""
+    if not batches:
+        return validate(Staged(STAGED.to_frame(), REJECTED.to_frame()))
+    good = pl.concat([b.good for b in batches], how="vertical")
+    kept, conflicts, duplicates = _dedupe(good)
+    quarantine = pl.concat([*(b.quarantine for b in batches), _to_quarantine(conflicts)])
+    # The earliest run to hold a bad record is the one that quarantined it.
+    quarantine = quarantine.sort("raw_file", "raw_record").unique(
+        subset=list(QUARANTINE_KEY), keep="first", maintain_order=True
+    )
+    turns = [b.verdicts_until for b in batches if b.verdicts_until is not None]
     return Validated(
-        quotes,
+        kept.select(VALIDATED.names()).cast(VALIDATED),
         quarantine,
-        duplicates + staged.folded,
-        verdicts_until=turns,
+        duplicates + sum(b.folded for b in batches),
+        verdicts_until=min(turns, default=None),
         rounded=int(kept["_rounded"].sum()),
     )
+
+
+def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
+    """Type and validate one batch of staged records."""
+    return settle([check(staged, now=now or datetime.now(UTC))])
 
 
 def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:
