@@ -374,7 +374,8 @@ def _with_snapshot_times(mappings: pl.DataFrame, fresh: pl.DataFrame) -> pl.Data
 
 def _seen(quotes: pl.DataFrame) -> pl.DataFrame:
     return (
-        quotes.sort("observed_at")
+        quotes.select(SEEN.names())  # sorted without the other columns: not a copy of them
+        .sort("observed_at")
         .group_by("source_asset_id")
         .agg(pl.col("coin_id").last(), pl.col("observed_at").last())
         .select(SEEN.names())

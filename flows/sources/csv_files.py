@@ -232,6 +232,24 @@ def header_columns(header: str) -> list[str]:
     return [c.strip() for c in next(csv.reader([header], delimiter=_delimiter(header)))]
 
 
+def split_fields(header: str, lines: pl.Series) -> tuple[list[str], pl.Series]:
+    """The header's columns, and each line's fields (a List(String) Series aligned with
+    ``lines``). A line without a quote character is split on the delimiter by polars, which is
+    what the ``csv`` module does with it, without a Python string per field; a line with one is
+    tokenized by :func:`tokenize`."""
+    columns = header_columns(header)
+    quoted = lines.str.contains('"', literal=True)
+    fields = lines.str.split(_delimiter(header))
+    if quoted.any():
+        _, special = tokenize(header, lines.filter(quoted).to_list())
+        aligned: list[list[str] | None] = [None] * len(lines)
+        for position, tokens in zip(quoted.arg_true().to_list(), special, strict=True):
+            aligned[position] = tokens
+        tokenized = pl.Series(aligned, dtype=pl.List(pl.String()))
+        fields = pl.select(pl.when(quoted).then(tokenized).otherwise(fields)).to_series()
+    return columns, fields
+
+
 def tokenize(header: str, lines: Iterable[str]) -> tuple[list[str], list[list[str]]]:
     """Split each physical line into fields (C-speed ``csv``); typing happens later, in polars.
 

@@ -44,4 +44,14 @@ def transform_raw_files(
         .unique(subset=list(ASSET_CONTRACTS_KEY), keep="first")
         .sort(*ASSET_CONTRACTS_KEY)
     )
-    return dataclasses.replace(settle(checked), contracts=published)
+    return dataclasses.replace(
+        settle(checked, lambda wanted: _records_of(raw_root, wanted)), contracts=published
+    )
+
+
+def _records_of(raw_root: Path, wanted: pl.DataFrame) -> pl.DataFrame:
+    files = wanted["raw_file"].unique().to_list()
+    text = raw_zone.read_raw(raw_root, files).select(
+        "raw_file", pl.col("record_index").alias("raw_record"), "record", "record_sha256"
+    )
+    return wanted.join(text, on=["raw_file", "raw_record"], how="left")

@@ -19,12 +19,13 @@ A record is quarantined with the first rule it breaks; the rest of the batch loa
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from flows.transform.staging import REJECTED, STAGED, TEXT_FIELDS, Staged
+from flows.transform.staging import TEXT_FIELDS, Staged
 from store.schema import ASSET_CONTRACTS, MONEY, QUARANTINE, QUARANTINE_KEY, QUOTES
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -285,8 +286,9 @@ class Checked:
     :func:`settle` then decides across batches (duplicates)."""
 
     good: pl.DataFrame
-    """Typed rows that broke no rule, with their record text (a conflicting duplicate is
-    quarantined as received) and ``_rounded`` (their float-noise values)."""
+    """Typed rows that broke no rule, with ``_rounded`` (their float-noise values). Without
+    their record text: only a conflicting duplicate needs it, to be quarantined as received,
+    and :func:`settle` looks those few up (a record is most of a row's size)."""
     quarantine: pl.DataFrame
     """Schema :data:`store.schema.QUARANTINE`: records staging rejected or a rule broke."""
     folded: int
@@ -325,8 +327,6 @@ def check(staged: Staged, *, now: datetime) -> Checked:
         "run_id",
         "raw_file",
         "raw_record",
-        "record_sha256",
-        "record",
         pl.sum_horizontal(_noise(f) for f in MONEY_FIELDS).cast(pl.Int64).alias("_rounded"),
     )
     quarantine = pl.concat(
@@ -344,13 +344,18 @@ def check(staged: Staged, *, now: datetime) -> Checked:
     return Checked(good, quarantine, staged.folded, turns)
 
 
-def settle(batches: list[Checked]) -> Validated:
+RecordsOf = Callable[[pl.DataFrame], pl.DataFrame]
+"""(raw_file, raw_record) rows -> the same with ``record`` and ``record_sha256``."""
+
+
+def settle(batches: list[Checked], records_of: RecordsOf) -> Validated:
     """The batches of one transform as one :class:`Validated`: duplicates are settled across
-    them all, so a file read in several batches gives what it gives in one."""
-    if not batches:
-        return validate(Staged(STAGED.to_frame(), REJECTED.to_frame()))
+    them all, so a file read in several batches gives what it gives in one. ``records_of``
+    finds the text of the conflicting duplicates to quarantine."""
     good = pl.concat([b.good for b in batches], how="vertical")
     kept, conflicts, duplicates = _dedupe(good)
+    lineage = ["raw_file", "raw_record"]
+    conflicts = conflicts.join(records_of(conflicts.select(lineage)), on=lineage, how="left")
     quarantine = pl.concat([*(b.quarantine for b in batches), _to_quarantine(conflicts)])
     # The earliest run to hold a bad record is the one that quarantined it.
     quarantine = quarantine.sort("raw_file", "raw_record").unique(
@@ -368,7 +373,11 @@ def settle(batches: list[Checked]) -> Validated:
 
 def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
     """Type and validate one batch of staged records."""
-    return settle([check(staged, now=now or datetime.now(UTC))])
+    text = staged.rows.select("raw_file", "raw_record", "record", "record_sha256")
+    return settle(
+        [check(staged, now=now or datetime.now(UTC))],
+        lambda wanted: wanted.join(text, on=["raw_file", "raw_record"], how="left"),
+    )
 
 
 def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:
