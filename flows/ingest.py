@@ -135,6 +135,15 @@ def _skip_reason(source: str, replay_dir: Path | None) -> str | None:
     return None
 
 
+def rounded_note(rounded: int) -> str:
+    """What an operator reads about values stored rounded (run_sources.rounded)."""
+    return (
+        f"{rounded} money values were written as float noise (a binary float printed in full, "
+        "e.g. 0.00020473099721129984) and stored rounded to 18 decimal places; their exact text "
+        "is in the raw zone"
+    )
+
+
 def _summary_table(summary: RunSummary) -> list[dict[str, Any]]:
     return [
         {
@@ -143,6 +152,7 @@ def _summary_table(summary: RunSummary) -> list[dict[str, Any]]:
             "fetched": r.fetched,
             "valid": r.valid,
             "quarantined": r.quarantined,
+            "rounded": r.rounded,
             "inserted": r.inserted,
             "updated": r.updated,
             "unchanged": r.unchanged,
@@ -207,6 +217,8 @@ def _run_source(
         result.updated, result.unchanged, resolution.decisions(), result.extract_seconds or 0,
         result.transform_seconds or 0, result.load_seconds or 0,
     )  # fmt: skip
+    if result.rounded:
+        logger.info("%s: %s", result.source, rounded_note(result.rounded))
 
 
 def _apply_decisions(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> None:

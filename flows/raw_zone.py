@@ -20,7 +20,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +69,16 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _sha256_of_each(texts: pl.Series, chunk: int = 50_000) -> pl.Series:
+    """sha256 of each text, hashed ``chunk`` at a time: only a chunk's texts are ever Python
+    strings at once."""
+    parts = [
+        pl.Series([_sha256(t) for t in texts.slice(start, chunk).to_list()], dtype=pl.String())
+        for start in range(0, len(texts), chunk)
+    ]
+    return pl.concat(parts) if parts else pl.Series([], dtype=pl.String())
+
+
 def _write_atomically(frame: pl.DataFrame, path: Path) -> Path:
     """Write ``frame`` under ``path``, or ``<stem>.2.parquet``... if a retry already wrote it:
     a file is published whole (link of a fsynced temporary file) and never replaced."""
@@ -93,11 +103,14 @@ def _write_atomically(frame: pl.DataFrame, path: Path) -> Path:
 
 
 def _frame(
-    per_record: Mapping[str, Sequence[object]], shared: Mapping[str, object]
+    per_record: Mapping[str, Sequence[object] | pl.Series], shared: Mapping[str, object]
 ) -> pl.DataFrame:
     """A raw-zone frame: columns that vary by record, and lineage every record shares (given
     once, not as a list per record: a page holds thousands of records)."""
-    varying = pl.DataFrame(per_record, schema={c: RAW_SCHEMA[c] for c in per_record})
+    varying = pl.DataFrame(
+        {c: pl.Series(c, v) for c, v in per_record.items()},
+        schema={c: RAW_SCHEMA[c] for c in per_record},
+    )
     return varying.with_columns(
         pl.lit(value, RAW_SCHEMA[column]).alias(column) for column, value in shared.items()
     ).select(RAW_SCHEMA.names())
@@ -147,9 +160,9 @@ def write_csv(raw_root: Path, run_id: str, started_at: datetime, file: CsvFile) 
     frame = _frame(
         {
             # Line numbers as an editor shows them: the header is line 1.
-            "record_index": list(range(file.first_line, file.first_line + n)),
-            "record": list(file.lines),
-            "record_sha256": [_sha256(line) for line in file.lines],
+            "record_index": pl.int_range(file.first_line, file.first_line + n, eager=True),
+            "record": file.lines,
+            "record_sha256": _sha256_of_each(file.lines),
         },
         {
             "run_id": run_id,
@@ -237,12 +250,7 @@ def _read_page(
     )
 
 
-def read_raw(raw_root: Path, files: Iterable[str]) -> pl.DataFrame:
-    """Rows of the given raw files, each tagged with ``raw_file`` (its relative path). Files
-    written before a column was added read as null in it."""
-    relative = list(files)
-    if not relative:
-        return pl.DataFrame(schema={**RAW_SCHEMA, "raw_file": pl.String()})
+def _scan_raw(raw_root: Path, relative: list[str]) -> pl.LazyFrame:
     prefix = f"{raw_root.resolve()}/"
     frame = pl.scan_parquet(
         [raw_root.resolve() / f for f in relative],
@@ -251,4 +259,43 @@ def read_raw(raw_root: Path, files: Iterable[str]) -> pl.DataFrame:
         include_file_paths="raw_file",
         hive_partitioning=False,
     )
-    return frame.with_columns(pl.col("raw_file").str.strip_prefix(prefix)).collect()
+    return frame.with_columns(pl.col("raw_file").str.strip_prefix(prefix))
+
+
+def read_raw(raw_root: Path, files: Iterable[str]) -> pl.DataFrame:
+    """Rows of the given raw files, each tagged with ``raw_file`` (its relative path). Files
+    written before a column was added read as null in it."""
+    relative = list(files)
+    if not relative:
+        return pl.DataFrame(schema={**RAW_SCHEMA, "raw_file": pl.String()})
+    return _scan_raw(raw_root, relative).collect()
+
+
+def read_raw_batches(raw_root: Path, files: Iterable[str], rows: int) -> Iterator[pl.DataFrame]:
+    """:func:`read_raw` in batches of about ``rows`` records, so that what is derived from them
+    stays bounded however large one file is. CSV files (``source=csv``) are read in slices of
+    ``rows`` lines (several small files share a batch); every other file is read whole, all in
+    one batch as before: an API page holds at most a few thousand records, and a daily series'
+    points must stay together to be folded into their day."""
+    relative = list(files)
+    whole = [f for f in relative if not _is_csv(f)]
+    if whole or not relative:
+        yield read_raw(raw_root, whole)
+    pending: list[pl.LazyFrame] = []
+    pending_rows = 0
+    for file in (f for f in relative if _is_csv(f)):
+        scan = _scan_raw(raw_root, [file])
+        total = scan.select(pl.len()).collect().item()
+        for offset in range(0, max(total, 1), rows):
+            length = min(rows, total - offset)
+            pending.append(scan.slice(offset, rows))
+            pending_rows += length
+            if pending_rows >= rows:
+                yield pl.concat(pl.collect_all(pending))
+                pending, pending_rows = [], 0
+    if pending:
+        yield pl.concat(pl.collect_all(pending))
+
+
+def _is_csv(relative: str) -> bool:
+    return relative.startswith("source=csv/")

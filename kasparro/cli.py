@@ -77,7 +77,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: object) -> None:
-    from flows.ingest import RunSummary
+    from flows.ingest import RunSummary, rounded_note
 
     assert isinstance(summary, RunSummary)
     header = f"{'source':<12} {'status':<8} {'fetched':>8} {'valid':>8} {'quarant.':>8} " \
@@ -89,6 +89,9 @@ def _print_summary(summary: object) -> None:
             f"{r.source:<12} {r.status:<8} {r.fetched:>8} {r.valid:>8} {r.quarantined:>8} "
             f"{r.inserted:>8} {r.updated:>8} {r.unchanged:>9}"
         )
+    for r in summary.results:
+        if r.rounded:
+            print(f"{r.source}: {rounded_note(r.rounded)}")
 
 
 def _serve(args: argparse.Namespace) -> int:

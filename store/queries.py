@@ -209,8 +209,8 @@ def run_sources(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pl.DataFr
         """
         select
             run_id, source, status, requests, fetched, valid, quarantined, duplicates, inserted,
-            updated, unchanged, extract_seconds, transform_seconds, load_seconds, error,
-            repeat_of
+            updated, unchanged, rounded, extract_seconds, transform_seconds, load_seconds,
+            error, repeat_of
         from run_sources
         where list_contains(?, run_id)
         order by run_id, source

@@ -35,6 +35,8 @@ class SourceResult:
     valid: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    rounded: int = 0
+    """Money values stored rounded to 18 places: float noise (flows.transform.quotes)."""
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -59,7 +61,8 @@ class SourceResult:
 _RESULT_COLUMNS = ("run_id", "source", "status", "requests", "fetched", "valid", "quarantined",
                    "duplicates", "inserted", "updated", "unchanged", "started_at", "finished_at",
                    "extract_seconds", "transform_seconds", "load_seconds", "error",
-                   "warnings", "delivery_sha256", "repeat_of", "repeatable_until")  # fmt: skip
+                   "warnings", "delivery_sha256", "repeat_of", "repeatable_until",
+                   "rounded")  # fmt: skip
 
 
 def start_run(
@@ -240,6 +243,7 @@ class LastLoad:
     duplicates: int
     delivered: int
     """Rows after the in-batch duplicate rule: inserted + updated + unchanged."""
+    rounded: int
 
 
 def last_load(con: duckdb.DuckDBPyConnection, source: str, *, before: str) -> LastLoad | None:
@@ -248,7 +252,7 @@ def last_load(con: duckdb.DuckDBPyConnection, source: str, *, before: str) -> La
         """
         select run_id, status, finished_at, delivery_sha256, repeatable_until, valid,
             quarantined, duplicates,
-            inserted + updated + unchanged
+            inserted + updated + unchanged, rounded
         from run_sources
         where source = ? and run_id <> ? and status <> 'skipped'
         order by finished_at desc nulls last, run_id desc

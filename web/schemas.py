@@ -236,6 +236,9 @@ class RunSource(msgspec.Struct):
     valid: int
     quarantined: int
     duplicates: int
+    rounded: int
+    """Money values written as float noise (a binary float printed in full) and stored rounded
+    to 18 decimal places; the exact text is in the raw zone."""
     inserted: int
     updated: int
     unchanged: int

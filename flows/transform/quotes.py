@@ -4,7 +4,10 @@ One set of whole-frame polars expressions for every source:
 
 * money (price, market cap, volume) is parsed from its text straight to DECIMAL(38, 18), exactly:
   decimal strings and exponents alike (``1.258e-09`` stays 0.000000001258). A value that needs more
-  than 18 decimal places or is >= 1e20 is quarantined as ``not_representable``, never rounded.
+  than 18 decimal places or is >= 1e20 is quarantined as ``not_representable``, never rounded,
+  unless its text is *float noise* (:func:`float_noise`): a binary double printed in full, whose
+  digits past the 15th hold no information. That value is stored rounded to 18 places (half to
+  even), the text stays in the raw zone, and :attr:`Validated.rounded` counts it.
 * the price must be present, finite and positive; amounts and supplies must not be negative;
 * ``observed_at`` must parse, be no later than the fetch (plus clock skew) and no earlier than
   Bitcoin's genesis block (which catches two-digit years);
@@ -16,6 +19,7 @@ A record is quarantined with the first rule it breaks; the rest of the batch loa
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +57,9 @@ class Validated:
     """When the first verdict that depends on the moment of reading may turn: a record observed
     in the future is valid once that moment is near enough, a daily value once its day is over.
     None when no verdict depends on it. The same bytes read again before then load the same."""
+    rounded: int = 0
+    """Money values of the quotes written as float noise (:func:`float_noise`), stored rounded
+    to 18 decimal places; their exact text is in the raw zone."""
 
 
 _FLOAT_PREFIX = "_float:"
@@ -68,6 +75,29 @@ def _float(name: str) -> pl.Expr:
 def _parse_numbers() -> list[pl.Expr]:
     return [
         pl.col(f).cast(pl.Float64, strict=False).alias(_FLOAT_PREFIX + f) for f in NUMERIC_FIELDS
+    ]
+
+
+_NOISE_PREFIX = "_noise:"
+
+
+def _noise(name: str) -> pl.Expr:
+    """Whether the money field is float noise to be stored rounded (:func:`_find_noise`)."""
+    return pl.col(_NOISE_PREFIX + name)
+
+
+def _find_noise() -> list[pl.Expr]:
+    """Per money field: float noise that does not fit 18 places and would not round to zero
+    (a price of 0 is no price: such a value stays ``not_representable``)."""
+    return [
+        (
+            float_noise(pl.col(f), _float(f))
+            & (decimal_places(pl.col(f)) > MONEY_SCALE)
+            & (pl.col(f).str.to_decimal(scale=MONEY_SCALE) != 0)
+        )
+        .fill_null(False)
+        .alias(_NOISE_PREFIX + f)
+        for f in MONEY_FIELDS
     ]
 
 
@@ -90,6 +120,53 @@ def decimal_places(text: pl.Expr) -> pl.Expr:
     places = fraction - exponent - (_length(digits) - significant)
     # Zero needs no places however it is written (``0e-30``).
     return pl.when(significant == 0).then(0).otherwise(pl.max_horizontal(places, pl.lit(0)))
+
+
+def significant_digits(text: pl.Expr) -> pl.Expr:
+    """The digits of a number's text without sign, point, exponent, or leading and trailing
+    zeros (``-0.0012500e3`` -> ``125``): with :func:`decimal_places`, its exact value."""
+    exponent_at = text.str.find("[eE]")
+    mantissa = pl.when(exponent_at.is_null()).then(text).otherwise(text.str.slice(0, exponent_at))
+    digits = mantissa.str.replace(".", "", literal=True).str.strip_chars_start("+-")
+    return digits.str.strip_chars_start("0").str.strip_chars_end("0")
+
+
+DOUBLE_DIGITS = 15
+"""Significant decimal digits every binary double keeps (C's ``DBL_DIG``): any decimal of 15
+digits or fewer reads into a double and prints back unchanged."""
+
+
+def float_noise(text: pl.Expr, as_float: pl.Expr) -> pl.Expr:
+    """Whether a number's text is a binary float printed in full ("float noise") rather than a
+    decimal the source stated. Both must hold:
+
+    * the text is exactly the shortest decimal that reads back as its double, as Python's
+      ``repr``, JavaScript and Rust print one (so at most 17 significant digits);
+    * it has more significant digits than the binary float it denotes carries: 16 or 17 (a
+      double keeps 15, ``DBL_DIG``), or, when the double is exactly a float32, more than that
+      float32's own shortest text: a float32 widened to double and printed, as in the Kaggle
+      daily files (``0.00020473099721129984`` is float32 ``0.000204731``,
+      ``9.66399020398967e-05`` is ``0.0000966399``).
+
+    So the digits the warehouse drops come from the binary conversion, not from the data. Not
+    noise, so never rounded: a short decimal (``1e-30``, ``0.0000000000000000015``: a double
+    holds it as written, and no float32 is that double), 18 or more digits (no float printer
+    writes them: a decimal source stated them), 16-17 digits that are not the shortest text of
+    their double (a decimal, or a double printed with ``%.17g``: ``0.10000000000000001``). A
+    decimal source that writes exactly the digits of a double's shortest text cannot be told
+    from a double.
+
+    ``as_float`` is ``text`` read as a Float64 (null when it is not a number)."""
+    digits = _length(significant_digits(text))
+    shortest = as_float.cast(pl.String)
+    is_shortest = (significant_digits(text) == significant_digits(shortest)) & (
+        decimal_places(text) == decimal_places(shortest)
+    )
+    single = as_float.cast(pl.Float32)
+    widened_single = (single.cast(pl.Float64) == as_float) & (
+        digits > _length(significant_digits(single.cast(pl.String)))
+    )
+    return is_shortest & ((digits > DOUBLE_DIGITS) | widened_single)
 
 
 VERDICT_TURNS = {
@@ -155,15 +232,20 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
             )
         )
     for field in MONEY_FIELDS:
-        # Decided from the text, not a float: DECIMAL(38, 18) holds the value exactly or the
-        # record is quarantined; str.to_decimal would otherwise round silently.
+        # Decided from the text, not a float: DECIMAL(38, 18) holds the value exactly, or it is
+        # float noise (stored rounded and counted), or the record is quarantined; str.to_decimal
+        # would otherwise round silently.
         too_big = pl.col(field).str.to_decimal(scale=MONEY_SCALE).is_null()
-        lossy = (decimal_places(pl.col(field)) > MONEY_SCALE) | too_big
+        lossy = ((decimal_places(pl.col(field)) > MONEY_SCALE) & ~_noise(field)) | too_big
         checks.append(
             (
                 "not_representable",
                 pl.col(field).is_not_null() & _float(field).is_not_null() & lossy,
-                pl.format(f"{field} '{{}}' needs more than 18 decimal places or is >= 1e20", field),
+                pl.format(
+                    f"{field} '{{}}' needs more than 18 decimal places or is >= 1e20 (and is "
+                    "not a double printed in full, which would be stored rounded)",
+                    field,
+                ),
             )
         )
     checks.append(
@@ -198,8 +280,24 @@ def _checks(now: datetime) -> list[tuple[str, pl.Expr, pl.Expr]]:
     return checks
 
 
-def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
-    checks = _checks(now or datetime.now(UTC))
+@dataclass(frozen=True)
+class Checked:
+    """One batch of staged records after the rules that look at one record at a time:
+    :func:`settle` then decides across batches (duplicates)."""
+
+    good: pl.DataFrame
+    """Typed rows that broke no rule, with ``_rounded`` (their float-noise values). Without
+    their record text: only a conflicting duplicate needs it, to be quarantined as received,
+    and :func:`settle` looks those few up (a record is most of a row's size)."""
+    quarantine: pl.DataFrame
+    """Schema :data:`store.schema.QUARANTINE`: records staging rejected or a rule broke."""
+    folded: int
+    verdicts_until: datetime | None
+
+
+def check(staged: Staged, *, now: datetime) -> Checked:
+    """Type and check each staged record against the rules of :func:`_checks`."""
+    checks = _checks(now)
     frame = (
         staged.rows.with_columns(
             # Surrounding whitespace (NBSP included) is not data; an empty field is a missing one.
@@ -207,6 +305,7 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
             for f in TEXT_FIELDS
         )
         .with_columns(_parse_numbers())
+        .with_columns(_find_noise())
         .with_columns(
             reason=pl.coalesce(pl.when(broken).then(pl.lit(reason)) for reason, broken, _ in checks)
         )
@@ -228,29 +327,57 @@ def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
         "run_id",
         "raw_file",
         "raw_record",
-        "record_sha256",
-        "record",
+        pl.sum_horizontal(_noise(f) for f in MONEY_FIELDS).cast(pl.Int64).alias("_rounded"),
     )
-    kept, conflicts, duplicates = _dedupe(good)
     quarantine = pl.concat(
         [
             _to_quarantine(staged.rejected.with_columns(source_asset_id=pl.lit(None, pl.String))),
             _to_quarantine(bad),
-            _to_quarantine(conflicts),
         ],
         how="vertical",
     )
-    # The earliest run to hold a bad record is the one that quarantined it.
-    quarantine = quarantine.sort("raw_file", "raw_record").unique(
-        subset=list(QUARANTINE_KEY), keep="first", maintain_order=True
-    )
-    quotes = kept.select(VALIDATED.names()).cast(VALIDATED)
     turns = bad.select(
         pl.coalesce(
             pl.when(pl.col("reason") == reason).then(turn) for reason, turn in VERDICT_TURNS.items()
         ).min()
     ).item()
-    return Validated(quotes, quarantine, duplicates + staged.folded, verdicts_until=turns)
+    return Checked(good, quarantine, staged.folded, turns)
+
+
+RecordsOf = Callable[[pl.DataFrame], pl.DataFrame]
+"""(raw_file, raw_record) rows -> the same with ``record`` and ``record_sha256``."""
+
+
+def settle(batches: list[Checked], records_of: RecordsOf) -> Validated:
+    """The batches of one transform as one :class:`Validated`: duplicates are settled across
+    them all, so a file read in several batches gives what it gives in one. ``records_of``
+    finds the text of the conflicting duplicates to quarantine."""
+    good = pl.concat([b.good for b in batches], how="vertical")
+    kept, conflicts, duplicates = _dedupe(good)
+    lineage = ["raw_file", "raw_record"]
+    conflicts = conflicts.join(records_of(conflicts.select(lineage)), on=lineage, how="left")
+    quarantine = pl.concat([*(b.quarantine for b in batches), _to_quarantine(conflicts)])
+    # The earliest run to hold a bad record is the one that quarantined it.
+    quarantine = quarantine.sort("raw_file", "raw_record").unique(
+        subset=list(QUARANTINE_KEY), keep="first", maintain_order=True
+    )
+    turns = [b.verdicts_until for b in batches if b.verdicts_until is not None]
+    return Validated(
+        kept.select(VALIDATED.names()).cast(VALIDATED),
+        quarantine,
+        duplicates + sum(b.folded for b in batches),
+        verdicts_until=min(turns, default=None),
+        rounded=int(kept["_rounded"].sum()),
+    )
+
+
+def validate(staged: Staged, *, now: datetime | None = None) -> Validated:
+    """Type and validate one batch of staged records."""
+    text = staged.rows.select("raw_file", "raw_record", "record", "record_sha256")
+    return settle(
+        [check(staged, now=now or datetime.now(UTC))],
+        lambda wanted: wanted.join(text, on=["raw_file", "raw_record"], how="left"),
+    )
 
 
 def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:
@@ -268,7 +395,10 @@ def _to_quarantine(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _dedupe(quotes: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Keep the last delivery of each observation within a run; report conflicting earlier ones.
+    """One row per observation within a run. Identical deliveries (a record repeated across
+    pages when a listing shifts under pagination) are kept once, the last; an observation
+    delivered with different values is ambiguous: no record says which is right, so every one
+    of them is quarantined (``duplicate_conflict``) and none loads.
 
     Deliveries by different runs (a rebuild validates many runs at once) are all kept: which one
     counts is the loader's decision, run by run, as when they were first loaded."""
@@ -278,21 +408,30 @@ def _dedupe(quotes: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
             reason=pl.lit(None, pl.String()), detail=pl.lit(None, pl.String())
         )
         return quotes, no_conflicts, 0
+    values = [c for c in VALIDATED if c not in (*key, "raw_file", "raw_record")]
     ordered = quotes.sort("raw_file", "raw_record")
+    conflicting = pl.struct(values).n_unique().over(key) > 1
+    conflicts = (
+        ordered.filter(conflicting)
+        .with_columns(
+            _deliveries=pl.format("{} record {}", "raw_file", "raw_record").over(
+                key, mapping_strategy="join"
+            )
+        )
+        .with_columns(
+            reason=pl.lit("duplicate_conflict"),
+            detail=pl.format(
+                "{} at {} was delivered {} times in one run with different values ({}): none "
+                "is loaded, as no record says which is right",
+                "source_asset_id",
+                "observed_at",
+                pl.col("_deliveries").list.len(),
+                pl.col("_deliveries").list.join("; "),
+            ),
+        )
+        .drop("_deliveries")
+    )
+    agreeing = ordered.filter(~conflicting)
     is_last = pl.int_range(pl.len()).over(key) == pl.len().over(key) - 1
-    kept = ordered.filter(is_last)
-    earlier = ordered.filter(~is_last)
-    values = [c for c in VALIDATED if c not in (*key, "run_id", "raw_file", "raw_record")]
-    compared = earlier.join(kept, on=key, how="left", suffix="_kept", nulls_equal=True)
-    differs = pl.any_horizontal(
-        pl.lit(False), *[pl.col(c).ne_missing(pl.col(f"{c}_kept")) for c in values]
-    )
-    conflicts = compared.filter(differs).with_columns(
-        reason=pl.lit("duplicate_conflict"),
-        detail=pl.format(
-            "the same observation was delivered again with different values; kept {} record {}",
-            "raw_file_kept",
-            "raw_record_kept",
-        ),
-    )
-    return kept, conflicts, earlier.height - conflicts.height
+    kept = agreeing.filter(is_last)
+    return kept, conflicts, agreeing.height - kept.height

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from flows.sources import csv_files, spec_for
-from flows.sources.csv_files import UNREADABLE, tokenize
+from flows.sources.csv_files import UNREADABLE, split_fields
 from flows.sources.spec import (
     CANONICAL_FIELDS,
     ENVELOPE_PREFIX,
@@ -275,28 +275,28 @@ def _stage_csv(group: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, pl.
     # Files of one layout may still order their columns differently: one header at a time.
     for (header,), file_lines in group.group_by("envelope", maintain_order=True):
         lines = file_lines.filter(pl.col("record").str.strip_chars() != "")
-        columns, fields = tokenize(str(header), lines["record"].to_list())
-        fits = [len(f) == len(columns) for f in fields]
-        misfits = lines.filter(~pl.Series(fits))
+        columns, fields = split_fields(str(header), lines["record"])
+        counts = fields.list.len()
+        fits = counts == len(columns)
+        misfits = lines.filter(~fits)
         rejected.append(
             _reject(
                 misfits,
                 "wrong_field_count",
                 [
-                    f"expected {len(columns)} fields ({', '.join(columns)}), got {len(f)}"
-                    for f, ok in zip(fields, fits, strict=True)
-                    if not ok
+                    f"expected {len(columns)} fields ({', '.join(columns)}), got {n}"
+                    for n in counts.filter(~fits).to_list()
                 ],
             )
         )
-        good = [f for f, ok in zip(fields, fits, strict=True) if ok]
+        good = fields.filter(fits)
         # Prefixed so a CSV column can never shadow a lineage column such as "source".
         names = [CSV_PREFIX + c for c in columns]
         table = pl.DataFrame(
-            {name: [row[i].strip() for row in good] for i, name in enumerate(names)},
+            [good.list.get(i).str.strip_chars().alias(name) for i, name in enumerate(names)],
             schema=dict.fromkeys(names, pl.String()),
         )
-        frame = pl.concat([lines.filter(pl.Series(fits)), table], how="horizontal")
+        frame = pl.concat([lines.filter(fits), table], how="horizontal")
         if "asset_id" not in columns:
             # The daily-history layout has no id: SYMBOL:Name keeps same-symbol assets apart.
             frame = frame.with_columns(

@@ -84,7 +84,7 @@ def test_daily_history_file_is_read_with_comma_delimiter(tmp_path: Path) -> None
     assert file.layout == "daily_history"
     assert file.delimiter == ","
     assert file.header == DAILY_HEADER
-    assert file.lines == [DAILY_ROW]
+    assert file.lines.to_list() == [DAILY_ROW]
     assert file.sha256 == hashlib.sha256(content).hexdigest()
 
 
@@ -148,14 +148,14 @@ def test_data_lines_are_split_on_any_line_ending_without_a_trailing_empty_line(
     rows = [DAILY_ROW, DAILY_ROW.replace("1,", "2,", 1)]
     path = write(tmp_path, "d.csv", newline.join([DAILY_HEADER, *rows, ""]).encode())
 
-    assert read_csv_file(path).lines == rows
+    assert read_csv_file(path).lines.to_list() == rows
 
 
 def test_blank_lines_are_kept_so_lines_keep_their_file_line_numbers(tmp_path: Path) -> None:
     text = f"{CANONICAL_HEADER}\nbtc,BTC,Bitcoin,2021-07-05,1\n\neth,ETH,Ether,2021-07-05,2\n"
     path = write(tmp_path, "gap.csv", text.encode())
 
-    lines = read_csv_file(path).lines
+    lines = read_csv_file(path).lines.to_list()
 
     # lines[i] is line i + 2 of the file: "eth" is on line 4.
     assert lines[4 - 2].startswith("eth,")
@@ -165,7 +165,7 @@ def test_blank_lines_are_kept_so_lines_keep_their_file_line_numbers(tmp_path: Pa
 def test_final_line_without_a_newline_is_kept(tmp_path: Path) -> None:
     path = write(tmp_path, "d.csv", f"{DAILY_HEADER}\n{DAILY_ROW}".encode())
 
-    assert read_csv_file(path).lines == [DAILY_ROW]
+    assert read_csv_file(path).lines.to_list() == [DAILY_ROW]
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,7 @@ def test_unicode_line_separators_inside_a_field_do_not_split_the_record(
 
     file = read_csv_file(path)
 
-    assert file.lines == [row, after]
+    assert file.lines.to_list() == [row, after]
     _, rows = tokenize(file.header, file.lines)
     assert rows[0] == ["odd", "ODD", f"Odd{separator}Coin", "2021-07-06", "1.5"]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+import struct
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.transform import stage, validate
@@ -141,8 +142,14 @@ def test_coingecko_max_supply_zero_is_kept_as_zero(raw_of: RawOf) -> None:
         ({"total_supply": -1}, "negative_value"),
         ({"market_cap_rank": 1.5}, "not_a_number"),
         ({"market_cap_rank": 3000000000}, "rank_out_of_range"),
-        ({"current_price": "0.00000001234567890123456"}, "not_representable"),
+        # More than 18 places, and no binary float printed in full (see float_noise):
+        ({"current_price": "0.0000000123456789012345678"}, "not_representable"),  # 18 digits
         ({"current_price": "1.9999999999999999999"}, "not_representable"),
+        ({"current_price": "0.0000000000000000015"}, "not_representable"),  # stated exactly
+        ({"current_price": "1.0000000000000001e-05"}, "not_representable"),  # %.17g, not shortest
+        ({"current_price": "1.2345678901234567e-05"}, "not_representable"),  # not shortest
+        ({"current_price": 1.2345678901234567e-19}, "not_representable"),  # noise, rounds to 0
+        ({"market_cap": 1.2345678901234567e20}, "not_representable"),
         ({"id": ""}, "missing_id"),
         ({"id": None}, "missing_id"),
         ({"symbol": "  "}, "missing_symbol"),
@@ -167,6 +174,122 @@ def test_bad_records_are_quarantined_with_their_reason(
     assert held["detail"], "every quarantine row explains itself"
 
 
+DAILY_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
+
+
+def test_float_noise_is_stored_rounded_to_18_places_and_counted(raw_of: RawOf) -> None:
+    """Lines of the Kaggle daily files (NEM, XRP): prices written as a float32 widened to a
+    double and printed in full. The digits past the 18th place are noise: the rows load."""
+    lines = [
+        "1,NEM,XEM,2015-04-02 23:59:59,0.1,0.1,0.1,0.00020473099721129984,28549.400390625,"
+        "2823533.99969",
+        "2,NEM,XEM,2015-09-04 23:59:59,0.1,0.1,0.1,9.66399020398967e-05,232.59100341796875,"
+        "869759.099903",
+        "3,XRP,XRP,2013-08-06 23:59:59,0.1,0.1,0.1,0.004680419806391001,0.0,36591007.7403",
+        # A double printed in full (16 digits) that fits 18 places needs no rounding.
+        "4,XRP,XRP,2013-08-07 23:59:59,0.1,0.1,0.1,0.3333333333333333,0.0,1",
+    ]
+    validated = validate(
+        stage(raw_of("csv", "daily_history", lines, envelope=DAILY_HEADER, first_index=2))
+    )
+    assert validated.quarantine.is_empty()
+    assert validated.quotes["price_usd"].to_list() == [
+        Decimal("0.000204730997211300"),
+        Decimal("0.000096639902039897"),
+        Decimal("0.004680419806391001"),
+        Decimal("0.3333333333333333"),
+    ]
+    assert validated.rounded == 2
+
+
+def test_a_noisy_value_in_a_quarantined_or_repeated_row_is_not_counted(raw_of: RawOf) -> None:
+    noisy = "1,NEM,XEM,2015-04-02 23:59:59,0.1,0.1,0.1,0.00020473099721129984,1,2"
+    lines = [noisy, noisy, noisy.replace("2015-04-02", "15-04-02")]
+    validated = validate(stage(raw_of("csv", "daily_history", lines, envelope=DAILY_HEADER)))
+    assert (validated.quotes.height, validated.duplicates, validated.rounded) == (1, 1, 1)
+    assert reasons(validated.quarantine) == ["observed_at_implausible"]
+
+
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _loaded(texts: list[str]) -> tuple[list[Decimal | None], list[str | None], int]:
+    """Per text, as one batch: the price stored (or None) and the quarantine reason (or None);
+    and the count of values stored rounded."""
+    records = [
+        json.dumps({"id": f"x{i}", "symbol": "X", "name": "X", "priceUsd": text})
+        for i, text in enumerate(texts)
+    ]
+    envelope = '{"data": [], "timestamp": 1764000000000}'
+    validated = validate(stage(raw_rows("coincap", "assets", records, envelope=envelope)))
+    price = dict(zip(validated.quotes["raw_record"], validated.quotes["price_usd"], strict=True))
+    reason = dict(
+        zip(validated.quarantine["raw_record"], validated.quarantine["reason"], strict=True)
+    )
+    return (
+        [price.get(i) for i in range(len(texts))],
+        [reason.get(i) for i in range(len(texts))],
+        validated.rounded,
+    )
+
+
+def _rounded(text: str) -> Decimal:
+    wide = Context(prec=60)  # the default 28 digits cannot hold 20 integer + 18 decimal places
+    return Decimal(text).quantize(Decimal("1e-18"), rounding=ROUND_HALF_EVEN, context=wide)
+
+
+@settings(deadline=None)
+@given(st.lists(st.floats(min_value=2.0**-40, max_value=2.0**59, width=32), min_size=1))
+def test_any_float32_printed_as_a_double_loads_rounded_half_to_even(singles: list[float]) -> None:
+    """The Kaggle files' case: a float32 widened to double, printed by repr."""
+    texts = [repr(_float32(single)) for single in singles]
+    prices, quarantined, rounded = _loaded(texts)
+    assert quarantined == [None] * len(texts)
+    assert prices == [_rounded(text) for text in texts]
+    assert rounded == sum(Decimal(text) != _rounded(text) for text in texts)
+
+
+def _expected(double: float) -> tuple[Decimal | None, str | None]:
+    text = repr(double)
+    if Decimal(text) == _rounded(text):
+        return Decimal(text), None  # it fits: stored exactly
+    digits = len(Decimal(text).normalize().as_tuple().digits)
+    if digits > 15 or _float32(double) == double:
+        return _rounded(text), None  # float noise
+    return None, "not_representable"  # a short decimal the source stated: never rounded
+
+
+@settings(deadline=None)
+@given(st.lists(st.floats(min_value=1e-12, max_value=1e18), min_size=1))
+def test_any_double_printed_in_full_loads_rounded_half_to_even(doubles: list[float]) -> None:
+    prices, quarantined, rounded = _loaded([repr(d) for d in doubles])
+    expected = [_expected(d) for d in doubles]
+    assert list(zip(prices, quarantined, strict=True)) == expected
+    stored = zip(prices, doubles, strict=True)
+    assert rounded == sum(p is not None and p != Decimal(repr(d)) for p, d in stored)
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=10**17, max_value=10**24 - 1).filter(lambda n: n % 10),
+            st.integers(min_value=19, max_value=40),
+        ),
+        min_size=1,
+    )
+)
+def test_a_decimal_of_18_or_more_digits_past_18_places_is_never_rounded(
+    decimals: list[tuple[int, int]],
+) -> None:
+    """No float printer writes 18 significant digits: the source stated the decimal."""
+    texts = [str(Decimal(digits).scaleb(-places)) for digits, places in decimals]
+    prices, quarantined, _ = _loaded(texts)
+    assert prices == [None] * len(texts)
+    assert quarantined == ["not_representable"] * len(texts)
+
+
 def test_a_drifted_field_quarantines_only_that_record(raw_of: RawOf) -> None:
     drifted = gecko(id="drift", current_price={"usd": 1.0})
     quotes, quarantine = run(raw_of("coingecko", "coins_markets", [gecko(), drifted, "{not json"]))
@@ -189,27 +312,55 @@ def test_identical_redeliveries_are_kept_once(raw_of: RawOf) -> None:
     assert validated.quarantine.is_empty()
 
 
-def test_conflicting_redeliveries_keep_the_later_and_quarantine_the_earlier(raw_of: RawOf) -> None:
+def test_conflicting_deliveries_of_one_observation_are_all_quarantined(raw_of: RawOf) -> None:
+    """Two records in one page for the same asset and time with different prices: nothing says
+    which is right, so neither loads (the later one used to win)."""
+    records = [gecko(current_price=1.0), gecko(id="ethereum"), gecko(current_price=2.0)]
+    validated = validate(stage(raw_of("coingecko", "coins_markets", records)))
+    assert validated.quotes["source_asset_id"].to_list() == ["ethereum"]
+    assert reasons(validated.quarantine) == ["duplicate_conflict"] * 2
+    assert validated.quarantine["raw_record"].to_list() == [0, 2]
+    assert validated.quarantine["record"].to_list() == [records[0], records[2]]
+    detail = validated.quarantine["detail"][0]
+    assert "delivered 2 times in one run with different values" in detail
+    assert "file-1.parquet record 0; file-1.parquet record 2" in detail
+    assert validated.duplicates == 0
+
+
+def test_conflicting_deliveries_across_pages_are_all_quarantined(raw_of: RawOf) -> None:
     raw = pl.concat(
         [
-            raw_of(
-                "coingecko",
-                "coins_markets",
-                [gecko(current_price=1.0)],
-                raw_file="page-0001.parquet",
-            ),
-            raw_of(
-                "coingecko",
-                "coins_markets",
-                [gecko(current_price=2.0)],
-                raw_file="page-0002.parquet",
-            ),
+            raw_of("coingecko", "coins_markets", [gecko(current_price=1.0)], raw_file="p1.parquet"),
+            raw_of("coingecko", "coins_markets", [gecko(current_price=1.0)], raw_file="p2.parquet"),
+            raw_of("coingecko", "coins_markets", [gecko(current_price=2.0)], raw_file="p3.parquet"),
         ]
     )
     validated = validate(stage(raw))
-    assert validated.quotes["price_usd"].to_list() == [Decimal("2")]
-    assert reasons(validated.quarantine) == ["duplicate_conflict"]
-    assert validated.quarantine["raw_file"][0] == "page-0001.parquet"
+    assert validated.quotes.is_empty()
+    # The two identical records share a sha256: one quarantine row holds them.
+    assert reasons(validated.quarantine) == ["duplicate_conflict"] * 2
+    assert validated.quarantine["raw_file"].to_list() == ["p1.parquet", "p3.parquet"]
+    assert "delivered 3 times" in validated.quarantine["detail"][0]
+
+
+def test_deliveries_that_differ_only_where_a_value_is_missing_conflict(raw_of: RawOf) -> None:
+    records = [gecko(market_cap=None), gecko()]
+    validated = validate(stage(raw_of("coingecko", "coins_markets", records)))
+    assert validated.quotes.is_empty()
+    assert reasons(validated.quarantine) == ["duplicate_conflict"] * 2
+
+
+def test_the_same_observation_from_two_runs_is_not_a_conflict(raw_of: RawOf) -> None:
+    """A rebuild validates many runs at once; which run's value counts is the loader's call."""
+    raw = pl.concat(
+        [
+            raw_of("coingecko", "coins_markets", [gecko(current_price=1.0)], run_id="run-1"),
+            raw_of("coingecko", "coins_markets", [gecko(current_price=2.0)], run_id="run-2"),
+        ]
+    )
+    validated = validate(stage(raw))
+    assert validated.quarantine.is_empty()
+    assert validated.quotes["price_usd"].to_list() == [Decimal("1"), Decimal("2")]
 
 
 def test_daily_history_csv_rows_become_quotes_in_utc(raw_of: RawOf) -> None:
