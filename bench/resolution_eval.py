@@ -168,11 +168,11 @@ class MemoryWarehouse:
         # asset's review rows are settled. Reopened rows queue again.
         for relink in resolution.relinks:
             self.relinked += 1
-            self.aliases[relink.coin_id] = relink.candidate_coin_id
-            self.coin_ids.discard(relink.coin_id)
+            self.aliases[relink.other_coin_id] = relink.coin_id
+            self.coin_ids.discard(relink.other_coin_id)
             self.mappings = self.mappings.with_columns(
-                coin_id=pl.when(pl.col("coin_id") == relink.coin_id)
-                .then(pl.lit(relink.candidate_coin_id))
+                coin_id=pl.when(pl.col("coin_id") == relink.other_coin_id)
+                .then(pl.lit(relink.coin_id))
                 .otherwise(pl.col("coin_id"))
             )
             self.pending = self.pending.filter(

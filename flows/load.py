@@ -38,7 +38,6 @@ from flows.transform import Validated, transform_raw_files
 from store import merge, runs
 from store.connection import transaction
 from store.resolution import (
-    ResolverMerge,
     applied_since,
     apply_resolver_merges,
     nearest_quotes,
@@ -249,19 +248,7 @@ def _apply_relinks(con: duckdb.DuckDBPyConnection, resolution: Resolution, run_i
     candidates, as decisions of the resolver's in the decision log."""
     if not resolution.relinks:
         return
-    merges = [
-        ResolverMerge(
-            source=r.source,
-            source_asset_id=r.source_asset_id,
-            coin_id=r.candidate_coin_id,
-            other_coin_id=r.coin_id,
-            method=r.method,
-            confidence=r.confidence,
-            evidence=r.evidence,
-        )
-        for r in resolution.relinks
-    ]
-    for applied in apply_resolver_merges(con, merges, run_id, list(SOURCE_NAMES)):
+    for applied in apply_resolver_merges(con, resolution.relinks, run_id, list(SOURCE_NAMES)):
         # The decider merges only coins no source holds an asset in both of; a refusal means
         # the warehouse changed under it, and the batch's coin ids would be wrong: roll back.
         if applied.outcome == "refused":

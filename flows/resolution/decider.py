@@ -3,8 +3,9 @@ for the rules and :mod:`flows.resolution.scoring` for the weights).
 
 Besides the batch's new assets, the decider looks again at two kinds of mapped assets the batch
 brings back: one waiting in review (the evidence may now clear the bar: the asset's coin is
-merged into the candidate, see :class:`Relink`), and one linked on names and ids alone (a market
-that now contradicts the link sends it back to review; it is never split silently).
+merged into the candidate, a :class:`store.resolution.ResolverMerge`), and one linked on names
+and ids alone (a market that now contradicts the link sends it back to review; it is never split
+silently).
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ from flows.resolution.names import (
     match_key,
     name_similarity,
     near_symbols,
+    normalise,
     same_name,
 )
 from flows.resolution.scoring import NameRelation, ScoredMethod, score
 from flows.sources import ID_STYLES, SOURCE_NAMES
-from store.resolution import MARKET_LOOKUP, PENDING_REVIEW
+from store.resolution import CONTRADICTED, MARKET_LOOKUP, PENDING_REVIEW, ResolverMerge
 from store.schema import (
     ASSET_CONTRACTS,
     COIN_SOURCE_IDS,
@@ -102,21 +104,6 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Relink:
-    """A mapped asset waiting in review whose evidence now clears the bar: its coin
-    (``coin_id``, with every asset it holds) merges into ``candidate_coin_id``, and stays an
-    alias of it. Its review row becomes ``superseded``."""
-
-    source: str
-    source_asset_id: str
-    coin_id: str
-    candidate_coin_id: str
-    method: Method
-    confidence: float
-    evidence: str
-
-
-@dataclass(frozen=True)
 class Resolution:
     mappings: pl.DataFrame
     """:data:`store.schema.COIN_SOURCE_IDS` rows for every asset of the batch (stored ones carry
@@ -126,7 +113,9 @@ class Resolution:
     """:data:`store.schema.COINS` rows for coins founded by this batch."""
     review: pl.DataFrame = field(default_factory=RESOLUTION_REVIEW.to_frame)
     """:data:`store.schema.RESOLUTION_REVIEW` rows: candidates left for an operator."""
-    relinks: tuple[Relink, ...] = ()
+    relinks: tuple[ResolverMerge, ...] = ()
+    """Mapped assets waiting in review whose evidence now clears the bar: their coins merge
+    into the candidates (the loader applies them first)."""
     reopened: pl.DataFrame = field(default_factory=RESOLUTION_REVIEW.to_frame)
     """Review rows for weak links a market now contradicts (candidate = the asset's coin)."""
 
@@ -183,7 +172,7 @@ def resolve(
     reopened = decider.recheck(
         [AssetRow.of(r) for r in weak.sort("_order", "source_asset_id").iter_rows(named=True)]
     )
-    merged = {r.coin_id: r.candidate_coin_id for r in relinks}
+    merged = {r.other_coin_id: r.coin_id for r in relinks}
     if merged:
         sticky_rows = sticky_rows.with_columns(
             coin_id=pl.col("coin_id").map_elements(
@@ -273,14 +262,8 @@ class _Decider:
         ):
             entry = Entry(source, asset, coin, name, key, _id_slugs(source, asset, symbol))
             self.by_symbol[key.split(KEY_SEPARATOR)[0]].add(entry)
-        self.by_slug: dict[str, list[Entry]] = defaultdict(list)
-        """Every mapped asset by the joined slugs of its id: a ticker may have changed."""
-        for source, asset, coin, symbol, name, key in stored.select(
-            "source", "source_asset_id", "coin_id", "symbol", "name", "match_key"
-        ).iter_rows():
-            entry = Entry(source, asset, coin, name, key, _id_slugs(source, asset, symbol))
-            for slug in joined_slugs(entry.slugs):
-                self.by_slug[slug].append(entry)
+        self._stored = stored
+        self._by_slug: dict[str, list[Entry]] | None = None
         self.coin_of = {
             (s, a): c
             for s, a, c in stored.select("source", "source_asset_id", "coin_id").iter_rows()
@@ -303,6 +286,8 @@ class _Decider:
             self.coin_contracts[self.known.canonical(coin)] |= self.contracts_of.get(
                 (source, asset), set()
             )
+        self._batch_entries: list[Entry] = []
+        self.pending = set(evidence.pending_review.select("source", "source_asset_id").iter_rows())
         self.market = self._market(subjects)
         self.batch_observations: dict[str, list[tuple[str, Observation]]] = defaultdict(list)
         """Coin -> (source, observation) of the batch's assets decided so far."""
@@ -315,6 +300,7 @@ class _Decider:
         symbol alone when at most :data:`SYMBOL_ONLY_MAX` coins share it (a renamed asset)."""
         leads = self._contract_leads(row)
         symbol_only: set[str] = set()
+        namesakes: dict[str, list[str | None]] = defaultdict(list)
         block = self.by_symbol.get(row.symbol_key)
         slugs = row.slugs
         for entry in block.near(row.name, slugs) if block else ():
@@ -327,20 +313,19 @@ class _Decider:
                 symbol_only.add(coin)
                 continue
             similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
-            lead = leads.setdefault(coin, Lead())
-            lead.relate(entry, names, similarity, ids, slugs)
-            if ids is None and lead.ids is None:
-                lead.namesake = self._later_namesake(row, entry)
+            leads.setdefault(coin, Lead()).relate(entry, names, similarity, ids, slugs)
+            if ids is None:
+                namesakes[coin].append(self._later_namesake(row, entry))
+        for coin, found in namesakes.items():
+            # Only when every asset of the coin the names point to is a later namesake.
+            if None not in found and leads[coin].ids is None:
+                leads[coin].namesake = min(n for n in found if n is not None)
         if not any(lead.related for lead in leads.values()):
-            # A ticker that changed (GNT and GLM): the ids may still name the coin.
-            for entry in self._same_ids(row):
-                coin = self.known.canonical(entry.coin)
-                names = _names(row, entry)
-                lead = leads.setdefault(coin, Lead(symbol_differs=True))
-                lead.near_symbol |= near_symbols(row.symbol, entry.key.split(KEY_SEPARATOR)[0])
-                similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
-                lead.relate(entry, names, similarity, compare_ids(slugs, entry.slugs), slugs)
-        if (natural := self.known.canonical(row.natural)) in self.known.taken:
+            self._ticker_leads(row, leads)
+        natural = self.known.canonical(row.natural)
+        # The coin named after the asset (founded by an override, say) counts as identical, when
+        # the slug keeps the whole name: it drops every letter that is not ASCII.
+        if natural in self.known.taken and normalise(row.name).isascii():
             lead = leads.setdefault(natural, Lead())
             lead.names, lead.similarity, lead.name = "identical", 1.0, row.name
         symbol_only -= {coin for coin, lead in leads.items() if lead.related or lead.contracts}
@@ -351,6 +336,17 @@ class _Decider:
             for coin in symbol_only:
                 leads.setdefault(coin, Lead())
         return leads
+
+    def _ticker_leads(self, row: AssetRow, leads: dict[str, Lead]) -> None:
+        """No coin of the asset's symbol relates to it: a ticker that changed (GNT and GLM) may
+        still be named by the ids, under any symbol."""
+        for entry in self._same_ids(row):
+            coin = self.known.canonical(entry.coin)
+            names = _names(row, entry)
+            lead = leads.setdefault(coin, Lead(symbol_differs=True))
+            lead.near_symbol |= near_symbols(row.symbol, entry.key.split(KEY_SEPARATOR)[0])
+            similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
+            lead.relate(entry, names, similarity, compare_ids(row.slugs, entry.slugs), row.slugs)
 
     def _contract_leads(self, row: AssetRow) -> dict[str, Lead]:
         leads: dict[str, Lead] = {}
@@ -400,6 +396,24 @@ class _Decider:
             for other in self.by_slug.get(slug.replace("-", ""), ())
         )
 
+    @property
+    def by_slug(self) -> dict[str, list[Entry]]:
+        """Every mapped asset by the joined slugs of its id (a ticker may have changed), built
+        the first time it is needed: a run over known assets never is."""
+        if self._by_slug is None:
+            self._by_slug = defaultdict(list)
+            stored = self._stored.select(
+                "source", "source_asset_id", "coin_id", "symbol", "name", "match_key"
+            ).iter_rows()
+            entries = [
+                Entry(source, asset, coin, name, key, _id_slugs(source, asset, symbol))
+                for source, asset, coin, symbol, name, key in stored
+            ]
+            for entry in [*entries, *self._batch_entries]:
+                for slug in joined_slugs(entry.slugs):
+                    self._by_slug[slug].append(entry)
+        return self._by_slug
+
     def _same_ids(self, row: AssetRow) -> list[Entry]:
         """Entries of other sources whose ids share a slug with the asset's, any symbol."""
         found = {
@@ -426,12 +440,12 @@ class _Decider:
         }
 
     def _lookups(self, row: AssetRow) -> set[str]:
-        """The coins whose quotes bear on the asset: its shortlist, what a crosswalk names, and
-        its own coin (a weak link is checked against it)."""
-        coins = self._shortlist(row).keys() | self._crosswalk_coins(row)
-        if own := self.coin_of.get((row.source, row.asset)):
-            coins.add(self.known.canonical(own))
-        return coins
+        """The coins whose quotes bear on the asset: its shortlist and what a crosswalk names;
+        for a weak link, only its own coin (it is checked against nothing else)."""
+        key = (row.source, row.asset)
+        if key in self.coin_of and key not in self.pending:
+            return {self.known.canonical(self.coin_of[key])}
+        return self._shortlist(row).keys() | self._crosswalk_coins(row)
 
     def _nearest(self, row: AssetRow, coin: str) -> Observation | None:
         """The candidate coin's observation nearest to the asset's: stored, or of the batch."""
@@ -450,8 +464,10 @@ class _Decider:
         self.coin_of[(row.source, row.asset)] = coin
         entry = Entry(row.source, row.asset, coin, row.name, row.key, row.slugs)
         self.by_symbol[row.symbol_key].add(entry)
-        for slug in joined_slugs(entry.slugs):
-            self.by_slug[slug].append(entry)
+        self._batch_entries.append(entry)
+        if self._by_slug is not None:
+            for slug in joined_slugs(entry.slugs):
+                self._by_slug[slug].append(entry)
         self.batch_observations[coin].append((row.source, row.observation))
         self.coin_contracts[coin] |= self.contracts_of.get((row.source, row.asset), set())
 
@@ -556,7 +572,7 @@ class _Decider:
 
     # --- deciding ------------------------------------------------------------------------------
 
-    def reexamine(self, rows: list[AssetRow]) -> list[Relink]:
+    def reexamine(self, rows: list[AssetRow]) -> list[ResolverMerge]:
         """Mapped assets waiting in review whose evidence now clears the bar: their coin merges
         into the candidate, when no source holds an asset in both."""
         relinks = []
@@ -568,7 +584,7 @@ class _Decider:
             candidates = [
                 c
                 for c in self._candidates(row, exclude=current)
-                if c.confidence >= REVIEW_THRESHOLD
+                if c.confidence >= REVIEW_THRESHOLD and self.known.free_for(c.coin_id, row.source)
             ]
             best = self._choose(row, candidates)
             if (
@@ -583,11 +599,16 @@ class _Decider:
                 **best.evidence,
             }
             relinks.append(
-                Relink(
-                    row.source, row.asset, current, best.coin_id, best.method, best.confidence,
-                    json.dumps(facts, ensure_ascii=False, sort_keys=True, default=str),
+                ResolverMerge(
+                    source=row.source,
+                    source_asset_id=row.asset,
+                    coin_id=best.coin_id,
+                    other_coin_id=current,
+                    method=best.method,
+                    confidence=best.confidence,
+                    evidence=json.dumps(facts, ensure_ascii=False, sort_keys=True, default=str),
                 )
-            )  # fmt: skip
+            )
             self.known.aliases[current] = best.coin_id
             self.known.sources_of[best.coin_id] |= self.known.sources_of.pop(current, set())
             self.coin_contracts[best.coin_id] |= self.coin_contracts.pop(current, set())
@@ -607,7 +628,7 @@ class _Decider:
                     "source_asset_id": row.asset,
                     "candidate_coin_id": coin,
                     "coin_id": coin,
-                    "method": "names_ids",
+                    "method": CONTRADICTED,
                     "confidence": 0.4,
                     "evidence": json.dumps(
                         {"why": "a market now contradicts this link", **market.detail},

@@ -62,10 +62,19 @@ from store.resolution.evidence import (
     stored_evidence,
 )
 from store.resolution.inbox import import_inbox, write_inbox
-from store.resolution.model import OPERATOR, RESOLVER, Action, Decision, Outcome, new_decision
+from store.resolution.model import (
+    CONTRADICTED,
+    OPERATOR,
+    RESOLVER,
+    Action,
+    Decision,
+    Outcome,
+    new_decision,
+)
 from store.resolution.review import alias_target, decision_log, operator_links, review_queue
 
 __all__ = [
+    "CONTRADICTED",
     "MARKET_FOUND",
     "MARKET_LOOKUP",
     "MARKET_WINDOW",

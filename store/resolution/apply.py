@@ -17,6 +17,7 @@ from store.merge import refresh_coins
 from store.resolution.checks import check
 from store.resolution.links import Link, alias_of, coin_row, link_of, links_of
 from store.resolution.model import (
+    CONTRADICTED,
     DECISION_FILE,
     OPERATOR,
     RESOLVER,
@@ -103,13 +104,16 @@ def _apply_one(
 
 def _supersede(con: duckdb.DuckDBPyConnection, d: Decision) -> int:
     """Settle review rows a decision answered without naming them: the asset is in the candidate
-    coin now (a merge put them together), or an accept chose another coin for it."""
+    coin now (a merge put them together), or an accept chose another coin for it. A link a market
+    contradicts (:data:`CONTRADICTED`) is in its candidate coin by construction: only a decision
+    on that link answers it."""
     rows = con.execute(
         """
         update resolution_review as r
         set status = 'superseded', decided_by = ?, decision_id = ?
         from coin_source_ids as m
         where r.status = 'pending'
+            and r.method <> ?
             and m.source = r.source and m.source_asset_id = r.source_asset_id
             and (
                 m.coin_id = r.candidate_coin_id
@@ -117,7 +121,7 @@ def _supersede(con: duckdb.DuckDBPyConnection, d: Decision) -> int:
             )
         returning 1
         """,
-        [d.decided_by, d.decision_id, d.action, d.source, d.source_asset_id],
+        [d.decided_by, d.decision_id, CONTRADICTED, d.action, d.source, d.source_asset_id],
     ).fetchall()
     return len(rows)
 
@@ -370,16 +374,27 @@ def _apply_split(ctx: _Context) -> tuple[dict[str, Any], set[str]]:
             [alias.alias_coin_id, alias.coin_id, repointed],
         )
     con.execute("delete from coin_aliases where alias_coin_id = ?", [alias.alias_coin_id])
-    # Review rows the merge settled are open questions again.
+    # Review rows an operator's merge settled are open questions again. Splitting the resolver's
+    # own merge answers its question: those rows are rejected, or the next run would merge again.
+    by_resolver = con.execute(
+        "select decided_by = ? from resolution_decisions where decision_id = ?",
+        [RESOLVER, alias.decision_id],
+    ).fetchall()
+    reopened = "rejected" if by_resolver and by_resolver[0][0] else "pending"
     con.execute(
         """
         update resolution_review as r
-        set status = 'pending', decided_by = null, decision_id = null, coin_id = m.coin_id
+        set status = ?, decided_by = ?, decision_id = ?, coin_id = m.coin_id
         from coin_source_ids as m
         where r.decision_id = ? and r.status = 'superseded'
             and m.source = r.source and m.source_asset_id = r.source_asset_id
         """,
-        [alias.decision_id],
+        [
+            reopened,
+            d.decided_by if reopened == "rejected" else None,
+            d.decision_id if reopened == "rejected" else None,
+            alias.decision_id,
+        ],
     )
     detail = {
         "restored": alias.alias_coin_id,
@@ -400,11 +415,13 @@ _APPLY: dict[str, Callable[[_Context], tuple[dict[str, Any], set[str]]]] = {
 
 
 def applied_since(con: duckdb.DuckDBPyConnection, moment: datetime | None) -> bool:
-    """Whether any decision was applied after ``moment`` (None: since ever)."""
+    """Whether any operator decision was applied after ``moment`` (None: since ever). The
+    resolver's merges are left out: they join coins inside a load, and a delivery loaded again
+    would keep every asset where it is."""
     rows = con.execute(
         "select count(*) from resolution_decisions where outcome = 'applied' "
-        "and applied_at > coalesce(?, '-infinity'::timestamptz)",
-        [moment],
+        "and decided_by <> ? and applied_at > coalesce(?, '-infinity'::timestamptz)",
+        [RESOLVER, moment],
     ).fetchall()
     return bool(rows[0][0])
 

@@ -14,6 +14,9 @@ Action = Literal["accept", "reject", "merge", "split"]
 Outcome = Literal["pending", "applied", "refused"]
 RESOLVER = "kasparro-resolver"
 """``decided_by`` of the merges resolution makes itself when later evidence clears the bar."""
+CONTRADICTED = "market_contradicts"
+"""``method`` of a review row that sends a link no market confirmed back to review: a market
+now contradicts it (its candidate is the coin the asset is in)."""
 OPERATOR = "operator"
 """The method of a link an operator's decision set."""
 

@@ -327,6 +327,18 @@ def test_a_changed_ticker_under_an_unrelated_symbol_waits_for_review() -> None:
     assert queued["confidence"] == 0.8
 
 
+def test_names_that_share_no_letter_a_slug_keeps_are_not_the_same_coin() -> None:
+    """Two tokens under one symbol with unrelated CJK names: their coin-id slugs both lose every
+    letter, which must not read as identical names."""
+    store = Store()
+    decide(quotes(("coingecko", "gou-gou-bi", "XYZ", "狗狗币")), store)
+    later = decide(
+        quotes(("coincap", "chai-quan", "XYZ", "柴犬币"), at=T0 + timedelta(days=60)), store
+    )
+    assert method_of(later)[("coincap", "chai-quan")] == "new"
+    assert coin_of(later)[("coincap", "chai-quan")] != "xyz"
+
+
 def test_market_tolerance_widens_with_the_time_between_observations() -> None:
     store = Store()
     decide(quotes(("coingecko", "bitcoin", "btc", "Bitcoin")), store)

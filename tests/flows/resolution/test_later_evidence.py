@@ -14,10 +14,12 @@ import polars as pl
 import pytest
 
 from flows.load import load_source
+from flows.sources import SOURCE_NAMES
 from flows.transform import Validated
 from store import runs
 from store.connection import warehouse
-from store.resolution import RESOLVER, alias_target
+from store.resolution import RESOLVER, Decision, alias_target, apply_pending, new_decision
+from store.resolution.model import DECISION_FILE
 from store.schema import QUARANTINE
 from tests.flows.resolution.test_decider import T0, quotes
 
@@ -163,3 +165,61 @@ def test_a_later_agreeing_market_leaves_a_weak_link_alone(
     load(con, "r4", quotes(history, at=day))
     assert link(con, "csv", "BTC:Bitcoin") == ("btc-bitcoin", "names_ids")
     assert review(con) == []
+
+
+def decide_now(con: duckdb.DuckDBPyConnection, run: str, decision: Decision) -> None:
+    """An operator's decision, taken and applied by run ``run``."""
+    con.execute(
+        f"insert into resolution_decisions ({', '.join(DECISION_FILE)}) "
+        f"values ({', '.join('?' * len(DECISION_FILE))})",
+        [getattr(decision, column) for column in DECISION_FILE],
+    )
+    assert [a.outcome for a in apply_pending(con, run, list(SOURCE_NAMES))] == ["applied"]
+
+
+def test_an_operator_who_splits_the_resolvers_merge_is_not_overruled_by_the_next_run(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    gecko = ("coingecko", "wrapped-bitcoin", "wbtc", "Wrapped Bitcoin")
+    paprika = ("coinpaprika", "wbtc-wrapped-btc", "WBTC", "Wrapped BTC")
+    later = T0 + timedelta(days=400)
+    load(con, "r1", quotes(gecko, at=T0, market_cap=1.2e10))
+    load(con, "r2", quotes(paprika, at=later, market_cap=1.2e10))
+    own, _ = link(con, *paprika[:2])
+    for run, day in (("r3", 1), ("r4", 1)):
+        load(
+            con,
+            run,
+            quotes(
+                gecko if run == "r3" else paprika, at=later + timedelta(days=day), market_cap=1.2e10
+            ),
+        )
+    assert link(con, *paprika[:2])[0] != own
+
+    decide_now(con, "r5", new_decision("split", coin_id=own, decided_by="ops", note="not it"))
+    load(con, "r6", quotes(gecko, at=later + timedelta(days=2), market_cap=1.2e10))
+    load(con, "r7", quotes(paprika, at=later + timedelta(days=2), market_cap=1.2e10))
+
+    assert link(con, *paprika[:2]) == (own, "new")
+    assert [row[-1] for row in review(con)] == ["rejected"]
+
+
+def test_a_decision_on_other_coins_leaves_a_contradicted_link_in_the_queue(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    load(
+        con,
+        "r1",
+        quotes(("coingecko", "bitcoin", "btc", "Bitcoin"), ("coingecko", "ether", "eth", "Ether")),
+    )
+    history = ("csv", "BTC:Bitcoin", "BTC", "Bitcoin")
+    load(con, "r2", quotes(history, at=T0 + timedelta(days=60)))
+    day = T0 + timedelta(days=90)
+    load(con, "r3", quotes(("coingecko", "bitcoin", "btc", "Bitcoin"), at=day))
+    load(con, "r4", quotes(history, at=day, price={"BTC:Bitcoin": 9125.0}))
+    load(con, "r5", quotes(("coincap", "foo", "FOO", "Foo"), at=day))
+    foo, _ = link(con, "coincap", "foo")
+    decide_now(
+        con, "r6", new_decision("merge", coin_id="eth-ether", other_coin_id=foo, decided_by="ops")
+    )
+    assert review(con) == [("csv", "BTC:Bitcoin", "btc-bitcoin", "btc-bitcoin", "pending")]
