@@ -60,10 +60,13 @@ against the stored state, so shuffling a batch gives the same coins, links and e
 
 Resolution works on the batch's distinct assets (thousands), not on its quotes (millions).
 
-Where it lives: :mod:`~flows.resolution.names` (normalisation, similarity, coin-id slugs),
-:mod:`~flows.resolution.curated` (the overrides and crosswalk files),
-:mod:`~flows.resolution.market` (market agreement), :mod:`~flows.resolution.decider` (the rules
-above), :mod:`~flows.resolution.evaluation` (precision and recall against labels).
+Where it lives: :mod:`~flows.resolution.names` (normalisation, similarity, id slugs, coin-id
+slugs), :mod:`~flows.resolution.curated` (the overrides and crosswalk files),
+:mod:`~flows.resolution.market` (market agreement), :mod:`~flows.resolution.scoring` (the weight
+of each kind of evidence), :mod:`~flows.resolution.candidates` (the typed rows),
+:mod:`~flows.resolution.shortlist` (what points from an asset to each coin),
+:mod:`~flows.resolution.decider` (the rules above, later evidence),
+:mod:`~flows.resolution.evaluation` (precision and recall against labels).
 """
 
 from flows.errors import CrosswalkError, OverridesError

@@ -20,7 +20,7 @@ from typing import Literal
 
 import polars as pl
 
-from flows.resolution.candidates import SYMBOL_ONLY_MAX, AssetRow, Block, Entry, Known, Lead
+from flows.resolution.candidates import AssetRow
 from flows.resolution.curated import Crosswalk, Override
 from flows.resolution.market import (
     MarketComparison,
@@ -29,20 +29,11 @@ from flows.resolution.market import (
     compare_markets,
 )
 from flows.resolution.names import (
-    KEY_SEPARATOR,
-    _similar,
-    compare_ids,
-    disambiguated,
-    id_slugs,
-    joined_slugs,
     match_key,
-    name_similarity,
-    near_symbols,
-    normalise,
-    same_name,
 )
-from flows.resolution.scoring import NameRelation, ScoredMethod, score
-from flows.sources import ID_STYLES, SOURCE_NAMES
+from flows.resolution.scoring import ScoredMethod, score
+from flows.resolution.shortlist import Shortlist
+from flows.sources import SOURCE_NAMES
 from store.resolution import CONTRADICTED, MARKET_LOOKUP, PENDING_REVIEW, ResolverMerge
 from store.schema import (
     ASSET_CONTRACTS,
@@ -224,7 +215,7 @@ class _Decided:
     review: pl.DataFrame
 
 
-class _Decider:
+class _Decider(Shortlist):
     def __init__(
         self,
         subjects: list[AssetRow],
@@ -234,195 +225,20 @@ class _Decider:
         run_id: str,
         now: datetime | None,
     ) -> None:
+        super().__init__(
+            subjects,
+            stored,
+            coin_ids=evidence.stored_coin_ids,
+            aliases=evidence.aliases,
+            contracts=evidence.contracts,
+        )
         self.evidence = evidence
         self.run_id = run_id
         self.now = now
-        mapped = _keys(stored)
-        fresh = [row for row in subjects if (row.source, row.asset) not in mapped]
-        counts: dict[tuple[str, str], int] = defaultdict(int)
-        for row in fresh:
-            counts[(row.source, row.key)] += 1
-        self.twins = {key for key, n in counts.items() if n > 1}
-        """(source, match key) of new assets a source lists twice: whichever came first would
-        win a coin both match, so neither links on names alone."""
-        self.known = Known(taken=set(evidence.stored_coin_ids), aliases=dict(evidence.aliases))
-        for source, coin in stored.select("source", "coin_id").iter_rows():
-            self.known.sources_of[coin].add(source)
-        # Assets of other sources a subject could be: same symbol, or same contract.
-        symbol_keys = pl.Series([row.symbol_key for row in subjects], dtype=pl.String).unique()
-        self.by_symbol: dict[str, Block] = defaultdict(Block)
-        for source, asset, coin, symbol, name, key in (
-            stored.with_columns(
-                _symbol_key=pl.col("match_key").str.split(KEY_SEPARATOR).list.first()
-            )
-            .filter(pl.col("_symbol_key").is_in(symbol_keys.implode()))
-            .sort("source", "source_asset_id")
-            .select("source", "source_asset_id", "coin_id", "symbol", "name", "match_key")
-            .iter_rows()
-        ):
-            entry = Entry(source, asset, coin, name, key, _id_slugs(source, asset, symbol))
-            self.by_symbol[key.split(KEY_SEPARATOR)[0]].add(entry)
-        self._stored = stored
-        self._by_slug: dict[str, list[Entry]] | None = None
-        self.coin_of = {
-            (s, a): c
-            for s, a, c in stored.select("source", "source_asset_id", "coin_id").iter_rows()
-        }
-        self.contracts_of: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-        self.holders: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-        for source, asset, chain, address in evidence.contracts.select(
-            "source", "source_asset_id", "chain", "address"
-        ).iter_rows():
-            self.contracts_of[(source, asset)].add((chain, address))
-            self.holders[(chain, address)].add((source, asset))
-        self.shared = {
-            contract
-            for contract, holders in self.holders.items()
-            if len(holders) > len({source for source, _ in holders})
-        }
-        """Addresses one source publishes for two of its assets (listed or not): no proof."""
-        self.coin_contracts: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        for (source, asset), coin in self.coin_of.items():
-            self.coin_contracts[self.known.canonical(coin)] |= self.contracts_of.get(
-                (source, asset), set()
-            )
-        self._batch_entries: list[Entry] = []
         self.pending = set(evidence.pending_review.select("source", "source_asset_id").iter_rows())
         self.market = self._market(subjects)
         self.batch_observations: dict[str, list[tuple[str, Observation]]] = defaultdict(list)
         """Coin -> (source, observation) of the batch's assets decided so far."""
-
-    # --- what points where ---------------------------------------------------------------------
-
-    def _shortlist(self, row: AssetRow) -> dict[str, Lead]:
-        """The coins worth weighing, with what points to each: a shared contract, identical or
-        similar names (the coin named after the asset counts as identical), related ids, or the
-        symbol alone when at most :data:`SYMBOL_ONLY_MAX` coins share it (a renamed asset)."""
-        leads = self._contract_leads(row)
-        symbol_only: set[str] = set()
-        namesakes: dict[str, list[str | None]] = defaultdict(list)
-        block = self.by_symbol.get(row.symbol_key)
-        slugs = row.slugs
-        for entry in block.near(row.name, slugs) if block else ():
-            if entry.source == row.source:
-                continue
-            coin = self.known.canonical(entry.coin)
-            names = _names(row, entry)
-            ids = compare_ids(slugs, entry.slugs)
-            if names is None and ids is None:
-                symbol_only.add(coin)
-                continue
-            similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
-            leads.setdefault(coin, Lead()).relate(entry, names, similarity, ids, slugs)
-            if ids is None:
-                namesakes[coin].append(self._later_namesake(row, entry))
-        for coin, found in namesakes.items():
-            # Only when every asset of the coin the names point to is a later namesake.
-            if None not in found and leads[coin].ids is None:
-                leads[coin].namesake = min(n for n in found if n is not None)
-        if not any(lead.related for lead in leads.values()):
-            self._ticker_leads(row, leads)
-        natural = self.known.canonical(row.natural)
-        # The coin named after the asset (founded by an override, say) counts as identical, when
-        # the slug keeps the whole name: it drops every letter that is not ASCII.
-        if natural in self.known.taken and normalise(row.name).isascii():
-            lead = leads.setdefault(natural, Lead())
-            lead.names, lead.similarity, lead.name = "identical", 1.0, row.name
-        symbol_only -= {coin for coin, lead in leads.items() if lead.related or lead.contracts}
-        if len(symbol_only) > SYMBOL_ONLY_MAX:
-            for coin in symbol_only:
-                leads.pop(coin, None)
-        else:
-            for coin in symbol_only:
-                leads.setdefault(coin, Lead())
-        return leads
-
-    def _ticker_leads(self, row: AssetRow, leads: dict[str, Lead]) -> None:
-        """No coin of the asset's symbol relates to it: a ticker that changed (GNT and GLM) may
-        still be named by the ids, under any symbol."""
-        for entry in self._same_ids(row):
-            coin = self.known.canonical(entry.coin)
-            names = _names(row, entry)
-            lead = leads.setdefault(coin, Lead(symbol_differs=True))
-            lead.near_symbol |= near_symbols(row.symbol, entry.key.split(KEY_SEPARATOR)[0])
-            similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
-            lead.relate(entry, names, similarity, compare_ids(row.slugs, entry.slugs), row.slugs)
-
-    def _contract_leads(self, row: AssetRow) -> dict[str, Lead]:
-        leads: dict[str, Lead] = {}
-        for contract in sorted(self.contracts_of.get((row.source, row.asset), ())):
-            for holder in sorted(self.holders[contract]):
-                if holder[0] != row.source and holder in self.coin_of:
-                    coin = self.known.canonical(self.coin_of[holder])
-                    leads.setdefault(coin, Lead()).contracts.append(contract)
-        return leads
-
-    def _unique(self, row: AssetRow, leads: Mapping[str, Lead], lead: Lead) -> bool:
-        """The key is unique: no twin of the asset in its own source (same symbol and name), and
-        no other coin the names point to as closely (the identical names, if any) or, failing
-        names, the ids."""
-        if not lead.related or (row.source, row.key) in self.twins:
-            return False
-        block = self.by_symbol.get(row.symbol_key)
-        for entry in block.near(row.name, row.slugs) if block else ():
-            if (
-                entry.source == row.source
-                and entry.asset != row.asset
-                and _names(row, entry) == "identical"
-            ):
-                return False
-        rivals = [
-            other for other in leads.values()
-            if other is not lead and other.related and _as_close(other, lead)
-        ]  # fmt: skip
-        return not rivals
-
-    def _later_namesake(self, row: AssetRow, entry: Entry) -> str | None:
-        """The id one of the two was set apart from, when it is the other's slug and the first
-        one's source still lists it: that one is a later asset that took the name."""
-        for mine, source, theirs in (
-            (entry.slugs, entry.source, row.slugs),
-            (row.slugs, row.source, entry.slugs),
-        ):
-            for slug in mine:
-                base = disambiguated(slug)
-                if base is not None and base in theirs and self._lists(source, base):
-                    return f"{source}/{base}"
-        return None
-
-    def _lists(self, source: str, slug: str) -> bool:
-        return any(
-            other.source == source and slug in other.slugs
-            for other in self.by_slug.get(slug.replace("-", ""), ())
-        )
-
-    @property
-    def by_slug(self) -> dict[str, list[Entry]]:
-        """Every mapped asset by the joined slugs of its id (a ticker may have changed), built
-        the first time it is needed: a run over known assets never is."""
-        if self._by_slug is None:
-            self._by_slug = defaultdict(list)
-            stored = self._stored.select(
-                "source", "source_asset_id", "coin_id", "symbol", "name", "match_key"
-            ).iter_rows()
-            entries = [
-                Entry(source, asset, coin, name, key, _id_slugs(source, asset, symbol))
-                for source, asset, coin, symbol, name, key in stored
-            ]
-            for entry in [*entries, *self._batch_entries]:
-                for slug in joined_slugs(entry.slugs):
-                    self._by_slug[slug].append(entry)
-        return self._by_slug
-
-    def _same_ids(self, row: AssetRow) -> list[Entry]:
-        """Entries of other sources whose ids share a slug with the asset's, any symbol."""
-        found = {
-            entry
-            for slug in joined_slugs(row.slugs)
-            for entry in self.by_slug.get(slug, ())
-            if entry.source != row.source
-        }
-        return sorted(found)
 
     def _market(self, subjects: Iterable[AssetRow]) -> dict[tuple[str, str, str], Observation]:
         pairs = [
@@ -461,15 +277,8 @@ class _Decider:
 
     def _remember(self, row: AssetRow, coin: str) -> None:
         """A decided asset is a candidate for the batch's assets of later sources."""
-        self.coin_of[(row.source, row.asset)] = coin
-        entry = Entry(row.source, row.asset, coin, row.name, row.key, row.slugs)
-        self.by_symbol[row.symbol_key].add(entry)
-        self._batch_entries.append(entry)
-        if self._by_slug is not None:
-            for slug in joined_slugs(entry.slugs):
-                self._by_slug[slug].append(entry)
+        self.remember(row, coin)
         self.batch_observations[coin].append((row.source, row.observation))
-        self.coin_contracts[coin] |= self.contracts_of.get((row.source, row.asset), set())
 
     def _crosswalk_coins(self, row: AssetRow) -> set[str]:
         named = self.evidence.crosswalk.get((row.source, row.asset), ())
@@ -739,10 +548,6 @@ class _Decider:
         return coin, "new", confidence, candidates
 
 
-def _id_slugs(source: str, asset: str, symbol: str) -> frozenset[str]:
-    return id_slugs(asset, symbol, ID_STYLES.get(source, "name_slug"))
-
-
 def _best_per_coin(candidates: list[Candidate]) -> list[Candidate]:
     """The strongest candidate of each coin (a crosswalk and the names may both name one),
     strongest first."""
@@ -750,26 +555,6 @@ def _best_per_coin(candidates: list[Candidate]) -> list[Candidate]:
     for c in sorted(candidates, key=lambda c: (-c.confidence, c.coin_id, c.method)):
         best.setdefault(c.coin_id, c)
     return list(best.values())
-
-
-def _names(row: AssetRow, entry: Entry) -> NameRelation | None:
-    if entry.key == row.key or same_name(row.name, entry.name):
-        return "identical"
-    return "similar" if _similar(row.name, entry.name) else None
-
-
-def _as_close(other: Lead, lead: Lead) -> bool:
-    """Whether ``other`` is pointed to as closely as ``lead``: by identical names when the lead
-    has them, by names when it has only similar ones, by anything when it has only ids."""
-    if lead.names == "identical":
-        return other.names == "identical"
-    if lead.names == "similar":
-        return other.names is not None
-    return True
-
-
-def _keys(stored: pl.DataFrame) -> set[tuple[str, str]]:
-    return set(stored.select("source", "source_asset_id").iter_rows())
 
 
 def _method(method: ScoredMethod) -> Method:
