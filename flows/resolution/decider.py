@@ -261,7 +261,7 @@ class _Decider(Shortlist):
         key = (row.source, row.asset)
         if key in self.coin_of and key not in self.pending:
             return {self.known.canonical(self.coin_of[key])}
-        return self._shortlist(row).keys() | self._crosswalk_coins(row)
+        return self.leads(row).keys() | self._crosswalk_coins(row)
 
     def _nearest(self, row: AssetRow, coin: str) -> Observation | None:
         """The candidate coin's observation nearest to the asset's: stored, or of the batch."""
@@ -308,7 +308,7 @@ class _Decider(Shortlist):
     def _candidates(self, row: AssetRow, *, exclude: str | None = None) -> list[Candidate]:
         my_contracts = self.contracts_of.get((row.source, row.asset), set())
         my_chains = {chain for chain, _ in my_contracts}
-        leads = self._shortlist(row)
+        leads = self.leads(row)
         by_contract = sorted(coin for coin, lead in leads.items() if lead.contracts)
         out = []
         for coin, lead in sorted(leads.items()):

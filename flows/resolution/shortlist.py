@@ -27,6 +27,9 @@ from flows.sources import ID_STYLES
 
 
 class Shortlist:
+    """The mapped assets (stored, then the batch's as they are decided) and the coins that hold
+    them, indexed for :meth:`leads`; the decider builds on it."""
+
     def __init__(
         self,
         subjects: list[AssetRow],
@@ -89,7 +92,7 @@ class Shortlist:
 
     # --- what points where ---------------------------------------------------------------------
 
-    def _shortlist(self, row: AssetRow) -> dict[str, Lead]:
+    def leads(self, row: AssetRow) -> dict[str, Lead]:
         """The coins worth weighing, with what points to each: a shared contract, identical or
         similar names (the coin named after the asset counts as identical), related ids, or the
         symbol alone when at most :data:`SYMBOL_ONLY_MAX` coins share it (a renamed asset)."""
