@@ -121,6 +121,7 @@ def id_slugs(asset_id: str, symbol: str, style: IdStyle = "name_slug") -> frozen
     return frozenset(s for s in slugs if s)
 
 
+@lru_cache(maxsize=1 << 18)
 def joined_slugs(slugs: frozenset[str]) -> frozenset[str]:
     """The slugs without separators: ``binance-coin`` and ``binancecoin`` are one name."""
     return frozenset(s.replace("-", "") for s in slugs)
