@@ -161,7 +161,7 @@ moments = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     data=st.data(),
     coin_id=st.none() | st.sampled_from([*COIN_IDS, "no-such-coin"]),

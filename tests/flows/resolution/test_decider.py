@@ -573,7 +573,7 @@ def _outcome(resolution: Resolution) -> tuple[object, ...]:
     )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.permutations(ASSETS))
 def test_resolution_does_not_depend_on_input_order(shuffled: list[Asset]) -> None:
     expected = decide(quotes(*ASSETS, market_cap=1e9), contracts=CONTRACTS)
@@ -582,7 +582,7 @@ def test_resolution_does_not_depend_on_input_order(shuffled: list[Asset]) -> Non
     )
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(st.permutations(SOURCE_NAMES))
 def test_loading_sources_in_any_order_gives_the_same_coins(order: list[str]) -> None:
     """Each source in its own batch, in any order (a source failed, a retry came later): the same

@@ -62,7 +62,7 @@ _NAME_PARTS = st.sampled_from(
 _NAMES = st.lists(_NAME_PARTS, min_size=0, max_size=4).map(" ".join) | st.text(max_size=12)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(a=_NAMES, b=_NAMES)
 def test_the_cheap_similarity_test_agrees_with_the_similarity(a: str, b: str) -> None:
     """The refutations that skip difflib never refute a name similar enough to link."""

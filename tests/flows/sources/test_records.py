@@ -170,7 +170,7 @@ json_records = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(records=json_records, indent=st.sampled_from([None, 0, 2]))
 def test_records_decode_to_what_was_serialised(
     records: list[dict[str, object]], indent: int | None
@@ -190,7 +190,7 @@ envelope_extras = st.dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     records=json_records,
     before=envelope_extras,
