@@ -7,15 +7,28 @@ read-only (see :mod:`store.snapshot`).
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-from store.errors import SnapshotNotFoundError, from_duckdb
-from store.migrate import migrate
+from store.errors import (
+    MigrationError,
+    SnapshotNotFoundError,
+    StoreError,
+    WalReplayError,
+    from_duckdb,
+)
+from store.migrate import is_behind, migrate_file
 from store.settings import get_store_settings
+
+logger = logging.getLogger(__name__)
+
+_REPLAY_FAILED = "Failure while replaying WAL file"
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
@@ -25,17 +38,78 @@ def _configure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("set TimeZone = 'UTC'")
 
 
-def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse read-write, migrating it to the current schema."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.Error as exc:
-        raise from_duckdb(exc, f"opening the warehouse {path}", path=path) from exc
+def _configure_writer(con: duckdb.DuckDBPyConnection) -> None:
     _configure(con)
     # Validated by the settings' pattern: SET takes no bound parameters.
     con.execute(f"set memory_limit = '{get_store_settings().duckdb_memory_limit}'")
-    migrate(con)
+
+
+@contextmanager
+def _opening(directory: Path) -> Iterator[None]:
+    """One process at a time opens (and so migrates) the warehouses of ``directory``. DuckDB's
+    own lock cannot do this: a new warehouse has no file to lock until it is renamed into place.
+    An flock, so it ends with the process however that ends."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _replay_attached(path: Path, failure: duckdb.Error) -> duckdb.DuckDBPyConnection:
+    """Replay a write-ahead log that DuckDB cannot replay while it opens ``path``, by attaching
+    the file to an in-memory database, then checkpoint it into the file.
+
+    DuckDB 1.5.6 replays an ALTER TABLE of a table that has a default value by binding that
+    default, which needs a default database; none is set yet while a database opens by its path
+    ("Calling DatabaseManager::GetDefaultDatabase with no default database set"), while an
+    attached file has the in-memory one. Older Kasparros left such logs behind (a process
+    killed right after migrating in place)."""
+    wal = path.with_name(path.name + ".wal")
+    detail = str(failure).splitlines()[0]
+    logger.warning("%s: %s; replaying it through an attached connection", path, detail)
+    quoted = str(path).replace("'", "''")  # ATTACH takes no bound parameters
+    try:
+        with duckdb.connect() as con:
+            con.execute(f"attach '{quoted}' as replayed")
+            con.execute("checkpoint replayed")
+    except duckdb.Error:
+        raise WalReplayError(path, wal, duckdb.__version__, detail) from None
+    return duckdb.connect(str(path))
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        if _REPLAY_FAILED in str(exc):
+            return _replay_attached(path, exc)
+        raise from_duckdb(exc, f"opening the warehouse {path}", path=path) from exc
+
+
+def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-write, migrating it to the current schema (on a copy renamed
+    into place: see :mod:`store.migrate`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _opening(path.parent):
+        wal = path.with_name(path.name + ".wal")
+        if not path.exists() and wal.exists():
+            raise StoreError(
+                f"{wal} has no warehouse {path} beside it: a log replayed into a new database "
+                "would be wrong. Restore the warehouse file, or move the log away"
+            )
+        con = _connect(path) if path.exists() else None
+        try:
+            behind = con is None or is_behind(con)
+        except MigrationError:
+            if con is not None:  # refused: a newer Kasparro's warehouse
+                con.close()
+            raise
+        if con is None or behind:
+            migrate_file(path, con, _configure_writer)
+            con = _connect(path)
+    _configure_writer(con)
     return con
 
 

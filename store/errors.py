@@ -3,6 +3,7 @@
     StoreError
      ├── WarehouseBusyError      another process holds the warehouse (transient: wait and retry)
      ├── MigrationError          a schema migration failed or the file is newer than this code
+     ├── WalReplayError          DuckDB cannot replay the warehouse's write-ahead log
      ├── SnapshotNotFoundError   no serving snapshot has been published yet
      ├── SnapshotOutdatedError   the DuckDB file lacks a table or column this code reads: it was
      │                           published by an older version (run `kasparro ingest`)
@@ -39,6 +40,22 @@ class WarehouseBusyError(StoreError):
 
 class MigrationError(StoreError):
     pass
+
+
+class WalReplayError(StoreError):
+    def __init__(self, path: Path, wal: Path, duckdb_version: str, detail: str) -> None:
+        super().__init__(
+            f"warehouse {path} cannot be opened: DuckDB {duckdb_version} fails to replay its "
+            f"write-ahead log {wal} ({detail}). The transactions committed since the last "
+            "checkpoint are only in that log, so nothing was changed: keep both files. To keep "
+            "those transactions, open the warehouse once with a DuckDB version that replays the "
+            "log and run CHECKPOINT, then re-run. To give them up instead, move the log aside "
+            f"(`mv {wal} {wal}.unreplayable-$(date -u +%Y%m%dT%H%M%SZ)`): the warehouse then "
+            "opens at its last checkpoint, and the raw zone still holds every payload those "
+            "transactions loaded"
+        )
+        self.path = path
+        self.wal = wal
 
 
 class SnapshotNotFoundError(StoreError):

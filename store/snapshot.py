@@ -82,7 +82,7 @@ def _copy_chunk(source: int, target: int, length: int) -> int:
     return len(data)
 
 
-def _copy_durably(source: Path, target: Path) -> None:
+def copy_durably(source: Path, target: Path) -> None:
     """Copy ``source`` to a new file ``target`` and fsync it."""
     src = os.open(source, os.O_RDONLY)
     try:
@@ -105,6 +105,15 @@ def _copy_durably(source: Path, target: Path) -> None:
         os.close(src)
 
 
+def fsync_directory(path: Path) -> None:
+    """Make a rename in ``path`` durable."""
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def publish_snapshot(warehouse_path: Path, serving_path: Path) -> Published:
     """Copy a closed, checkpointed warehouse over the serving snapshot atomically."""
     wal = warehouse_path.with_name(warehouse_path.name + ".wal")
@@ -116,13 +125,9 @@ def publish_snapshot(warehouse_path: Path, serving_path: Path) -> Published:
     started = time.perf_counter()
     tmp = serving_path.with_name(f".{serving_path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        _copy_durably(warehouse_path, tmp)
+        copy_durably(warehouse_path, tmp)
         os.replace(tmp, serving_path)
     finally:
         tmp.unlink(missing_ok=True)
-    directory = os.open(serving_path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_directory(serving_path.parent)
     return Published(serving_path, serving_path.stat().st_size, time.perf_counter() - started)

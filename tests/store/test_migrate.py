@@ -12,7 +12,7 @@ import pytest
 
 import store.migrate
 from store.connection import open_warehouse
-from store.errors import MigrationError
+from store.errors import MigrationError, WalReplayError
 from store.migrate import available_migrations
 from tests.conftest import REPO
 
@@ -142,3 +142,92 @@ def test_version_5_marks_each_committed_load_as_reading_its_runs_pages(
         )
     finally:
         con.close()
+
+
+MIGRATE_IN_PLACE_THEN_DIE = """
+import os, sys
+import duckdb
+from store.migrate import available_migrations
+
+# What Kasparro did before migrations ran on a copy: commit each migration in the warehouse
+# itself; then the process dies before the checkpoint that followed them.
+con = duckdb.connect(sys.argv[1])
+con.execute("create table schema_version ("
+            " version integer primary key, name varchar not null, applied_at timestamptz not null)")
+for m in available_migrations():
+    con.execute("begin transaction")
+    con.execute(m.sql)
+    con.execute("insert into schema_version values (?, ?, now())", [m.version, m.name])
+    con.execute("commit")
+con.execute("insert into run_sources (run_id, source, status) values ('r1', 'csv', 'loaded')")
+os._exit(0)
+"""
+
+
+def test_a_log_duckdb_cannot_replay_on_open_is_replayed_whole(tmp_path: Path) -> None:
+    """A warehouse an older Kasparro left with version 4's ALTER TABLEs in its write-ahead log
+    (DuckDB 1.5.6 fails to replay them while opening: "GetDefaultDatabase with no default
+    database set") opens, with everything that was committed."""
+    path = tmp_path / "w.duckdb"
+    subprocess.run(
+        [sys.executable, "-c", MIGRATE_IN_PLACE_THEN_DIE, str(path)], check=True, cwd=REPO
+    )
+    assert (tmp_path / "w.duckdb.wal").stat().st_size > 0
+    with pytest.raises(duckdb.Error, match="GetDefaultDatabase"):
+        duckdb.connect(str(path)).close()  # the failure this recovers from
+
+    con = open_warehouse(path)
+    try:
+        rows = con.execute("select run_id, source, repeat_of from run_sources").fetchall()
+        assert rows == [("r1", "csv", None)]
+        assert store.migrate.current_version(con) == available_migrations()[-1].version
+    finally:
+        con.close()
+    assert not (tmp_path / "w.duckdb.wal").exists(), "replayed into the file and checkpointed"
+
+
+def test_a_log_that_cannot_be_replayed_is_kept_and_the_error_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    path, wal = tmp_path / "w.duckdb", tmp_path / "w.duckdb.wal"
+    subprocess.run([sys.executable, "-c", CREATE_THEN_DIE, str(path)], check=True, cwd=REPO)
+    damaged = bytearray(wal.read_bytes())
+    damaged[40:80] = bytes(40)  # a flipped sector: the entry's checksum no longer matches
+    wal.write_bytes(damaged)
+    before = path.read_bytes()
+
+    with pytest.raises(WalReplayError) as refused:
+        open_warehouse(path)
+    message = str(refused.value)
+    assert str(wal) in message
+    assert "fails to replay" in message
+    assert "nothing was changed: keep both files" in message
+    assert f"mv {wal} {wal}.unreplayable-" in message, "says how to give the log up"
+    assert wal.read_bytes() == damaged, "the log, where the committed transactions are, is kept"
+    assert path.read_bytes() == before
+
+
+def test_a_killed_migration_leaves_the_warehouse_at_its_previous_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations run on a copy: whatever the copy holds when the process dies, the warehouse
+    is the previous version, whole, and the next open migrates it."""
+    path = tmp_path / "w.duckdb"
+    every = available_migrations()
+    monkeypatch.setattr(store.migrate, "available_migrations", lambda: every[:3])
+    open_warehouse(path).close()
+    monkeypatch.undo()
+    work = store.migrate.work_path(path)
+    subprocess.run(
+        [sys.executable, "-c", MIGRATE_IN_PLACE_THEN_DIE, str(work)], check=True, cwd=REPO
+    )
+
+    with duckdb.connect(str(path)) as con:
+        assert store.migrate.current_version(con) == 3
+    con = open_warehouse(path)
+    try:
+        assert store.migrate.current_version(con) == every[-1].version
+        assert con.execute("select count(*) from run_sources").fetchall() == [(0,)]
+    finally:
+        con.close()
+    assert not work.exists()
