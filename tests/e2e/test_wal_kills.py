@@ -189,7 +189,7 @@ def _version_3_of(warehouse: Path, target: Path) -> None:
             """
             insert into main.run_sources by name
             select
-                rs.* exclude (delivery_sha256, repeat_of, repeatable_until),
+                rs.* exclude (delivery_sha256, repeat_of, repeatable_until, rounded),
                 (
                     select list({
                         'source_asset_id': s.source_asset_id,
