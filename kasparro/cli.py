@@ -23,13 +23,15 @@ SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
 
 def _ingest(args: argparse.Namespace) -> int:
     from flows.ingest import RunSummary, ingest
+    from kasparro.ephemeral_server import prefect_api
 
-    state = ingest(
-        sources=args.source or None,
-        replay_dir=str(args.replay) if args.replay else None,
-        history=args.history,
-        return_state=True,
-    )
+    with prefect_api():
+        state = ingest(
+            sources=args.source or None,
+            replay_dir=str(args.replay) if args.replay else None,
+            history=args.history,
+            return_state=True,
+        )
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, RunSummary):
         _print_summary(summary)
