@@ -78,9 +78,6 @@ def prefect_api() -> Iterator[None]:
         yield
         return
     server = _ServerDyingWithParent()
-    server.start()
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield
-    finally:
-        server.stop()
+    server.start()  # stopped at exit, after Prefect's workers have sent their last logs
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
