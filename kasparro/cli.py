@@ -43,15 +43,17 @@ class _OnceOnTheTerminal(logging.Filter):
 
 def _ingest(args: argparse.Namespace) -> int:
     from flows.ingest import RunSummary, ingest
+    from kasparro.ephemeral_server import prefect_api
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(_OnceOnTheTerminal())
-    state = ingest(
-        sources=args.source or None,
-        replay_dir=str(args.replay) if args.replay else None,
-        history=args.history,
-        return_state=True,
-    )
+    with prefect_api():
+        state = ingest(
+            sources=args.source or None,
+            replay_dir=str(args.replay) if args.replay else None,
+            history=args.history,
+            return_state=True,
+        )
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, RunSummary):
         _print_summary(summary)

@@ -1,0 +1,83 @@
+"""A temporary Prefect server that dies with the ``kasparro`` process that started it.
+
+With no ``PREFECT_API_URL``, Prefect 3 starts a server for the process (``SubprocessASGIServer``:
+uvicorn in a child process, ~230 MB) and stops it from an ``atexit`` hook, which a SIGKILL (a
+crash, the OOM killer, a ``KASPARRO_FAULT`` drill) never runs: the server was left behind, one
+more per killed run. On Linux, the server started here asks the kernel to SIGTERM it as soon as
+its parent dies (``prctl(PR_SET_PDEATHSIG)``). Elsewhere Prefect starts its own, as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import prefect
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+_PR_SET_PDEATHSIG = 1
+"""<linux/prctl.h>"""
+
+
+def _die_with(parent: int, prctl: Any) -> None:
+    """Run in the server's process between fork and exec (``prctl`` looked up before the fork):
+    the kernel sends it SIGTERM when the thread that started it ends, here the main thread, so
+    when the process ends."""
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+class _ServerDyingWithParent(SubprocessASGIServer):
+    """Prefect's temporary server, started with the same command (that of Prefect 3.8's
+    ``SubprocessASGIServer._run_uvicorn_command``) and a parent-death signal."""
+
+    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+        parent, prctl = os.getpid(), ctypes.CDLL(None, use_errno=True).prctl
+        return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            args=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(prefect.__module_path__.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env={
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+                **get_current_settings().to_environment_variables(exclude_unset=True),
+            },
+            # Safe here: it is started from the main thread before the flow starts any other.
+            preexec_fn=lambda: _die_with(parent, prctl),  # noqa: PLW1509
+        )
+
+
+@contextmanager
+def prefect_api() -> Iterator[None]:
+    """Within: a Prefect API, the configured one or a temporary server that dies with us."""
+    if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
+        yield
+        return
+    server = _ServerDyingWithParent()
+    server.start()  # stopped at exit, after Prefect's workers have sent their last logs
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
