@@ -16,11 +16,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import prefect
-from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+if TYPE_CHECKING:
+    from prefect.server.api.server import SubprocessASGIServer
 
 _PR_SET_PDEATHSIG = 1
 """<linux/prctl.h>"""
@@ -35,40 +37,47 @@ def _die_with(parent: int, prctl: Any) -> None:
         os._exit(1)
 
 
-class _ServerDyingWithParent(SubprocessASGIServer):
-    """Prefect's temporary server, started with the same command (that of Prefect 3.8's
-    ``SubprocessASGIServer._run_uvicorn_command``) and a parent-death signal."""
+def _server_dying_with_parent() -> SubprocessASGIServer:
+    """Prefect's server module is imported only when a server is started: importing it costs
+    seconds, which a run against a configured API should not pay."""
+    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415 - costs seconds
 
-    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-        parent, prctl = os.getpid(), ctypes.CDLL(None, use_errno=True).prctl
-        return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            args=[
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--app-dir",
-                str(prefect.__module_path__.parent),
-                "--factory",
-                "prefect.server.api.server:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "error",
-                "--lifespan",
-                "on",
-            ],
-            env={
-                **os.environ,
-                "PREFECT_UI_ENABLED": "0",
-                "PREFECT__SERVER_EPHEMERAL": "1",
-                "PREFECT__SERVER_FINAL": "1",
-                **get_current_settings().to_environment_variables(exclude_unset=True),
-            },
-            # Safe here: it is started from the main thread before the flow starts any other.
-            preexec_fn=lambda: _die_with(parent, prctl),  # noqa: PLW1509
-        )
+    class _ServerDyingWithParent(SubprocessASGIServer):
+        """Prefect's temporary server, started with the same command (that of Prefect 3.8's
+        ``SubprocessASGIServer._run_uvicorn_command``) and a parent-death signal."""
+
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            parent, prctl = os.getpid(), ctypes.CDLL(None, use_errno=True).prctl
+            return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+                args=[
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--app-dir",
+                    str(prefect.__module_path__.parent),
+                    "--factory",
+                    "prefect.server.api.server:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "error",
+                    "--lifespan",
+                    "on",
+                ],
+                env={
+                    **os.environ,
+                    "PREFECT_UI_ENABLED": "0",
+                    "PREFECT__SERVER_EPHEMERAL": "1",
+                    "PREFECT__SERVER_FINAL": "1",
+                    **get_current_settings().to_environment_variables(exclude_unset=True),
+                },
+                # Safe here: it is started from the main thread before the flow starts any other.
+                preexec_fn=lambda: _die_with(parent, prctl),  # noqa: PLW1509
+            )
+
+    return _ServerDyingWithParent()
 
 
 @contextmanager
@@ -77,7 +86,7 @@ def prefect_api() -> Iterator[None]:
     if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
         yield
         return
-    server = _ServerDyingWithParent()
+    server = _server_dying_with_parent()
     server.start()  # stopped at exit, after Prefect's workers have sent their last logs
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield
