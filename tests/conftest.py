@@ -63,10 +63,11 @@ def demo_dir() -> Path:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """End-to-end tests run last. They share one Prefect API (``tests/e2e/conftest.py``) whose
-    in-process workers (log and event shippers, whose client retries with jitter) live until the
-    session ends and can draw from the global ``random`` module in their own threads. Hypothesis checks that
-    state around every draw, and a draw it sees changed by another thread is reported as a
-    deprecated use of ``random`` in a strategy, then as ``FlakyStrategyDefinition`` (seen in
-    ``test_records`` and ``test_names`` when property tests ran after the e2e ones)."""
+    in-process workers (log and event shippers, whose client retries with jitter) live until
+    the session ends and can draw from the global ``random`` module in their own threads.
+    Hypothesis checks that state around every draw, and a draw it sees changed by another thread
+    is reported as a deprecated use of ``random`` in a strategy, then as
+    ``FlakyStrategyDefinition`` (seen in ``test_records`` and ``test_names`` when property tests
+    ran after the e2e ones)."""
     e2e = REPO / "tests" / "e2e"
     items.sort(key=lambda item: item.path.is_relative_to(e2e))
