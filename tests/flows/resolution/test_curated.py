@@ -65,13 +65,15 @@ def test_the_crosswalk_file_is_read_and_validated(tmp_path: Path) -> None:
 
 
 def test_a_malformed_curated_file_is_an_ingest_error_that_says_what_to_do(tmp_path: Path) -> None:
-    overrides = tmp_path / "overrides.csv"
-    overrides.write_text("source,source_asset_id,coin_id,note\ncoincap,,a-b,\n")
+    files = {
+        "overrides": "source,source_asset_id,coin_id,note\ncoincap,,a-b,\n",
+        "crosswalk": "a\n",
+    }
+    for name, body in files.items():
+        (tmp_path / name).write_text(body)
     with pytest.raises(OverridesError, match=r":2: source_asset_id is empty; fix the overrides"):
-        read_overrides(overrides)
-    crosswalk = tmp_path / "crosswalk.csv"
-    crosswalk.write_text("coingecko,coinpaprika\nhavven,\n")
+        read_overrides(tmp_path / "overrides")
     with pytest.raises(CrosswalkError, match="unset KASPARRO_CROSSWALK_FILE") as raised:
-        read_crosswalk(crosswalk)
+        read_crosswalk(tmp_path / "crosswalk")
     assert isinstance(raised.value, CuratedFileError)
     assert isinstance(raised.value, IngestError)
