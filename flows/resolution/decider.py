@@ -31,7 +31,7 @@ from flows.resolution.market import (
 from flows.resolution.names import (
     match_key,
 )
-from flows.resolution.scoring import ScoredMethod, score
+from flows.resolution.scoring import score
 from flows.resolution.shortlist import Shortlist
 from flows.sources import SOURCE_NAMES
 from store.resolution import CONTRADICTED, MARKET_LOOKUP, PENDING_REVIEW, ResolverMerge
@@ -152,25 +152,22 @@ def resolve(
     ).cast(COIN_SOURCE_IDS)
     if fresh.is_empty() and pending.is_empty() and (weak.is_empty() or evidence.market is None):
         return Resolution(sticky_rows, COINS.to_frame())
-    rows = [
-        AssetRow.of(r)
-        for r in pl.concat([fresh, pending, weak], how="diagonal").iter_rows(named=True)
-    ]
-    decider = _Decider(rows, stored, evidence, run_id=run_id, now=now)
-    relinks = decider.reexamine(
-        [AssetRow.of(r) for r in pending.sort("_order", "source_asset_id").iter_rows(named=True)]
+    fresh_rows, pending_rows, weak_rows = (
+        [AssetRow.of(r) for r in frame.sort("_order", "source_asset_id").iter_rows(named=True)]
+        for frame in (fresh, pending, weak)
     )
-    reopened = decider.recheck(
-        [AssetRow.of(r) for r in weak.sort("_order", "source_asset_id").iter_rows(named=True)]
+    decider = _Decider(
+        [*fresh_rows, *pending_rows, *weak_rows], stored, evidence, run_id=run_id, now=now
     )
-    merged = {r.other_coin_id: r.coin_id for r in relinks}
-    if merged:
+    relinks = decider.reexamine(pending_rows)
+    reopened = decider.recheck(weak_rows)
+    if relinks:
         sticky_rows = sticky_rows.with_columns(
             coin_id=pl.col("coin_id").map_elements(
                 decider.known.canonical, return_dtype=pl.String()
             )
         )
-    decided = decider.decide([AssetRow.of(r) for r in fresh.iter_rows(named=True)])
+    decided = decider.decide(fresh_rows)
     return Resolution(
         mappings=pl.concat([sticky_rows, decided.mappings]),
         new_coins=decided.new_coins,
@@ -357,7 +354,7 @@ class _Decider(Shortlist):
             ) and not (theirs & my_contracts):
                 confidence = min(confidence, 0.5)
                 details["contracts"] = "different addresses on the same chain"
-            out.append(Candidate(coin, round(confidence, 4), _method(scored.method), details))
+            out.append(Candidate(coin, round(confidence, 4), scored.method, details))
         return sorted(out, key=lambda c: (-c.confidence, c.coin_id))
 
     def _choose(self, row: AssetRow, candidates: list[Candidate]) -> Candidate | None:
@@ -555,10 +552,6 @@ def _best_per_coin(candidates: list[Candidate]) -> list[Candidate]:
     for c in sorted(candidates, key=lambda c: (-c.confidence, c.coin_id, c.method)):
         best.setdefault(c.coin_id, c)
     return list(best.values())
-
-
-def _method(method: ScoredMethod) -> Method:
-    return method
 
 
 def _contract_candidate(
