@@ -15,7 +15,8 @@ flows.delivery) is not even transformed: its ledger row repeats that load's coun
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,10 +32,11 @@ from flows.resolution import (
     Evidence,
     Override,
     Resolution,
-    resolve,
+    asset_rows,
+    resolve_assets,
 )
 from flows.sources import SOURCE_NAMES
-from flows.transform import Validated, transform_raw_files
+from flows.transform import Validated, transformed
 from store import merge, runs
 from store.connection import transaction
 from store.resolution import (
@@ -68,12 +70,14 @@ def load_extracted(
     elif record_repeat(con, result, extracted.checkpoints):
         return None
     clock = time.perf_counter()
-    validated = transform_raw_files(raw_root, extracted.raw_files)
-    result.transform_seconds = time.perf_counter() - clock
-    result.repeatable_until = validated.verdicts_until
-    result.finished_at = datetime.now(UTC)
-    checkpoints = extracted.checkpoints
-    return load_source(con, validated, result, overrides, checkpoints, crosswalk=crosswalk)
+    with transformed(raw_root, extracted.raw_files) as parts:
+        result.transform_seconds = time.perf_counter() - clock
+        result.repeatable_until = min(
+            (p.verdicts_until for p in parts if p.verdicts_until is not None), default=None
+        )
+        result.finished_at = datetime.now(UTC)
+        checkpoints = extracted.checkpoints
+        return load_source(con, parts, result, overrides, checkpoints, crosswalk=crosswalk)
 
 
 def record_repeat(
@@ -129,7 +133,7 @@ def record_repeat(
 
 def load_source(
     con: duckdb.DuckDBPyConnection,
-    validated: Validated,
+    validated: Validated | Sequence[Validated],
     result: runs.SourceResult,
     overrides: Mapping[tuple[str, str], Override],
     checkpoints: Mapping[str, str] | None = None,
@@ -137,7 +141,8 @@ def load_source(
     ledger: bool = True,
     crosswalk: Crosswalk | None = None,
 ) -> Resolution:
-    """Merge ``validated`` and record ``result`` (filled in with the counts) atomically, with the
+    """Merge ``validated`` (one batch, or its parts from :func:`flows.transform.transformed`)
+    and record ``result`` (filled in with the counts) atomically, with the
     source's checkpoints: the latest observation loaded (stream ``quotes``) and ``checkpoints``
     (stream -> position, e.g. a CSV file's sha256), and the raw files it read
     (``result.raw_files``, for a rebuild to replay). ``ledger=False`` (a rebuild loading many runs
@@ -145,7 +150,7 @@ def load_source(
     try:
         resolution = _merge(
             con,
-            validated,
+            [validated] if isinstance(validated, Validated) else validated,
             result,
             overrides,
             checkpoints=checkpoints,
@@ -163,7 +168,7 @@ def load_source(
 
 def _merge(
     con: duckdb.DuckDBPyConnection,
-    validated: Validated,
+    parts: Sequence[Validated],
     result: runs.SourceResult,
     overrides: Mapping[tuple[str, str], Override],
     *,
@@ -173,60 +178,110 @@ def _merge(
 ) -> Resolution:
     clock = time.perf_counter()
     with transaction(con):
-        merge.merge_contracts(con, validated.contracts)
-        resolution = resolve(
-            validated.quotes,
-            gather_evidence(con, validated.quotes, overrides, crosswalk or {}),
+        assets = pl.concat([asset_rows(part.quotes) for part in parts])
+        for part in parts:
+            merge.merge_contracts(con, part.contracts)
+        resolution = resolve_assets(
+            assets,
+            gather_evidence(con, assets, overrides, crosswalk or {}),
             run_id=result.run_id,
         )
         _apply_relinks(con, resolution, result.run_id)
-        delivered = _with_coin_ids(validated.quotes, resolution)
-        fresh = _newer_than_stored(con, result.source, delivered)
         merge.merge_coins(con, resolution.new_coins)
-        touched = merge.merge_source_ids(con, _with_snapshot_times(resolution.mappings, fresh))
+        # Each part is read, merged and let go; every row of an asset is in one part, so what
+        # is decided per asset (its newest snapshot, what it was seen as) is decided whole.
+        loaded = _Loaded()
+        for part in parts:
+            delivered = _with_coin_ids(part.quotes, resolution)
+            fresh = _newer_than_stored(con, result.source, delivered)
+            loaded.add(part, delivered, fresh, merge.merge_quotes(con, fresh))
+            merge.merge_quarantine(con, part.quarantine)
+            del delivered, fresh
+        touched = merge.merge_source_ids(con, _with_snapshot_times(resolution.mappings, loaded))
         merge.merge_review(con, resolution.review)
         merge.reopen_review(con, resolution.reopened)
         merge.refresh_coins(con, touched, list(SOURCE_NAMES))
-        counts = merge.merge_quotes(con, fresh)
-        merge.merge_quarantine(con, validated.quarantine)
-        if not fresh.is_empty():
-            latest = fresh["observed_at"].max()
-            assert isinstance(latest, datetime)
+        if loaded.latest is not None:
             runs.advance_checkpoint(
                 con,
                 source=result.source,
                 stream="quotes",
-                position=latest.isoformat(timespec="microseconds"),
+                position=loaded.latest.isoformat(timespec="microseconds"),
                 run_id=result.run_id,
             )
         for stream, position in (checkpoints or {}).items():
             runs.set_checkpoint(
                 con, source=result.source, stream=stream, position=position, run_id=result.run_id
             )
-        result.valid = validated.quotes.height
-        result.quarantined = validated.quarantine.height
-        result.duplicates = validated.duplicates
-        result.rounded = validated.rounded
-        result.inserted, result.updated = counts.inserted, counts.updated
-        result.unchanged = delivered.height - counts.inserted - counts.updated
+        loaded.count_into(result)
         result.load_seconds = time.perf_counter() - clock
         if ledger:
-            result.seen = _seen(delivered)
+            result.seen = pl.concat(loaded.seen).sort("source_asset_id")
             runs.record_source(con, result)
             runs.record_files(con, result.run_id, result.source, result.raw_files)
         fault_point("before_commit", source=result.source)
     return resolution
 
 
+@dataclass
+class _Loaded:
+    """What the parts of one load came to, part after part."""
+
+    valid: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    rounded: int = 0
+    delivered: int = 0
+    counts: merge.MergeCounts = field(default_factory=merge.MergeCounts)
+    latest: datetime | None = None
+    newest: list[pl.DataFrame] = field(default_factory=list)
+    seen: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(
+        self,
+        part: Validated,
+        delivered: pl.DataFrame,
+        fresh: pl.DataFrame,
+        counts: merge.MergeCounts,
+    ) -> None:
+        self.valid += part.quotes.height
+        self.quarantined += part.quarantine.height
+        self.duplicates += part.duplicates
+        self.rounded += part.rounded
+        self.delivered += delivered.height
+        self.counts = merge.MergeCounts(
+            self.counts.inserted + counts.inserted,
+            self.counts.updated + counts.updated,
+            self.counts.unchanged + counts.unchanged,
+        )
+        if not fresh.is_empty():
+            latest = fresh["observed_at"].max()
+            assert isinstance(latest, datetime)
+            self.latest = latest if self.latest is None else max(self.latest, latest)
+        self.newest.append(
+            fresh.filter(pl.col("kind") == "snapshot")
+            .group_by("source", "source_asset_id")
+            .agg(pl.col("observed_at").max().alias("newest"))
+        )
+        self.seen.append(_seen(delivered))
+
+    def count_into(self, result: runs.SourceResult) -> None:
+        result.valid, result.quarantined = self.valid, self.quarantined
+        result.duplicates, result.rounded = self.duplicates, self.rounded
+        result.inserted, result.updated = self.counts.inserted, self.counts.updated
+        result.unchanged = self.delivered - self.counts.inserted - self.counts.updated
+
+
 def gather_evidence(
     con: duckdb.DuckDBPyConnection,
-    quotes: pl.DataFrame,
+    assets: pl.DataFrame,
     overrides: Mapping[tuple[str, str], Override],
     crosswalk: Crosswalk,
 ) -> Evidence:
-    """What the warehouse knows that bears on the batch's assets (see
-    :func:`store.resolution.stored_evidence`), with the curated files and the market lookup."""
-    stored = stored_evidence(con, quotes, WEAK_METHODS)
+    """What the warehouse knows that bears on the batch's assets (``source``,
+    ``source_asset_id``; see :func:`store.resolution.stored_evidence`), with the curated files
+    and the market lookup."""
+    stored = stored_evidence(con, assets, WEAK_METHODS)
     if not stored.new_assets:
         return Evidence(stored.mappings, frozenset(), overrides, crosswalk)
     return Evidence(
@@ -310,14 +365,9 @@ def _newer_than_stored(
     return pl.concat([newer, quotes.filter(pl.col("kind") != "snapshot")])
 
 
-def _with_snapshot_times(mappings: pl.DataFrame, fresh: pl.DataFrame) -> pl.DataFrame:
-    newest = (
-        fresh.filter(pl.col("kind") == "snapshot")
-        .group_by("source", "source_asset_id")
-        .agg(pl.col("observed_at").max().alias("newest"))
-    )
+def _with_snapshot_times(mappings: pl.DataFrame, loaded: _Loaded) -> pl.DataFrame:
     return (
-        mappings.join(newest, on=["source", "source_asset_id"], how="left")
+        mappings.join(pl.concat(loaded.newest), on=["source", "source_asset_id"], how="left")
         .with_columns(last_snapshot_at=pl.col("newest"))
         .drop("newest")
     )

@@ -271,6 +271,34 @@ def read_raw(raw_root: Path, files: Iterable[str]) -> pl.DataFrame:
     return _scan_raw(raw_root, relative).collect()
 
 
+def count_records(raw_root: Path, files: Iterable[str]) -> int:
+    """How many records the raw files hold, from their metadata."""
+    relative = list(files)
+    return _scan_raw(raw_root, relative).select(pl.len()).collect().item() if relative else 0
+
+
+def records_at(raw_root: Path, wanted: pl.DataFrame) -> pl.DataFrame:
+    """``record`` and ``record_sha256`` of the (``raw_file``, ``raw_record``) rows in ``wanted``,
+    without holding the rest of their files."""
+    files = wanted["raw_file"].unique().to_list()
+    if not files:
+        return wanted.clear().select(
+            "raw_file",
+            "raw_record",
+            record=pl.lit(None, pl.String()),
+            record_sha256=pl.lit(None, pl.String()),
+        )
+    return (
+        _scan_raw(raw_root, files)
+        .select("raw_file", pl.col("record_index").alias("raw_record"), "record", "record_sha256")
+        .join(
+            wanted.lazy().select("raw_file", "raw_record").unique(),
+            on=["raw_file", "raw_record"],
+        )
+        .collect()
+    )
+
+
 def read_raw_batches(raw_root: Path, files: Iterable[str], rows: int) -> Iterator[pl.DataFrame]:
     """:func:`read_raw` in batches of about ``rows`` records, so that what is derived from them
     stays bounded however large one file is. CSV files (``source=csv``) are read in slices of

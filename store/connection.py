@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from store.errors import (
     WalReplayError,
     from_duckdb,
 )
+from store.merge import staging_directory
 from store.migrate import is_behind, migrate_file
 from store.settings import get_store_settings
 
@@ -110,6 +112,8 @@ def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
             migrate_file(path, con, _configure_writer)
             con = _connect(path)
     _configure_writer(con)
+    # Open read-write, the warehouse is this process's alone: what a killed load staged is stale.
+    shutil.rmtree(staging_directory(path), ignore_errors=True)
     return con
 
 

@@ -8,7 +8,12 @@ updated only when one of its value columns differs (lineage columns alone never 
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -45,12 +50,50 @@ def _columns(schema: pl.Schema, prefix: str = "") -> str:
     return ", ".join(f"{prefix}{c}" for c in schema)
 
 
-def _stage(
+STAGE_ON_DISK_ROWS = 20_000
+"""Batches this large are staged through a Parquet file rather than handed to DuckDB as a
+frame. DuckDB writes the rows it appends from a file scan to the database file as it goes, but
+keeps the rows appended from a frame in memory until the transaction commits: a 428k-row CSV
+file held ~200 MB more (``python -m bench.csv_memory``)."""
+
+
+def staging_directory(warehouse: Path) -> Path:
+    """Where large batches are staged while they load into ``warehouse``: emptied whenever the
+    warehouse is opened for writing (a killed load leaves its files behind)."""
+    return warehouse.with_name(warehouse.name + ".staging")
+
+
+@contextmanager
+def _staged(
     con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame, schema: pl.Schema
-) -> None:
+) -> Iterator[None]:
+    """``frame`` readable as the relation ``name`` for the duration."""
     if frame.schema != schema:
         raise TypeError(f"{name}: expected schema {schema}, got {frame.schema}")
-    con.register(name, frame)
+    if frame.height < STAGE_ON_DISK_ROWS:
+        con.register(name, frame)
+        try:
+            yield
+        finally:
+            con.unregister(name)
+        return
+    (database,) = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone() or (None,)
+    directory = staging_directory(Path(database)) if database else Path(tempfile.gettempdir())
+    directory.mkdir(exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".parquet", dir=directory)
+    os.close(fd)
+    try:
+        frame.write_parquet(path)
+        quoted = path.replace("'", "''")
+        con.execute(f"create or replace temp view {name} as select * from read_parquet('{quoted}')")
+        try:
+            yield
+        finally:
+            con.execute(f"drop view if exists {name}")
+    finally:
+        os.unlink(path)
 
 
 def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeCounts:
@@ -60,11 +103,10 @@ def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeC
     unchanged); a snapshot replaces a history row."""
     if quotes.is_empty():
         return MergeCounts()
-    _stage(con, "stage_quotes", quotes, QUOTES)
     differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in QUOTES_VALUES)
     # Precedence: a history row (a CSV or backfilled daily value) never overwrites a snapshot.
     changed = f"({differs}) and not (s.kind = 'history' and t.kind = 'snapshot')"
-    try:
+    with _staged(con, "stage_quotes", quotes, QUOTES):
         inserted, updated, total = con.execute(
             f"""
             select
@@ -72,7 +114,11 @@ def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeC
                 count(*) filter (where t.coin_id is not null and ({changed})),
                 count(*)
             from stage_quotes as s
-            left join quotes as t
+            left join (
+                -- Only the batch's coins: a large batch is merged in parts of a few coins
+                -- each, and the join must not hold the whole table for each part.
+                from quotes semi join (select distinct coin_id from stage_quotes) using (coin_id)
+            ) as t
                 on {_on(QUOTES_KEY)}
             """
         ).fetchall()[0]
@@ -92,8 +138,6 @@ def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeC
             when not matched then insert ({_columns(QUOTES)}) values ({_columns(QUOTES, "s.")})
             """
         )
-    finally:
-        con.unregister("stage_quotes")
     return MergeCounts(inserted, updated, total - inserted - updated)
 
 
@@ -101,8 +145,7 @@ def merge_quarantine(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
     """Add quarantine rows not seen before; return how many were new."""
     if rows.is_empty():
         return 0
-    _stage(con, "stage_quarantine", rows, QUARANTINE)
-    try:
+    with _staged(con, "stage_quarantine", rows, QUARANTINE):
         new = con.execute(
             f"""
             select count(*)
@@ -120,8 +163,6 @@ def merge_quarantine(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
                 values ({_columns(QUARANTINE, "s.")})
             """
         )
-    finally:
-        con.unregister("stage_quarantine")
     return int(new)
 
 
@@ -129,8 +170,7 @@ def merge_coins(con: duckdb.DuckDBPyConnection, coins: pl.DataFrame) -> int:
     """Insert newly founded coins; an existing coin is never rewritten."""
     if coins.is_empty():
         return 0
-    _stage(con, "stage_coins", coins, COINS)
-    try:
+    with _staged(con, "stage_coins", coins, COINS):
         con.execute(
             f"""
             merge into coins as t
@@ -139,8 +179,6 @@ def merge_coins(con: duckdb.DuckDBPyConnection, coins: pl.DataFrame) -> int:
             when not matched then insert ({_columns(COINS)}) values ({_columns(COINS, "s.")})
             """
         )
-    finally:
-        con.unregister("stage_coins")
     return coins.height
 
 
@@ -150,12 +188,11 @@ def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> 
     must look at again (none on a re-run over unchanged data: nothing is written)."""
     if mappings.is_empty():
         return []
-    _stage(con, "stage_source_ids", mappings, COIN_SOURCE_IDS)
     widened = (
         "s.first_seen_at < t.first_seen_at or s.last_seen_at > t.last_seen_at"
         " or s.last_snapshot_at > coalesce(t.last_snapshot_at, '-infinity'::timestamptz)"
     )
-    try:
+    with _staged(con, "stage_source_ids", mappings, COIN_SOURCE_IDS):
         touched = [
             coin
             for (coin,) in con.execute(
@@ -186,8 +223,6 @@ def merge_source_ids(con: duckdb.DuckDBPyConnection, mappings: pl.DataFrame) -> 
                     values ({_columns(COIN_SOURCE_IDS, "s.")})
                 """
             )
-    finally:
-        con.unregister("stage_source_ids")
     return touched
 
 
@@ -245,15 +280,12 @@ def _insert_new(
     if rows.is_empty():
         return 0
     staged = f"stage_{table}"
-    _stage(con, staged, rows, schema)
     new_rows = f"from {staged} as s anti join {table} as t on {_on(key)}"
-    try:
+    with _staged(con, staged, rows, schema):
         (new,) = con.execute(f"select count(*) {new_rows}").fetchall()[0]
         con.execute(
             f"insert into {table} ({_columns(schema)}) select {_columns(schema, 's.')} {new_rows}"
         )
-    finally:
-        con.unregister(staged)
     return int(new)
 
 
@@ -273,8 +305,7 @@ def reopen_review(con: duckdb.DuckDBPyConnection, review: pl.DataFrame) -> int:
     decided, is left as it is."""
     if review.is_empty():
         return 0
-    _stage(con, "stage_reopened", review, RESOLUTION_REVIEW)
-    try:
+    with _staged(con, "stage_reopened", review, RESOLUTION_REVIEW):
         rows = con.execute(
             f"""
             insert into resolution_review ({_columns(RESOLUTION_REVIEW)})
@@ -292,6 +323,4 @@ def reopen_review(con: duckdb.DuckDBPyConnection, review: pl.DataFrame) -> int:
             returning 1
             """
         ).fetchall()
-    finally:
-        con.unregister("stage_reopened")
     return len(rows)

@@ -80,7 +80,9 @@ from flows.resolution.decider import (
     Candidate,
     Evidence,
     Resolution,
+    asset_rows,
     resolve,
+    resolve_assets,
 )
 from flows.resolution.market import (
     MARKET_WINDOW_DAYS,
@@ -120,6 +122,7 @@ __all__ = [
     "Override",
     "OverridesError",
     "Resolution",
+    "asset_rows",
     "compare_markets",
     "match_key",
     "name_similarity",
@@ -128,4 +131,5 @@ __all__ = [
     "read_crosswalk",
     "read_overrides",
     "resolve",
+    "resolve_assets",
 ]

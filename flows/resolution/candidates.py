@@ -44,7 +44,7 @@ class AssetRow:
     decided_by: str | None
     """The run that first met the asset in this batch."""
     observation: Observation
-    """What its markets are compared with (see ``flows.resolution.decider._assets``)."""
+    """What its markets are compared with (see ``flows.resolution.decider.asset_rows``)."""
 
     @property
     def symbol_key(self) -> str:

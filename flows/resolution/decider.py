@@ -123,7 +123,18 @@ def resolve(
     now: datetime | None = None,
 ) -> Resolution:
     """Decide a coin for every distinct (source, source_asset_id) in ``quotes``."""
-    assets = _assets(quotes)
+    return resolve_assets(asset_rows(quotes), evidence, run_id=run_id, now=now)
+
+
+def resolve_assets(
+    assets: pl.DataFrame,
+    evidence: Evidence,
+    *,
+    run_id: str,
+    now: datetime | None = None,
+) -> Resolution:
+    """:func:`resolve` over the :func:`asset_rows` of the quotes: a batch loaded in parts
+    gathers each part's, as every row of an asset is in one part."""
     link = ["source", "source_asset_id"]
     stored = evidence.stored_mappings
     if "method" not in stored.columns:
@@ -177,7 +188,7 @@ def resolve(
     )
 
 
-def _assets(quotes: pl.DataFrame) -> pl.DataFrame:
+def asset_rows(quotes: pl.DataFrame) -> pl.DataFrame:
     """One row per asset: its latest name, when it was seen, and the observation its markets are
     compared with: the latest of its first run (a rebuild loading many runs at once then
     compares what the run that first met the asset compared)."""

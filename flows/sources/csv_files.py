@@ -15,6 +15,7 @@ ambiguous (``14.748.800.659``, two-digit years) is quarantined with a reason, ne
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -148,47 +149,87 @@ def inspect_csv_file(path: Path, loaded: CsvProgress | None = None) -> CsvFile:
     ``problem``. Against ``loaded`` (its checkpoint): the same bytes are ``unchanged`` (nothing to
     load), bytes appended after a complete last line are ``grown`` (only the new lines load), any
     other difference is ``changed`` (the whole file loads again as a new version)."""
-    data = path.read_bytes()
-    file = _read(path, data)
+    read = _Read(path, loaded.bytes if loaded else None)
+    file = read.file()
     if file.problem or loaded is None:
         return file
     if loaded.sha256 == file.sha256:
         return replace(file, lines=file.lines.clear(), change="unchanged")
-    prefix = data[: loaded.bytes]
-    if (
-        len(data) > loaded.bytes
-        and prefix.endswith(b"\n")
-        and hashlib.sha256(prefix).hexdigest() == loaded.sha256
-    ):
+    if read.size > loaded.bytes and read.prefix_ends_line and read.prefix_sha256 == loaded.sha256:
         return replace(
             file, lines=file.lines[loaded.lines :], first_line=loaded.lines + 2, change="grown"
         )
     return replace(file, change="changed")
 
 
-def _read(path: Path, data: bytes) -> CsvFile:
-    problem = None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        text = data.decode("utf-8-sig", errors="replace")
-        problem = f"{path.name} is not UTF-8 ({exc}); re-save it as UTF-8"
-    lines = split_lines(text)
-    del text
-    header = lines[0] if len(lines) else ""
-    layout, header_problem = _layout_problem(header, path) if len(lines) else (UNREADABLE, None)
-    if not len(lines):
-        problem = problem or f"{path.name} is empty"
-    return CsvFile(
-        path=path,
-        sha256=hashlib.sha256(data).hexdigest(),
-        layout=UNREADABLE if problem else layout,
-        delimiter=_delimiter(header),
-        header=header,
-        lines=lines.slice(1),
-        problem=problem or header_problem,
-        progress=CsvProgress(hashlib.sha256(data).hexdigest(), len(data), len(lines) - 1),
-    )
+READ_CHUNK = 4 * 1024 * 1024
+"""Bytes read, hashed and split into lines at a time: the file's bytes and its decoded text are
+never held whole beside its lines (a 150 MB file peaked ~470 MB above the process when they
+were)."""
+
+
+class _Read:
+    """One pass over a file's bytes: its sha256 (and that of its first ``prefix`` bytes, to
+    tell a grown file), its size, and its lines, decoded as UTF-8 (a BOM dropped)."""
+
+    def __init__(self, path: Path, prefix: int | None) -> None:
+        self.path, self.prefix = path, prefix
+        self.size = 0
+        self.prefix_sha256: str | None = None
+        self.prefix_ends_line = False
+        self.sha256 = ""
+        self._ended_line = False
+
+    def file(self) -> CsvFile:
+        try:
+            lines = self._lines("strict")
+            problem = None
+        except UnicodeDecodeError as exc:
+            lines = self._lines("replace")
+            problem = f"{self.path.name} is not UTF-8 ({exc}); re-save it as UTF-8"
+        header = lines[0] if len(lines) else ""
+        layout, header_problem = (
+            _layout_problem(header, self.path) if len(lines) else (UNREADABLE, None)
+        )
+        if not len(lines):
+            problem = problem or f"{self.path.name} is empty"
+        return CsvFile(
+            path=self.path,
+            sha256=self.sha256,
+            layout=UNREADABLE if problem else layout,
+            delimiter=_delimiter(header),
+            header=header,
+            lines=lines.slice(1),
+            problem=problem or header_problem,
+            progress=CsvProgress(self.sha256, self.size, len(lines) - 1),
+        )
+
+    def _lines(self, errors: str) -> pl.Series:
+        digest = hashlib.sha256()
+        decoder = codecs.getincrementaldecoder("utf-8-sig")(errors=errors)
+        parts = [pl.Series("line", [], dtype=pl.String())]
+        pending, size = "", 0
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                if self.prefix is not None and size <= self.prefix < size + len(chunk):
+                    head = chunk[: self.prefix - size]
+                    before = digest.copy()
+                    before.update(head)
+                    self.prefix_sha256 = before.hexdigest()
+                    self.prefix_ends_line = head.endswith(b"\n") if head else self._ended_line
+                digest.update(chunk)
+                size += len(chunk)
+                self._ended_line = chunk.endswith(b"\n")
+                pending += decoder.decode(chunk)
+                # Split up to the last LF only: a CRLF is never cut between two chunks.
+                cut = pending.rfind("\n") + 1
+                if cut:
+                    parts.append(split_lines(pending[:cut]))
+                    pending = pending[cut:]
+            pending += decoder.decode(b"", final=True)
+        parts.append(split_lines(pending))
+        self.size, self.sha256 = size, digest.hexdigest()
+        return pl.concat(parts)
 
 
 SPLIT_CHUNK = 4_000_000

@@ -1,6 +1,6 @@
 """polars transforms: raw-zone rows -> staged text -> validated, typed quotes."""
 
-from flows.transform.batch import transform_raw_files
+from flows.transform.batch import transform_raw_files, transformed
 from flows.transform.quotes import VALIDATED, Validated, validate
 from flows.transform.staging import STAGED, Staged, stage
 
@@ -11,5 +11,6 @@ __all__ = [
     "Validated",
     "stage",
     "transform_raw_files",
+    "transformed",
     "validate",
 ]

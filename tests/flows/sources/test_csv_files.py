@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flows.errors import TerminalSourceError
+from flows.sources import csv_files
 from flows.sources.csv_files import (
     CANONICAL_REQUIRED,
     DAILY_HISTORY_HEADER,
+    CsvProgress,
+    inspect_csv_file,
     layout_of,
     list_csv_files,
     read_csv_file,
+    split_lines,
     tokenize,
 )
 
@@ -215,3 +222,46 @@ def test_list_csv_files_returns_only_csv_files_sorted(tmp_path: Path) -> None:
 
 def test_list_csv_files_of_a_missing_directory_is_empty(tmp_path: Path) -> None:
     assert list_csv_files(tmp_path / "missing") == []
+
+
+# --- read in chunks --------------------------------------------------------------------------
+
+_LINE_TEXT = st.text(alphabet=st.sampled_from(list("ab,é€😀 \u2028")), max_size=6)
+_END = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+@given(
+    lines=st.lists(st.tuples(_LINE_TEXT, _END), min_size=1, max_size=12),
+    bom=st.booleans(),
+    last_end=st.booleans(),
+    chunk=st.integers(min_value=1, max_value=9),
+    prefix=st.integers(min_value=0, max_value=200),
+)
+def test_a_file_read_in_chunks_reads_as_it_does_whole(
+    lines: list[tuple[str, str]],
+    bom: bool,
+    last_end: bool,
+    chunk: int,
+    prefix: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Chunk boundaries fall inside CRLFs, inside multi-byte characters and inside the BOM:
+    the lines, the sha256 and what tells a grown file are those of the whole bytes."""
+    text = "asset_id,symbol,name,observed_at,price_usd\n" + "".join(t + e for t, e in lines)
+    if not last_end:
+        text = text.rstrip("\r\n")
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode()
+    path = tmp_path_factory.mktemp("chunks") / "f.csv"
+    path.write_bytes(data)
+    prefix = min(prefix, len(data) - 1)
+    whole = inspect_csv_file(path)
+    loaded = CsvProgress(hashlib.sha256(data[:prefix]).hexdigest(), prefix, 0)
+    with patch.object(csv_files, "READ_CHUNK", chunk):
+        chunked = inspect_csv_file(path)
+        grown = inspect_csv_file(path, loaded)
+
+    assert chunked.lines.to_list() == split_lines(data.decode("utf-8-sig")).to_list()[1:]
+    assert chunked.lines.to_list() == whole.lines.to_list()
+    assert (chunked.sha256, chunked.progress) == (hashlib.sha256(data).hexdigest(), whole.progress)
+    expected = "grown" if data[:prefix].endswith(b"\n") else "changed"
+    assert grown.change == expected
