@@ -96,7 +96,7 @@ def test_a_batch_loaded_in_parts_through_staged_files_ends_as_one_loaded_whole(
     stale.mkdir(parents=True)
     load_twice(tmp_path, tmp_path / "parts")
 
-    assert parts_seen and min(parts_seen) >= 5, "the file was not loaded in parts"
+    assert min(parts_seen, default=0) >= 5, "the file was not loaded in parts"
     whole, parts = table_rows(tmp_path / "whole"), table_rows(tmp_path / "parts")
     assert whole["quarantine"], "the file must hold rows to quarantine"
     assert any("delivered 2 times" in str(row) for row in whole["quarantine"])
