@@ -144,6 +144,10 @@ class Lead:
     """Found through its ids alone: no coin of the asset's symbol relates to it."""
     near_symbol: bool = False
     """... and one of the two symbols holds the other (``names.near_symbols``)."""
+    renamed: bool = False
+    """... and the slug the ids share is one asset's name and not the other's: that one was
+    renamed since its source minted its id (``zcoin``, now named Firo, and Zcoin's
+    ``xzc-zcoin``), which explains a ticker that changed with it."""
     namesake: str | None = None
     """The coin's asset is a later namesake: its id is the asset's slug with a numeric suffix,
     and its source still lists the unsuffixed id (``ethos-3`` beside ``ethos``)."""

@@ -50,7 +50,9 @@ REVIEW_THRESHOLD = 0.3
 AMBIGUITY_MARGIN = 0.05
 SYMBOL_DIFFERS_CAP = 0.8
 """A coin found through the ids alone, under an unrelated symbol (not one holding the other),
-waits for review unless the market agrees."""
+waits for review unless the market agrees or the ids show a rename: names reused by another
+project under another ticker (HLM's Helium and HNT's) look exactly like a ticker that changed
+(GNT and GLM's Golem)."""
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
 Method = Literal[
@@ -351,11 +353,18 @@ class _Decider(Shortlist):
             elif lead.namesake is not None:
                 details["later_namesake_of"] = lead.namesake
             confidence = scored.confidence
-            if lead.symbol_differs and not lead.near_symbol and market.verdict != "agrees":
+            if (
+                lead.symbol_differs
+                and not lead.near_symbol
+                and not lead.renamed
+                and market.verdict != "agrees"
+            ):
                 # Names reused under an unrelated ticker look exactly like a ticker that was
                 # replaced; only a market at the same moment tells them apart.
                 confidence = min(confidence, SYMBOL_DIFFERS_CAP)
                 details["symbol"] = "differs: found through the ids, no market to confirm"
+            elif lead.renamed:
+                details["symbol"] = "differs: the ids name one asset's earlier name (a rebrand)"
             elif lead.symbol_differs:
                 details["symbol"] = "differs: found through the ids"
             theirs = self.coin_contracts.get(coin, set())

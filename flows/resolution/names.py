@@ -156,6 +156,11 @@ def compare_ids(a: frozenset[str], b: frozenset[str]) -> IdRelation | None:
     return None
 
 
+def names_slug(slug: str, name: str) -> bool:
+    """Whether an id slug is the name's (separators aside): the id was minted from this name."""
+    return slug.replace("-", "") == _slug(name).replace("-", "")
+
+
 def shared_slug(a: frozenset[str], b: frozenset[str]) -> str | None:
     """The slug two ids share (without separators when only that way), the first in order:
     evidence that names the name, not which source's id carried it."""

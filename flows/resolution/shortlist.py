@@ -18,9 +18,11 @@ from flows.resolution.names import (
     id_slugs,
     joined_slugs,
     name_similarity,
+    names_slug,
     near_symbols,
     normalise,
     same_name,
+    shared_slug,
 )
 from flows.resolution.scoring import NameRelation
 from flows.sources import ID_STYLES
@@ -143,6 +145,10 @@ class Shortlist:
             names = _names(row, entry)
             lead = leads.setdefault(coin, Lead(symbol_differs=True))
             lead.near_symbol |= near_symbols(row.symbol, entry.key.split(KEY_SEPARATOR)[0])
+            slug = shared_slug(row.slugs, entry.slugs)
+            lead.renamed |= slug is not None and (
+                names_slug(slug, row.name) != names_slug(slug, entry.name)
+            )
             similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
             lead.relate(entry, names, similarity, compare_ids(row.slugs, entry.slugs), row.slugs)
 

@@ -297,8 +297,27 @@ def test_the_ids_alone_link_only_where_the_key_is_unique() -> None:
 
 
 def test_a_later_namesake_is_not_taken_for_the_asset_its_name_came_from() -> None:
-    """CoinGecko lists ``ethos`` (renamed VGX since) and ``ethos-3``, a 2025 token also called
-    Ethos: CoinPaprika's 2017 ``ethos-ethos`` is not the later one, whatever the names say."""
+    """CoinGecko lists ``ethos`` (under the ticker VGX since) and ``ethos-3``, a 2025 token also
+    called Ethos: CoinPaprika's 2017 ``ethos-ethos`` is not the later one, whatever the names
+    say."""
+    store = Store()
+    decide(quotes(("coinpaprika", "ethos-ethos", "ETHOS", "Ethos")), store)
+    later = decide(
+        quotes(
+            ("coingecko", "ethos", "vgx", "Ethos"),
+            ("coingecko", "ethos-3", "ethos", "Ethos"),
+            at=T0 + timedelta(days=2500),
+        ),
+        store,
+    )
+    assert coin_of(later)[("coingecko", "ethos-3")] != "ethos-ethos"
+    queued = later.review.filter(pl.col("source_asset_id") == "ethos-3").to_dicts()
+    assert json.loads(queued[0]["evidence"])["later_namesake_of"] == "coingecko/ethos"
+
+
+def test_a_rebrand_takes_its_coin_before_a_later_namesake() -> None:
+    """The same, once the asset CoinGecko minted ``ethos`` for is renamed too (VGX Token): its
+    id names the old name, and it takes the coin; the namesake cannot share it."""
     store = Store()
     decide(quotes(("coinpaprika", "ethos-ethos", "ETHOS", "Ethos")), store)
     later = decide(
@@ -309,9 +328,8 @@ def test_a_later_namesake_is_not_taken_for_the_asset_its_name_came_from() -> Non
         ),
         store,
     )
+    assert coin_of(later)[("coingecko", "ethos")] == "ethos-ethos"
     assert coin_of(later)[("coingecko", "ethos-3")] != "ethos-ethos"
-    queued = later.review.filter(pl.col("source_asset_id") == "ethos-3").to_dicts()
-    assert json.loads(queued[0]["evidence"])["later_namesake_of"] == "coingecko/ethos"
 
 
 def test_a_changed_ticker_under_an_unrelated_symbol_waits_for_review() -> None:
@@ -325,6 +343,21 @@ def test_a_changed_ticker_under_an_unrelated_symbol_waits_for_review() -> None:
     assert coin_of(later)[("coingecko", "helium")] != "hlm-helium"
     (queued,) = later.review.to_dicts()
     assert queued["confidence"] == 0.8
+
+
+def test_a_rebrand_the_ids_still_name_is_linked_under_its_new_ticker() -> None:
+    """A project renamed with its ticker (Zcoin's XZC became Firo's FIRO) keeps the id its source
+    minted from the old name: the slug the ids share is one asset's name and not the other's,
+    which explains the ticker, unlike a name another project reused under its own ticker."""
+    store = Store()
+    decide(quotes(("coinpaprika", "olt-oldname", "OLT", "Oldname")), store)
+    later = decide(
+        quotes(("coingecko", "oldname", "nbr", "Newbrand"), at=T0 + timedelta(days=1400)), store
+    )
+    mapping = later.mappings.row(0, named=True)
+    assert (mapping["coin_id"], mapping["method"]) == ("olt-oldname", "names_ids")
+    assert "rebrand" in json.loads(mapping["evidence"])["symbol"]
+    assert later.review.is_empty()
 
 
 def test_names_that_share_no_letter_a_slug_keeps_are_not_the_same_coin() -> None:
