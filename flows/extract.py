@@ -212,7 +212,7 @@ def extract_csv(
             logger.error("csv: %s", out.problems[-1])
             continue
         if file.change == "grown":
-            logger.info("csv: %s grew; loading its %d new lines", path.name, len(file.lines))
+            logger.info("csv: %s grew; loading its %d new lines", path.name, file.line_count)
         if file.change == "changed":
             out.warnings.append(
                 f"{path.name} changed since it was loaded: loaded again as a new version "

@@ -20,14 +20,14 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
-from flows.errors import TerminalSourceError
+from flows.errors import TerminalSourceError, TransientSourceError
 from flows.sources.spec import SourceSpec
 
 SOURCE_NAME = "csv"
@@ -77,25 +77,53 @@ LAYOUTS = {"daily_history": DAILY_HISTORY, "canonical": CANONICAL}
 
 @dataclass(frozen=True)
 class CsvFile:
-    """One CSV file as read from disk, split into physical lines."""
+    """One CSV file as inspected on disk: what it holds, and which of its lines are to load.
+    The lines themselves are read again, a chunk at a time, when they are written to the raw
+    zone (:meth:`chunks`): a large file is never held whole."""
 
     path: Path
     sha256: str
     layout: str
     delimiter: str
     header: str
-    lines: pl.Series
-    """Data lines to load (String); ``lines[i]`` is line ``i + first_line`` of the file. Held
-    by polars, not as Python strings: a str object costs ~50 bytes more than its text, and a
-    large file has millions of lines."""
+    line_count: int
+    """Data lines to load: lines ``first_line`` .. ``first_line + line_count - 1``."""
     problem: str | None = None
     """Why the file cannot be loaded (not UTF-8, empty, unrecognised header); None if it can."""
     first_line: int = 2
-    """Line number of ``lines[0]`` (line 1 is the header; a grown file starts after the rows
-    loaded before)."""
+    """Line number of the first line to load (line 1 is the header; a grown file starts after
+    the rows loaded before)."""
     progress: CsvProgress | None = None
-    """The checkpoint to commit once ``lines`` are loaded: the whole file as read."""
+    """The checkpoint to commit once the lines are loaded: the whole file as inspected."""
     change: Literal["new", "unchanged", "grown", "changed"] = "new"
+    errors: Literal["strict", "replace"] = "strict"
+    """How its bytes decode: a file that is not UTF-8 is kept with replacement characters."""
+
+    def chunks(self) -> Iterator[pl.Series]:
+        """The lines to load, a few MB at a time (String series named ``line``), read from the
+        bytes as inspected. Raises :class:`~flows.errors.TransientSourceError` when the file
+        changed on disk since (being written, say): the next run reads it again."""
+        assert self.progress is not None
+        skip, left = self.first_line - 1, self.line_count
+        read = _Read(self.path, None, limit=self.progress.bytes)
+        for lines in read.lines(self.errors):
+            if skip >= len(lines):
+                skip -= len(lines)
+                continue
+            taken = lines.slice(skip, left)
+            skip, left = 0, left - len(taken)
+            if len(taken):
+                yield taken
+        if read.sha256 != self.sha256:
+            raise TransientSourceError(
+                SOURCE_NAME,
+                f"{self.path.name} changed while it was read; run again once it is written whole",
+                url=str(self.path),
+            )
+
+    def read_lines(self) -> pl.Series:
+        """Every line to load at once: for small files and tests."""
+        return pl.concat([pl.Series("line", [], dtype=pl.String()), *self.chunks()])
 
 
 @dataclass(frozen=True)
@@ -145,35 +173,39 @@ def layout_of(header: str, path: Path) -> str:
 
 
 def inspect_csv_file(path: Path, loaded: CsvProgress | None = None) -> CsvFile:
-    """Read a CSV file into the lines still to load; a file that cannot be loaded says why in
-    ``problem``. Against ``loaded`` (its checkpoint): the same bytes are ``unchanged`` (nothing to
-    load), bytes appended after a complete last line are ``grown`` (only the new lines load), any
-    other difference is ``changed`` (the whole file loads again as a new version)."""
+    """Inspect a CSV file: which lines are still to load; a file that cannot be loaded says why
+    in ``problem``. Against ``loaded`` (its checkpoint): the same bytes are ``unchanged``
+    (nothing to load), bytes appended after a complete last line are ``grown`` (only the new
+    lines load), any other difference is ``changed`` (the whole file loads again as a new
+    version)."""
     read = _Read(path, loaded.bytes if loaded else None)
     file = read.file()
     if file.problem or loaded is None:
         return file
     if loaded.sha256 == file.sha256:
-        return replace(file, lines=file.lines.clear(), change="unchanged")
+        return replace(file, line_count=0, change="unchanged")
     if read.size > loaded.bytes and read.prefix_ends_line and read.prefix_sha256 == loaded.sha256:
         return replace(
-            file, lines=file.lines[loaded.lines :], first_line=loaded.lines + 2, change="grown"
+            file,
+            line_count=max(file.line_count - loaded.lines, 0),
+            first_line=loaded.lines + 2,
+            change="grown",
         )
     return replace(file, change="changed")
 
 
 READ_CHUNK = 4 * 1024 * 1024
-"""Bytes read, hashed and split into lines at a time: the file's bytes and its decoded text are
-never held whole beside its lines (a 150 MB file peaked ~470 MB above the process when they
-were)."""
+"""Bytes read, hashed and split into lines at a time: a file's bytes, its text and its lines are
+never held whole (a 150 MB file peaked ~470 MB above the process when they were)."""
 
 
 class _Read:
-    """One pass over a file's bytes: its sha256 (and that of its first ``prefix`` bytes, to
-    tell a grown file), its size, and its lines, decoded as UTF-8 (a BOM dropped)."""
+    """One pass over a file's bytes (its first ``limit`` bytes, if given): its sha256 (and that
+    of its first ``prefix`` bytes, to tell a grown file), its size, and its lines, decoded as
+    UTF-8 (a BOM dropped)."""
 
-    def __init__(self, path: Path, prefix: int | None) -> None:
-        self.path, self.prefix = path, prefix
+    def __init__(self, path: Path, prefix: int | None, *, limit: int | None = None) -> None:
+        self.path, self.prefix, self.limit = path, prefix, limit
         self.size = 0
         self.prefix_sha256: str | None = None
         self.prefix_ends_line = False
@@ -181,17 +213,16 @@ class _Read:
         self._ended_line = False
 
     def file(self) -> CsvFile:
+        errors: Literal["strict", "replace"] = "strict"
         try:
-            lines = self._lines("strict")
+            header, count = self._count("strict")
             problem = None
         except UnicodeDecodeError as exc:
-            lines = self._lines("replace")
+            errors = "replace"
+            header, count = self._count("replace")
             problem = f"{self.path.name} is not UTF-8 ({exc}); re-save it as UTF-8"
-        header = lines[0] if len(lines) else ""
-        layout, header_problem = (
-            _layout_problem(header, self.path) if len(lines) else (UNREADABLE, None)
-        )
-        if not len(lines):
+        layout, header_problem = _layout_problem(header, self.path) if count else (UNREADABLE, None)
+        if not count:
             problem = problem or f"{self.path.name} is empty"
         return CsvFile(
             path=self.path,
@@ -199,18 +230,29 @@ class _Read:
             layout=UNREADABLE if problem else layout,
             delimiter=_delimiter(header),
             header=header,
-            lines=lines.slice(1),
+            line_count=max(count - 1, 0),
             problem=problem or header_problem,
-            progress=CsvProgress(self.sha256, self.size, len(lines) - 1),
+            progress=CsvProgress(self.sha256, self.size, max(count - 1, 0)),
+            errors=errors,
         )
 
-    def _lines(self, errors: str) -> pl.Series:
+    def _count(self, errors: Literal["strict", "replace"]) -> tuple[str, int]:
+        """The first line and how many lines there are."""
+        header, count = "", 0
+        for lines in self.lines(errors):
+            if not count and len(lines):
+                header = lines[0]
+            count += len(lines)
+        return header, count
+
+    def lines(self, errors: Literal["strict", "replace"]) -> Iterator[pl.Series]:
         digest = hashlib.sha256()
         decoder = codecs.getincrementaldecoder("utf-8-sig")(errors=errors)
-        parts = [pl.Series("line", [], dtype=pl.String())]
         pending, size = "", 0
         with self.path.open("rb") as handle:
-            while chunk := handle.read(READ_CHUNK):
+            while chunk := handle.read(
+                READ_CHUNK if self.limit is None else min(READ_CHUNK, self.limit - size)
+            ):
                 if self.prefix is not None and size <= self.prefix < size + len(chunk):
                     head = chunk[: self.prefix - size]
                     before = digest.copy()
@@ -224,12 +266,11 @@ class _Read:
                 # Split up to the last LF only: a CRLF is never cut between two chunks.
                 cut = pending.rfind("\n") + 1
                 if cut:
-                    parts.append(split_lines(pending[:cut]))
+                    yield split_lines(pending[:cut])
                     pending = pending[cut:]
             pending += decoder.decode(b"", final=True)
-        parts.append(split_lines(pending))
         self.size, self.sha256 = size, digest.hexdigest()
-        return pl.concat(parts)
+        yield split_lines(pending)
 
 
 SPLIT_CHUNK = 4_000_000

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.errors import TerminalSourceError
+from flows.errors import TerminalSourceError, TransientSourceError
 from flows.sources import csv_files
 from flows.sources.csv_files import (
     CANONICAL_REQUIRED,
@@ -91,7 +91,7 @@ def test_daily_history_file_is_read_with_comma_delimiter(tmp_path: Path) -> None
     assert file.layout == "daily_history"
     assert file.delimiter == ","
     assert file.header == DAILY_HEADER
-    assert file.lines.to_list() == [DAILY_ROW]
+    assert file.read_lines().to_list() == [DAILY_ROW]
     assert file.sha256 == hashlib.sha256(content).hexdigest()
 
 
@@ -104,7 +104,7 @@ def test_semicolon_file_is_read_with_semicolon_delimiter(tmp_path: Path) -> None
 
     assert file.layout == "canonical"
     assert file.delimiter == ";"
-    columns, rows = tokenize(file.header, file.lines)
+    columns, rows = tokenize(file.header, file.read_lines())
     assert columns == ["asset_id", "symbol", "name", "observed_at", "price_usd"]
     assert rows == [["bitcoin", "BTC", "Bitcoin", "2021-07-06", "34235,19"]]
 
@@ -155,14 +155,14 @@ def test_data_lines_are_split_on_any_line_ending_without_a_trailing_empty_line(
     rows = [DAILY_ROW, DAILY_ROW.replace("1,", "2,", 1)]
     path = write(tmp_path, "d.csv", newline.join([DAILY_HEADER, *rows, ""]).encode())
 
-    assert read_csv_file(path).lines.to_list() == rows
+    assert read_csv_file(path).read_lines().to_list() == rows
 
 
 def test_blank_lines_are_kept_so_lines_keep_their_file_line_numbers(tmp_path: Path) -> None:
     text = f"{CANONICAL_HEADER}\nbtc,BTC,Bitcoin,2021-07-05,1\n\neth,ETH,Ether,2021-07-05,2\n"
     path = write(tmp_path, "gap.csv", text.encode())
 
-    lines = read_csv_file(path).lines.to_list()
+    lines = read_csv_file(path).read_lines().to_list()
 
     # lines[i] is line i + 2 of the file: "eth" is on line 4.
     assert lines[4 - 2].startswith("eth,")
@@ -172,7 +172,7 @@ def test_blank_lines_are_kept_so_lines_keep_their_file_line_numbers(tmp_path: Pa
 def test_final_line_without_a_newline_is_kept(tmp_path: Path) -> None:
     path = write(tmp_path, "d.csv", f"{DAILY_HEADER}\n{DAILY_ROW}".encode())
 
-    assert read_csv_file(path).lines.to_list() == [DAILY_ROW]
+    assert read_csv_file(path).read_lines().to_list() == [DAILY_ROW]
 
 
 @pytest.mark.parametrize(
@@ -191,8 +191,8 @@ def test_unicode_line_separators_inside_a_field_do_not_split_the_record(
 
     file = read_csv_file(path)
 
-    assert file.lines.to_list() == [row, after]
-    _, rows = tokenize(file.header, file.lines)
+    assert file.read_lines().to_list() == [row, after]
+    _, rows = tokenize(file.header, file.read_lines())
     assert rows[0] == ["odd", "ODD", f"Odd{separator}Coin", "2021-07-06", "1.5"]
 
 
@@ -204,7 +204,7 @@ def test_tokenize_honours_quoted_fields(tmp_path: Path) -> None:
     )
     file = read_csv_file(path)
 
-    _, rows = tokenize(file.header, file.lines)
+    _, rows = tokenize(file.header, file.read_lines())
 
     assert rows == [["x", "X", 'Coin, the "Original"', "2021-07-06", "1"]]
 
@@ -260,8 +260,22 @@ def test_a_file_read_in_chunks_reads_as_it_does_whole(
         chunked = inspect_csv_file(path)
         grown = inspect_csv_file(path, loaded)
 
-    assert chunked.lines.to_list() == split_lines(data.decode("utf-8-sig")).to_list()[1:]
-    assert chunked.lines.to_list() == whole.lines.to_list()
+    assert chunked.read_lines().to_list() == split_lines(data.decode("utf-8-sig")).to_list()[1:]
+    assert chunked.read_lines().to_list() == whole.read_lines().to_list()
     assert (chunked.sha256, chunked.progress) == (hashlib.sha256(data).hexdigest(), whole.progress)
     expected = "grown" if data[:prefix].endswith(b"\n") else "changed"
     assert grown.change == expected
+
+
+def test_a_file_rewritten_between_inspection_and_reading_is_not_loaded_half_and_half(
+    tmp_path: Path,
+) -> None:
+    """Its lines are read again when they are written to the raw zone: bytes that are no longer
+    the ones inspected fail the source for this run (the next run reads the file anew)."""
+    path = tmp_path / "prices.csv"
+    path.write_text("asset_id,symbol,name,observed_at,price_usd\nbtc,BTC,Bitcoin,2026-11-01,1\n")
+    file = inspect_csv_file(path)
+    path.write_text("asset_id,symbol,name,observed_at,price_usd\nbtc,BTC,Bitcoin,2026-11-01,2\n")
+
+    with pytest.raises(TransientSourceError, match="changed while it was read"):
+        file.read_lines()
