@@ -201,7 +201,7 @@ async function loadRuns() {
   try {
     const page = await getJSON("/api/v1/runs", { limit: 100 });
     replace(tbody, page.items.map(runRow));
-    byId("runs-meta").textContent = `${page.items.length} newest`;
+    byId("runs-meta").textContent = `${page.items.length} run${page.items.length === 1 ? "" : "s"}, newest first`;
     setupCompare(page.items);
   } catch (error) {
     replace(tbody, h("tr", {}, h("td", { colspan: 10 }, failure("runs", error))));
