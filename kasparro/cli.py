@@ -107,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     snapshot = get_store_settings().serving_path
     print(f"Kasparro API on http://{host}:{port}  (snapshot: {snapshot})")
+    print(f"  dashboard   http://{host}:{port}/")
     print(f"  health      http://{host}:{port}/health")
     print(f"  quotes      http://{host}:{port}/api/v1/data?limit=10")
     print(f"  coins       http://{host}:{port}/api/v1/coins")

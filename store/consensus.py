@@ -74,3 +74,97 @@ def prices_of(con: duckdb.DuckDBPyConnection, coin_id: str) -> list[SourcePrice]
             exc, "the DuckDB file has no coin_prices_latest view (schema version 3)", snapshot=True
         ) from exc
     return [SourcePrice(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class ListedCoin:
+    """A coin some source lists now, with each source's latest snapshot price."""
+
+    coin_id: str
+    symbol: str
+    name: str
+    market_cap_usd: str | None
+    """The largest market cap a source states at its latest snapshot."""
+    prices: list[SourcePrice]
+
+
+def listed_coins(
+    con: duckdb.DuckDBPyConnection, *, limit: int, offset: int
+) -> tuple[list[ListedCoin], int]:
+    """A page of the coins some source lists now, largest market cap first, and how many such
+    coins there are. One query: the view is computed once for the page, not once a coin."""
+    try:
+        rows = con.execute(
+            f"""
+            with latest as (
+                select * from coin_prices_latest
+            ),
+
+            caps as (
+                select
+                    l.coin_id,
+                    max(q.market_cap_usd) as market_cap_usd
+                from latest as l
+                join quotes as q
+                    on q.coin_id = l.coin_id
+                    and q.source = l.source
+                    and q.observed_at = l.observed_at
+                group by l.coin_id
+            ),
+
+            ranked as (
+                select
+                    c.coin_id,
+                    c.symbol,
+                    c.name,
+                    caps.market_cap_usd,
+                    row_number() over (
+                        order by caps.market_cap_usd desc nulls last, c.coin_id
+                    ) as position,
+                    count(*) over () as total
+                from caps
+                join coins as c using (coin_id)
+                order by position
+                limit ? offset ?
+            ),
+
+            final as (
+                select
+                    r.symbol,
+                    r.name,
+                    {money_text("r.market_cap_usd")} as market_cap_usd,
+                    r.total,
+                    l.coin_id,
+                    l.source,
+                    l.source_asset_id,
+                    l.observed_at,
+                    {money_text("l.price_usd")} as price_usd,
+                    l.sources,
+                    {money_text("l.consensus_price_usd")} as consensus_price_usd,
+                    l.spread,
+                    l.deviation,
+                    l.deviates,
+                    l.newest_observed_at,
+                    l.stale
+                from ranked as r
+                join latest as l using (coin_id)
+                order by r.position, l.source
+            )
+
+            select * from final
+            """,
+            [limit, offset],
+        ).fetchall()
+        if not rows:
+            found = con.execute("select count(distinct coin_id) from coin_prices_latest")
+            return [], int(found.fetchall()[0][0])
+    except duckdb.CatalogException as exc:
+        raise from_duckdb(
+            exc, "the DuckDB file has no coin_prices_latest view (schema version 3)", snapshot=True
+        ) from exc
+    coins: list[ListedCoin] = []
+    for symbol, name, market_cap, _total, *price in rows:
+        if not coins or coins[-1].coin_id != price[0]:
+            coins.append(ListedCoin(price[0], symbol, name, market_cap, []))
+        coins[-1].prices.append(SourcePrice(*price))
+    return coins, int(rows[0][3])

@@ -21,6 +21,7 @@ from web.controllers.health import health, ping
 from web.controllers.resolution import SECURITY_SCHEME, ResolutionController
 from web.controllers.runs import RunsController
 from web.controllers.stats import stats
+from web.dashboard import DASHBOARD_HANDLERS
 from web.dependencies import provide_db
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware import RequestContextApp
@@ -53,6 +54,7 @@ def create_app(
             DataController,
             RunsController,
             ResolutionController,
+            *DASHBOARD_HANDLERS,
         ],
         dependencies={
             "snapshot": Provide(lambda: snapshot, use_cache=True, sync_to_thread=False),

@@ -267,6 +267,7 @@ def test_the_openapi_document_names_every_operation(client: Client) -> None:
         "getRun",
         "compareRuns",
         "getCoinPrices",
+        "listConsensusPrices",
         "listReviewCandidates",
         "listDecisions",
         "postDecision",
