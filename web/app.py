@@ -24,15 +24,15 @@ from web.controllers.resolution import SECURITY_SCHEME, ResolutionController
 from web.controllers.runs import RunsController
 from web.controllers.stats import stats
 from web.dependencies import provide_db
-from web.docs import DOCS_PATH, OfflineSwagger, docs_router, document_problems
+from web.docs import DOCS_PATH, OfflineSwagger, ProblemAwareJson, docs_router
 from web.errors import EXCEPTION_HANDLERS, PROBLEM_MAP
 from web.middleware import RequestContextApp
 from web.request import SafeJSONRequest
 from web.settings import WebSettings, get_web_settings
 from web.snapshot import Snapshot
 
-UNLIMITED = ("^/ping$", "^/health$", f"^{DOCS_PATH}/swagger/assets/")
-"""Not counted by the rate limit: probes, and the docs page's static files."""
+UNLIMITED = ("^/ping$", "^/health$", f"^{DOCS_PATH}")
+"""Not counted by the rate limit: probes, and the docs (static, rendered once)."""
 
 
 def create_app(
@@ -70,7 +70,7 @@ def create_app(
         else None
     )
 
-    app = RequestContextApp(
+    return RequestContextApp(
         route_handlers=[
             ping,
             health,
@@ -105,7 +105,7 @@ def create_app(
             "RFC 9457 problem details.",
             path=DOCS_PATH,
             openapi_router=docs_router(),
-            render_plugins=[OfflineSwagger()],
+            render_plugins=[OfflineSwagger(), ProblemAwareJson()],
             components=Components(
                 security_schemes={
                     SECURITY_SCHEME: SecurityScheme(
@@ -117,9 +117,3 @@ def create_app(
             ),
         ),
     )
-    document_problems(
-        app.openapi_schema,
-        rate_limited=bool(settings.rate_limit_per_minute),
-        max_body_bytes=settings.max_body_bytes,
-    )
-    return app

@@ -18,24 +18,15 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from litestar import Response, Router, get
+from litestar import Request, Response, Router, get
 from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
-from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import (
-    OpenAPI,
-    OpenAPIHeader,
-    OpenAPIMediaType,
-    OpenAPIResponse,
-    OpenAPIType,
-    Operation,
-    Reference,
-    Schema,
-)
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath
 from litestar.response import File
 
 from web.errors import PROBLEM_JSON
+from web.settings import WebSettings
 
 DOCS_PATH = "/schema"
 ASSETS_PATH = f"{DOCS_PATH}/swagger/assets"
@@ -92,6 +83,9 @@ class OfflineSwagger(SwaggerRenderPlugin):
             favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
         )
 
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, _documented(request, openapi_schema))
+
     def receive_router(self, router: Router) -> None:
         super().receive_router(router)
         router.register(swagger_asset)
@@ -111,73 +105,77 @@ def docs_router() -> Router:
     )
 
 
-PROBLEM = Schema(
-    type=OpenAPIType.OBJECT,
-    description="An RFC 9457 problem detail. Extension members: `request_id` (the response's "
+PROBLEM: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem detail. Extension members: `request_id` (the response's "
     "x-request-id), `errors` (the parameters that failed validation) and, for a refused "
     "decision, its facts.",
-    required=["type", "title", "status", "detail", "instance"],
-    properties={
-        "type": Schema(type=OpenAPIType.STRING, description="`about:blank`: see `status`"),
-        "title": Schema(type=OpenAPIType.STRING, description="The status' reason phrase"),
-        "status": Schema(type=OpenAPIType.INTEGER, minimum=400, maximum=599),
-        "detail": Schema(type=OpenAPIType.STRING, description="What failed and what to do"),
-        "instance": Schema(type=OpenAPIType.STRING, description="The request's path"),
-        "request_id": Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL]),
-        "errors": Schema(
-            type=OpenAPIType.ARRAY,
-            items=Schema(type=OpenAPIType.OBJECT, additional_properties=Schema()),
-        ),
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string", "description": "`about:blank`: see `status`"},
+        "title": {"type": "string", "description": "The status' reason phrase"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string", "description": "What failed and what to do"},
+        "instance": {"type": "string", "description": "The request's path"},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
     },
-)
-_PROBLEM_REF = Reference(ref="#/components/schemas/Problem")
+}
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-def _problem(description: str, headers: dict[str, Any] | None = None) -> OpenAPIResponse:
-    return OpenAPIResponse(
-        description=description,
-        headers=headers,
-        content={PROBLEM_JSON: OpenAPIMediaType(schema=_PROBLEM_REF)},
-    )
+def _problem(description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, **extra, "content": _PROBLEM_CONTENT}
 
 
-def _operations(openapi: OpenAPI) -> list[tuple[str, Operation]]:
-    found = []
-    for path, item in (openapi.paths or {}).items():
-        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
-            operation = getattr(item, method, None)
-            if isinstance(operation, Operation):
-                found.append((path, operation))
-    return found
-
-
-def document_problems(openapi: OpenAPI, *, rate_limited: bool, max_body_bytes: int) -> None:
-    """Make every error response of ``openapi`` a problem detail, and add those any request may
-    meet. Litestar documents its own error shape; this is the one place that replaces it."""
-    openapi.components.schemas = {**(openapi.components.schemas or {}), "Problem": PROBLEM}
+def document_problems(document: dict[str, Any], settings: WebSettings) -> None:
+    """Make every error response of the rendered OpenAPI ``document`` a problem detail, and add
+    those any request may meet. Litestar documents its own error shape; this is the one place
+    that replaces it. In place and once: the document is rendered once and cached, so this runs
+    when it is first served, not each time an app is created."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    if "Problem" in components:
+        return
+    components["Problem"] = PROBLEM
     retry_after = {
-        "Retry-After": OpenAPIHeader(
-            schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
-            description="Seconds to wait before trying again",
-        )
+        "Retry-After": {
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "Seconds to wait before trying again",
+        }
     }
-    for path, operation in _operations(openapi):
-        responses = operation.responses or {}
-        for code, response in list(responses.items()):
-            # Litestar's own error shape is an inline schema; a response a route declares
-            # itself (/health's 503) refers to a component and stays.
-            if code.isdigit() and int(code) >= 400 and isinstance(response, OpenAPIResponse):
-                content = response.content or {}
-                if all(isinstance(media.schema, Schema) for media in content.values()):
-                    response.content = {PROBLEM_JSON: OpenAPIMediaType(schema=_PROBLEM_REF)}
-        if path != "/ping":
-            responses.setdefault(
-                "503", _problem("No readable snapshot: what is wrong, and the command to run")
-            )
-        if rate_limited and path not in ("/ping", "/health"):
-            responses.setdefault(
-                "429", _problem("Too many requests from this client", headers=retry_after)
-            )
-        if operation.request_body is not None:
-            responses.setdefault("413", _problem(f"The body is larger than {max_body_bytes} bytes"))
-        operation.responses = responses
+    for path, item in document.get("paths", {}).items():
+        for method in _METHODS:
+            if (operation := item.get(method)) is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, response in responses.items():
+                # Litestar's own error shape is an inline schema; a response a route declares
+                # itself (/health's 503) refers to a component and stays.
+                media = response.get("content", {}).values()
+                if int(code) >= 400 and not any("$ref" in m.get("schema", {}) for m in media):
+                    response["content"] = _PROBLEM_CONTENT
+            if path != "/ping":
+                responses.setdefault(
+                    "503", _problem("No readable snapshot: what is wrong, and the command to run")
+                )
+            if settings.rate_limit_per_minute and path not in ("/ping", "/health"):
+                responses.setdefault(
+                    "429", _problem("Too many requests from this client", headers=retry_after)
+                )
+            if "requestBody" in operation:
+                responses.setdefault(
+                    "413", _problem(f"The body is larger than {settings.max_body_bytes} bytes")
+                )
+
+
+def _documented(request: Request[Any, Any, Any], document: dict[str, Any]) -> dict[str, Any]:
+    document_problems(document, request.app.state.web_settings)
+    return document
+
+
+class ProblemAwareJson(JsonRenderPlugin):
+    """``/schema/openapi.json``, errors documented as problem details."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, _documented(request, openapi_schema))

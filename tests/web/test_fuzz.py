@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -43,9 +42,11 @@ CHECKS = [
 offset, start after end), and the documented answer to that is a 400 naming the conflict."""
 
 
-@pytest.fixture
-def api_schema(published: Published, tmp_path: Path) -> schemathesis.BaseSchema:
-    data_dir = tmp_path / "data"
+@pytest.fixture(scope="module")
+def api_schema(
+    published: Published, tmp_path_factory: pytest.TempPathFactory
+) -> schemathesis.BaseSchema:
+    data_dir = tmp_path_factory.mktemp("fuzz") / "data"
     data_dir.mkdir()
     shutil.copyfile(published.data_dir / "serving.duckdb", data_dir / "serving.duckdb")
     # Unlimited: one client makes every request; the limit has its own test.
