@@ -13,8 +13,8 @@ refused decision. Litestar's ProblemDetailsPlugin routes every exception here:
      ├── BadRequest                   400: input the schema accepts but the request cannot use
      └── NotFound                     404
     StoreError (store.errors)         503: no snapshot, an unreadable or outdated one; says the fix
-    duckdb.Error                      503: the snapshot could not be read (converted as the store
-                                      converts it)
+    duckdb.Error                      503: a query on the snapshot failed: a read error (it is
+                                      damaged) or a missing table (it predates this code)
     Exception                         500: a bug; logged with its request id
 
 Messages never carry the data directory's absolute path (see :func:`redact`).
