@@ -74,6 +74,8 @@ def measure_api(data_dir: Path, paths: list[str], seconds: int, app: str = KASPA
         **os.environ,
         "KASPARRO_DATA_DIR": str(data_dir),
         "KASPARRO_NAIVE_SNAPSHOT": str(data_dir / "serving.duckdb"),
+        # One client (wrk) makes every request: the per-client limit would measure itself.
+        "KASPARRO_API_RATE_LIMIT_PER_MINUTE": "0",
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", app]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]

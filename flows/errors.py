@@ -22,6 +22,24 @@ next. Native ``httpx`` errors are classified in one place, :func:`flows.sources.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_SECRET_PARAM_WORDS = ("key", "token", "secret", "auth", "password")
+
+
+def redact_url(url: object) -> str:
+    """The URL without its credentials: ``user:password@`` (a base URL may carry them) and query
+    parameters that look like keys."""
+    parts = urlsplit(str(url))
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "REDACTED@" + netloc.rpartition("@")[2]
+    query = [
+        (name, "REDACTED" if any(w in name.lower() for w in _SECRET_PARAM_WORDS) else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
+
 
 class IngestError(Exception):
     """Base class for ingest errors."""
@@ -29,6 +47,7 @@ class IngestError(Exception):
 
 class SourceError(IngestError):
     def __init__(self, source: str, message: str, *, url: str | None = None) -> None:
+        url = redact_url(url) if url else url
         where = f" ({url})" if url else ""
         super().__init__(f"{source}{where}: {message}")
         self.source = source

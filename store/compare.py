@@ -70,8 +70,9 @@ def compare_runs(
     anomaly_pct: float = 50.0,
 ) -> Comparison:
     counts = run_sources(cur, [base, head])
+    # Keyed by role, not run id: a run compared with itself is both sides.
     side = {
-        run: counts.filter(pl.col("run_id") == run).select(
+        label: counts.filter(pl.col("run_id") == run).select(
             "source",
             pl.col("status").alias(f"{label}_status"),
             *[pl.col(c).alias(f"{label}_{c}") for c in COUNTS],
@@ -79,8 +80,8 @@ def compare_runs(
         for run, label in ((base, "base"), (head, "head"))
     }
     sources = (
-        side[base]
-        .join(side[head], on="source", how="full", coalesce=True)
+        side["base"]
+        .join(side["head"], on="source", how="full", coalesce=True)
         .with_columns(pl.col(f"base_{c}", f"head_{c}").fill_null(0) for c in COUNTS)
         .with_columns(
             (pl.col(f"head_{c}") - pl.col(f"base_{c}")).alias(f"delta_{c}") for c in COUNTS

@@ -20,6 +20,7 @@ import duckdb
 from store.errors import (
     MigrationError,
     SnapshotNotFoundError,
+    SnapshotUnreadableError,
     StoreError,
     WalReplayError,
     from_duckdb,
@@ -141,7 +142,11 @@ def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     _configure(con)
     quoted = str(path).replace("'", "''")
-    con.execute(f"attach '{quoted}' as {SNAPSHOT_CATALOG} (read_only)")
+    try:
+        con.execute(f"attach '{quoted}' as {SNAPSHOT_CATALOG} (read_only)")
+    except duckdb.Error as exc:
+        con.close()
+        raise SnapshotUnreadableError(path, exc) from None
     con.execute(f"use {SNAPSHOT_CATALOG}")
     return con
 

@@ -5,6 +5,8 @@
      ├── MigrationError          a schema migration failed or the file is newer than this code
      ├── WalReplayError          DuckDB cannot replay the warehouse's write-ahead log
      ├── SnapshotNotFoundError   no serving snapshot has been published yet
+     ├── SnapshotUnreadableError the serving snapshot is not a readable DuckDB file (truncated,
+     │                           damaged): publish it again
      ├── SnapshotOutdatedError   the DuckDB file lacks a table or column this code reads: it was
      │                           published by an older version (run `kasparro ingest`)
      └── WarehouseError          any other DuckDB failure, naming what was being done
@@ -62,6 +64,19 @@ class SnapshotNotFoundError(StoreError):
     def __init__(self, path: Path) -> None:
         super().__init__(
             f"no serving snapshot at {path}: run `kasparro ingest` (or `make demo`) to publish one"
+        )
+        self.path = path
+
+
+class SnapshotUnreadableError(StoreError):
+    def __init__(self, path: Path, exc: duckdb.Error) -> None:
+        # DuckDB's message repeats the path; the error names it once.
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        detail = first_line.replace(f'"{path}"', "it").replace(str(path), "it")
+        super().__init__(
+            f"the serving snapshot {path} cannot be read ({type(exc).__name__}: {detail}): it is "
+            "truncated or damaged. Publish it again from the warehouse with `kasparro rebuild` "
+            "(or run `kasparro ingest`); the API reopens it by itself"
         )
         self.path = path
 

@@ -8,11 +8,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 
 from store.settings import DECISIONS_INBOX, get_store_settings
 from web.controllers.coins import CoinsController
@@ -23,10 +25,15 @@ from web.controllers.runs import RunsController
 from web.controllers.stats import stats
 from web.dashboard import DASHBOARD_HANDLERS
 from web.dependencies import provide_db
-from web.errors import EXCEPTION_HANDLERS
+from web.docs import DOCS_PATH, OfflineSwagger, ProblemAwareJson, docs_router
+from web.errors import EXCEPTION_HANDLERS, PROBLEM_MAP
 from web.middleware import RequestContextApp
+from web.request import SafeJSONRequest
 from web.settings import WebSettings, get_web_settings
 from web.snapshot import Snapshot
+
+UNLIMITED = ("^/ping$", "^/health$", f"^{DOCS_PATH}")
+"""Not counted by the rate limit: probes, and the docs (static, rendered once)."""
 
 
 def create_app(
@@ -44,6 +51,25 @@ def create_app(
             yield
         finally:
             snapshot.close()
+
+    middleware = []
+    if settings.rate_limit_per_minute:
+        # Litestar's limiter keeps its counts in this process's memory.
+        limit = RateLimitConfig(
+            rate_limit=("minute", settings.rate_limit_per_minute), exclude=list(UNLIMITED)
+        )
+        middleware.append(limit.middleware)
+    cors = (
+        CORSConfig(
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "server-timing", "retry-after"],
+            max_age=600,
+        )
+        if settings.cors_origins
+        else None
+    )
 
     return RequestContextApp(
         route_handlers=[
@@ -64,15 +90,24 @@ def create_app(
         },
         # For guards and hooks, which dependency injection does not reach.
         state=State({"web_settings": settings, "snapshot": snapshot}),
+        plugins=[
+            ProblemDetailsPlugin(ProblemDetailsConfig(exception_to_problem_detail_map=PROBLEM_MAP))
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=SafeJSONRequest,
+        request_max_body_size=settings.max_body_bytes,
+        middleware=middleware,
+        cors_config=cors,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="Kasparro API",
             version=version("kasparro"),
             description="Crypto market data from CoinGecko, CoinPaprika, CoinCap and legacy "
-            "CSV files, resolved to canonical coins. Money is exact decimal text.",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            "CSV files, resolved to canonical coins. Money is exact decimal text. Errors are "
+            "RFC 9457 problem details.",
+            path=DOCS_PATH,
+            openapi_router=docs_router(),
+            render_plugins=[OfflineSwagger(), ProblemAwareJson()],
             components=Components(
                 security_schemes={
                     SECURITY_SCHEME: SecurityScheme(

@@ -12,18 +12,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 
-class ErrorBody(msgspec.Struct):
-    status_code: int
-    detail: str
-    request_id: str | None = None
-    extra: dict[str, Any] | None = None
-
-
 class SnapshotInfo(msgspec.Struct):
     path: str
     reachable: bool
     published_at: datetime | None = None
     bytes: int | None = None
+    problem: str | None = None
+    """Why the snapshot cannot be served, and what to do (when ``reachable`` is false)."""
 
 
 class LastRun(msgspec.Struct):

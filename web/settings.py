@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class WebSettings(BaseSettings):
@@ -27,6 +28,35 @@ class WebSettings(BaseSettings):
         description="Bearer token for POST /api/v1/resolution/decisions (at least 16 characters); "
         "unset: decisions are disabled (403).",
     )
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Origins a browser may call the API from, comma-separated "
+        "(`https://a.example,https://b.example`, or `*`); empty: no CORS headers, so browsers "
+        "allow only the API's own origin.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=10_000_000,
+        description="Largest request body accepted; a larger one is refused with 413 before it "
+        "is read.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        le=10_000_000,
+        description="Requests one client address may make per minute (0: no limit); past it, "
+        "429 with Retry-After. Counted per process: with N workers a client gets up to N times "
+        "this. /ping and /health are not counted.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

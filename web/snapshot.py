@@ -20,7 +20,12 @@ from pathlib import Path
 import duckdb
 
 from store.connection import open_read_only, read_only_cursor
-from store.errors import SnapshotNotFoundError
+from store.errors import (
+    SnapshotNotFoundError,
+    SnapshotUnreadableError,
+    StoreError,
+    from_duckdb,
+)
 
 MAX_IDLE_CURSORS = 64
 """Idle cursors kept for reuse (more than the worker threads that could hold one at a time)."""
@@ -76,6 +81,36 @@ class Snapshot:
                 self._idle.append(cursor)
                 return
         cursor.close()
+
+    @property
+    def public_directory(self) -> str:
+        """The data directory as responses and logs show it: relative to the working directory
+        when inside it, else ``<data dir>`` (an absolute path says more about the host than a
+        client needs)."""
+        directory = self.path.parent.absolute()
+        try:
+            return str(directory.relative_to(Path.cwd()))
+        except ValueError:
+            return "<data dir>"
+
+    @property
+    def public_path(self) -> str:
+        return f"{self.public_directory}/{self.path.name}"
+
+    def redact(self, text: str) -> str:
+        """``text`` with every spelling of the data directory's absolute path made public."""
+        directory = self.path.parent
+        spellings = {str(directory.absolute()), str(directory.resolve())}
+        for spelling in sorted(spellings, key=len, reverse=True):
+            text = text.replace(spelling, self.public_directory)
+        return text
+
+    def read_error(self, exc: duckdb.Error) -> StoreError:
+        """The store's error for a query on this snapshot that failed: the file broke under it
+        (a read error), or it predates this code (a missing table or column)."""
+        if isinstance(exc, duckdb.IOException):
+            return SnapshotUnreadableError(self.path, exc)
+        return from_duckdb(exc, "reading the serving snapshot", snapshot=True)
 
     def published_at(self) -> datetime:
         return datetime.fromtimestamp(self._stat().st_mtime, UTC)

@@ -78,8 +78,13 @@ class ApiSource(Generic[S]):
         rate_limit: bool = True,
     ) -> SourceHttp:
         access = self.access(settings, replay)
+        # Credentials in the base URL (user:password@) go in the Authorization header, as httpx
+        # would send them, but off the URL: request URLs are logged and kept in the raw zone.
+        base_url = httpx.URL(access.base_url)
+        auth = (base_url.username, base_url.password) if base_url.userinfo else None
         client = httpx.Client(
-            base_url=access.base_url,
+            base_url=base_url.copy_with(username=None, password=None),
+            auth=auth,
             headers={"user-agent": USER_AGENT, "accept": "application/json", **access.headers},
             timeout=httpx.Timeout(
                 settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)

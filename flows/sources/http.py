@@ -24,19 +24,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
-from flows.errors import NoNetworkError, SourceError, TerminalSourceError, TransientSourceError
+from flows.errors import (
+    NoNetworkError,
+    SourceError,
+    TerminalSourceError,
+    TransientSourceError,
+    redact_url,
+)
 from flows.sources.records import ShapeError, SplitBody, split_records
 from flows.sources.spec import Endpoint
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "kasparro/0.1 (+https://github.com/kasparro/kasparro)"
-_SECRET_PARAM_WORDS = ("key", "token", "secret", "auth", "password")
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,6 @@ class Page:
     @property
     def records(self) -> list[str]:
         return self.split.records if self.split else []
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """The URL without query parameters that look like credentials."""
-    parts = urlsplit(str(url))
-    query = [
-        (name, "REDACTED" if any(w in name.lower() for w in _SECRET_PARAM_WORDS) else value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def retry_after_seconds(response: httpx.Response, now: datetime | None = None) -> float | None:

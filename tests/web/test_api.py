@@ -77,7 +77,7 @@ def test_unmatched_routes_and_methods_get_json_errors_with_a_request_id(client: 
 @pytest.mark.parametrize("url", ["/api/v1/coins", "/api/v1/runs", "/api/v1/data"])
 def test_an_absurd_offset_is_a_400_not_a_500(client: Client, url: str) -> None:
     body = get_json(client, f"{url}?offset=99999999999999999999", status=400)
-    assert "offset" in str(body["extra"])
+    assert "offset" in str(body["errors"])
 
 
 def test_coins_sharing_a_symbol_are_listed_apart(client: Client) -> None:
@@ -109,7 +109,7 @@ def test_an_override_links_renamed_assets(client: Client) -> None:
 
 def test_an_unknown_coin_is_a_json_404(client: Client) -> None:
     body = get_json(client, "/api/v1/coins/no-such-coin", status=404)
-    assert body["status_code"] == 404
+    assert body["status"] == 404
     assert "no-such-coin" in body["detail"]
     assert body["request_id"]
 
@@ -178,8 +178,8 @@ def test_money_is_exact_decimal_text(client: Client, published: Published) -> No
 )
 def test_bad_input_is_a_json_400(client: Client, query: str, fragment: str) -> None:
     body = get_json(client, f"/api/v1/data?{query}", status=400)
-    assert body["status_code"] == 400
-    assert fragment in (body["detail"] + str(body.get("extra")))
+    assert body["status"] == 400
+    assert fragment in (body["detail"] + str(body.get("errors")))
     assert body["request_id"]
 
 

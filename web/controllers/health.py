@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import duckdb
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
 from store import queries
-from store.errors import SnapshotNotFoundError
+from store.errors import StoreError
 from web.schemas import Health, LastRun, SnapshotInfo
 from web.settings import WebSettings
 from web.snapshot import Snapshot
@@ -25,8 +27,9 @@ async def ping() -> dict[str, str]:
     summary="Snapshot reachable, last run status and age",
     description="200 with status `ok` or `degraded` (last run failed or older than "
     "KASPARRO_API_STALE_AFTER_SECONDS); 503 with status `unavailable` when no snapshot can be "
-    "read.",
+    "read (``snapshot.problem`` says why and what to do).",
     tags=["health"],
+    responses={503: ResponseSpec(Health, description="No snapshot can be read: why, and the fix")},
     sync_to_thread=True,
 )
 def health(
@@ -34,15 +37,19 @@ def health(
 ) -> Response[Health]:
     try:
         cursor = snapshot.cursor()
-    except SnapshotNotFoundError:
-        info = SnapshotInfo(path=str(snapshot.path), reachable=False)
+        try:
+            rows = queries.last_run(cursor).to_dicts()
+        finally:
+            cursor.close()
+    except (StoreError, duckdb.Error) as exc:
+        # Readiness answers for itself: not servable, and why (the fix included).
+        error = exc if isinstance(exc, StoreError) else snapshot.read_error(exc)
+        info = SnapshotInfo(
+            path=snapshot.public_path, reachable=False, problem=snapshot.redact(str(error))
+        )
         return Response(Health(status="unavailable", snapshot=info), status_code=503)
-    try:
-        rows = queries.last_run(cursor).to_dicts()
-    finally:
-        cursor.close()
     info = SnapshotInfo(
-        path=str(snapshot.path),
+        path=snapshot.public_path,
         reachable=True,
         published_at=snapshot.published_at(),
         bytes=snapshot.size(),

@@ -624,3 +624,32 @@ def test_source_requests_are_rate_limited_across_pages(
     assert len(pages) == 3
     assert fake_clock.limiter_sleeps == [1.0, 1.0]
     assert fake_clock.sleeps == []
+
+
+def test_a_base_url_with_user_and_password_is_redacted_in_the_raw_zone_errors_and_logs(
+    httpx_mock: HTTPXMock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """KASPARRO_<SOURCE>_BASE_URL may carry ``user:password@``: they are sent as HTTP basic
+    credentials, and reach neither the raw zone's request_url, an error message nor a log."""
+    base = "https://ops:hunter2-pw@gecko.example.test/api/v3"
+    public = "https://gecko.example.test/api/v3/coins/markets"
+    query = "?vs_currency=usd&order=market_cap_desc&per_page=2&page="
+    httpx_mock.add_response(url=f"{public}{query}1", content=coingecko_page(1, 2))
+    httpx_mock.add_response(url=f"{public}{query}2", status_code=401)
+    settings = coingecko_settings(base_url=base, max_attempts=1, max_pages=2)
+    assert redact_url(base).startswith("https://REDACTED@gecko.example.test/")
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(TerminalSourceError) as caught:
+        extract_api(
+            coingecko.SOURCE, settings, raw_root=tmp_path, run_id="r1", started_at=STARTED_AT
+        )
+
+    sent = httpx_mock.get_requests()
+    assert sent[0].headers["authorization"] == "Basic b3BzOmh1bnRlcjItcHc="  # ops:hunter2-pw
+    kept = sorted(tmp_path.glob("source=coingecko/date=*/run=r1/*.parquet"))
+    request_urls = pl.concat([pl.read_parquet(f) for f in kept])["request_url"].to_list()
+    assert request_urls
+    assert all(u.startswith(public) for u in request_urls)
+    for text in (str(caught.value), caplog.text, *request_urls):
+        assert "hunter2-pw" not in text
+        assert "ops:" not in text
