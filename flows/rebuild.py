@@ -244,6 +244,7 @@ def rebuild_from_raw(
             on_plan(replay, plan)
         fresh = open_warehouse(fresh_path)
         try:
+            _seed_runs(fresh, ledger["runs"])
             windows = [list(w) for _, w in groupby(plan, key=lambda c: c.window)]
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-read") as reader:
                 reads = [reader.submit(_read, raw_root, w) for w in windows[:1]]
@@ -428,6 +429,17 @@ def _started_at(run_id: str, fallback: datetime) -> datetime:
         return datetime.strptime(run_id.partition("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         return fallback
+
+
+def _seed_runs(con: duckdb.DuckDBPyConnection, old_runs: pl.DataFrame) -> None:
+    """The runs, before any load is replayed: a load dates what it decides by its run (the
+    resolver's merges), and must date it as when the run loaded it."""
+    con.register("old_runs", old_runs)
+    try:
+        with transaction(con):
+            con.execute("insert into runs select * from old_runs")
+    finally:
+        con.unregister("old_runs")
 
 
 def _carry_over(

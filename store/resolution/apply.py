@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,6 @@ from store.resolution.model import (
     RESOLVER,
     Decision,
     Outcome,
-    new_decision,
 )
 from store.schema import suffixed_coin_id
 
@@ -126,6 +126,12 @@ def _supersede(con: duckdb.DuckDBPyConnection, d: Decision) -> int:
     return len(rows)
 
 
+def _applied_at(decision: Decision) -> datetime:
+    """When a decision takes effect. The resolver's take effect as they are taken, in the load
+    that found the evidence: a rebuild replaying that load writes the same moment."""
+    return decision.decided_at if decision.decided_by == RESOLVER else datetime.now(UTC)
+
+
 def _record(
     con: duckdb.DuckDBPyConnection,
     decision: Decision,
@@ -139,7 +145,7 @@ def _record(
         set outcome = ?, detail = ?, applied_at = ?, applied_by_run = ?
         where decision_id = ?
         """,
-        [outcome, _json(detail), datetime.now(UTC), run_id, decision.decision_id],
+        [outcome, _json(detail), _applied_at(decision), run_id, decision.decision_id],
     )
 
 
@@ -255,7 +261,7 @@ class _Context:
             [
                 alias, survivor, symbol, name, first_seen_at, created_by_run,
                 [{"source": m.source, "source_asset_id": m.source_asset_id} for m in moved],
-                d.decision_id, datetime.now(UTC),
+                d.decision_id, _applied_at(d),
             ],
         )  # fmt: skip
         repointed = [
@@ -451,13 +457,22 @@ def apply_resolver_merges(
     caller's transaction (the load that found the evidence), so the decision log explains it and
     an operator can split it like any merge. The asset's review row becomes ``superseded``."""
     done = []
+    # Named and dated by the run that found the evidence, not by the moment: a rebuild replaying
+    # the run takes the same decision under the same id (an operator's split may name it).
+    (started,) = con.execute(
+        "select started_at from runs where run_id = ?", [run_id]
+    ).fetchone() or (None,)
     for merge in merges:
-        decision = new_decision(
-            "merge",
+        asset = f"{merge.source}/{merge.source_asset_id}"
+        key = f"{run_id}/{asset}/{merge.coin_id}/{merge.other_coin_id}"
+        decision = Decision(
+            decision_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"kasparro-resolver:{key}")),
+            action="merge",
+            decided_at=started or datetime.now(UTC),
             coin_id=merge.coin_id,
             other_coin_id=merge.other_coin_id,
             decided_by=RESOLVER,
-            note=f"{merge.source}/{merge.source_asset_id}: the evidence now clears the bar",
+            note=f"{asset}: the evidence now clears the bar",
         )
         con.execute(
             f"insert into resolution_decisions ({', '.join(DECISION_FILE)}) "

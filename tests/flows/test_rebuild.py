@@ -14,6 +14,7 @@ from flows.resolution import Override, read_overrides
 from flows.settings import get_ingest_settings
 from kasparro.cli import main
 from store.connection import open_read_only
+from store.resolution import RESOLVER
 from store.settings import get_store_settings
 from tests.conftest import REPO
 from tests.helpers import (
@@ -150,3 +151,42 @@ def test_a_configured_crosswalk_decides_before_contracts_and_names(
     finally:
         con.close()
     assert linked == [("bnb-bnb", "crosswalk", 0.98)]
+
+
+@pytest.mark.slow
+def test_a_rebuild_reproduces_the_resolvers_merges_and_their_aliases(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    """A CSV history of Wrapped BTC from a year before CoinGecko's capture waits in review
+    (similar names, no market near in time); the file grows by a row of the capture's day, the
+    market corroborates, and the resolver merges it (its decision, the old coin id an alias).
+    A rebuild replays the runs and reaches the same warehouse, the merge included."""
+    data_dir, replay = tmp_path / "data", tmp_path / "replay"
+    (replay / "csv").mkdir(parents=True)
+    prices = replay / "csv" / "wrapped.csv"
+    prices.write_text(
+        "asset_id,symbol,name,observed_at,price_usd,market_cap_usd\n"
+        "asset-17,WBTC,Wrapped BTC,2025-10-20,70000,9000000000\n"
+    )
+    ingest_without_prefect(demo_dir, data_dir, run_id="20261124T120000Z-aaaaaa",
+                           sources=("coingecko",))  # fmt: skip
+    ingest_without_prefect(replay, data_dir, run_id="20261124T121000Z-bbbbbb",
+                           sources=("csv",))  # fmt: skip
+    with prices.open("a") as handle:
+        handle.write("asset-17,WBTC,Wrapped BTC,2026-11-24T12:00:00Z,91349.8,11730416772\n")
+    ingest_without_prefect(replay, data_dir, run_id="20261124T130000Z-cccccc",
+                           sources=("csv",))  # fmt: skip
+    con = open_read_only(data_dir / "serving.duckdb")
+    try:
+        merges = con.execute(
+            "select count(*) from resolution_decisions where decided_by = ?", [RESOLVER]
+        ).fetchall()[0][0]
+        aliases = con.execute("select count(*) from coin_aliases").fetchall()[0][0]
+    finally:
+        con.close()
+    assert (merges, aliases) == (1, 1), "the later row must let the resolver merge the asset"
+    whole = snapshot_checksums(data_dir, lineage=True)
+
+    rebuild_from_raw(data_dir, {})
+
+    assert snapshot_checksums(data_dir, lineage=True) == whole
