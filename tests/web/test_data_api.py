@@ -237,3 +237,13 @@ def test_an_export_is_read_rendered_and_sent_a_batch_at_a_time(published: Publis
             assert chunks >= total // 100
     finally:
         con.close()
+
+
+def test_a_coin_is_found_in_any_case_and_revalidates_by_etag(client: Client) -> None:
+    for path in ("/api/v1/coins/{}", "/api/v1/coins/{}/prices"):
+        exact = client.get(path.format("btc-bitcoin"))
+        assert client.get(path.format("BTC-Bitcoin")).json() == exact.json()
+        again = client.get(
+            path.format("btc-bitcoin"), headers={"if-none-match": exact.headers["etag"]}
+        )
+        assert again.status_code == 304
