@@ -69,8 +69,12 @@ def distinct_urls(serving: Path, count: int) -> list[str]:
     try:
         keys = con.execute(
             f"""
-            select q.observed_at, q.coin_id, q.source, c.symbol
-            from quotes as q using sample reservoir({count}) repeatable ({SEED})
+            with picked as (
+                select observed_at, coin_id, source
+                from quotes using sample reservoir({count} rows) repeatable ({SEED})
+            )
+            select p.observed_at, p.coin_id, p.source, c.symbol
+            from picked as p
             join coins as c using (coin_id)
             """
         ).fetchall()
@@ -132,8 +136,10 @@ def server_ms(base: str, url: str, attempts: int = 3) -> float:
     cache by a smaller limit (the same work)."""
     times = []
     for n in range(attempts):
-        limit = int(re.search(r"limit=(\d+)", url).group(1))  # type: ignore[union-attr]
-        varied = url.replace(f"limit={limit}", f"limit={limit - n}")
+        found = re.search(r"limit=(\d+)", url)
+        varied = url
+        if found is not None:
+            varied = url.replace(found.group(0), f"limit={int(found.group(1)) - n}")
         response = httpx.get(f"{base}{varied}", timeout=60)
         response.raise_for_status()
         timing = response.headers["server-timing"]
@@ -144,7 +150,7 @@ def server_ms(base: str, url: str, attempts: int = 3) -> float:
 def snapshot_of(quotes: int) -> Path:
     data_dir = raw_zone(quotes)
     warehouse = data_dir / "warehouse.duckdb"
-    if not (data_dir / "serving.duckdb").exists():
+    if not warehouse.exists() or warehouse.stat().st_size < 2**30 * quotes / 10_000_000:
         rebuild_from_raw(data_dir, {}, recover=True)
     # Published by this Kasparro: the serving tables are this version's.
     publish_snapshot(warehouse, data_dir / "serving.duckdb", sources=SOURCE_NAMES)
@@ -161,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     data_dir = snapshot_of(args.quotes)
     serving = data_dir / "serving.duckdb"
     nbytes, publish = measure_publish(data_dir / "warehouse.duckdb", repeat=3)
+    print(f"publish {nbytes:,} bytes: {publish}", flush=True)
     urls = distinct_urls(serving, args.urls)
     url_file = CACHE / "workload-urls.txt"
     url_file.write_text("\n".join(urls) + "\n")
@@ -173,9 +180,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             httpx.get(f"{base}{url}", timeout=60).raise_for_status()
         etag = httpx.get(f"{base}{popular}").headers["etag"]
         ping = _wrk(f"{base}/ping", args.seconds)
+        print(ping, flush=True)
         distinct = _wrk(f"{base}/", args.seconds, script=script, label="distinct")
+        print(distinct, flush=True)
         repeated = _wrk(f"{base}{popular}", args.seconds)
+        print(repeated, flush=True)
         revalidated = _wrk_with_etag(f"{base}{popular}", args.seconds, etag)
+        print(revalidated, flush=True)
         costs = [(url, server_ms(base, url)) for url in costly_urls(serving)]
     per_url = distinct.requests_per_second * args.seconds / len(urls)
     lines = [
