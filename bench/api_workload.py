@@ -117,7 +117,7 @@ def costly_urls(serving: Path) -> list[str]:
     far = encode_cursor(oldest[0], oldest[1], oldest[2], "-observed_at")
     return [
         "/api/v1/data?limit=1000",
-        "/api/v1/data?limit=1000&offset=9000",
+        "/api/v1/data?limit=1000&offset=1000",
         "/api/v1/data?limit=1000&sort=observed_at",
         "/api/v1/data?limit=1000&start=2000-01-01&end=2100-01-01",
         "/api/v1/data?limit=1000&source=csv",

@@ -35,7 +35,7 @@ from web.versioned import Facts, answer_from_cache, etag_headers, facts_of, resp
 Sort = Literal["observed_at", "-observed_at"]
 Format = Literal["json", "csv", "parquet"]
 
-MAX_OFFSET = 10_000
+MAX_OFFSET = 1_000
 """Deeper offsets cost a scan of every row skipped: they are refused in favour of the cursor."""
 EXPORT_MAX_LIMIT = 100_000
 """Rows one CSV or Parquet export holds at most (the next export starts at its cursor)."""
@@ -163,7 +163,7 @@ class DataController(Controller):
         description="Filter by coin, symbol (both case-insensitive), source and time; page with "
         "`cursor`. A page may hold fewer quotes than `limit` when the quotes are sparse in time: "
         "continue while `next_cursor` is set. Times without a zone are UTC; a date alone is its "
-        "UTC midnight. Offsets beyond 10,000 are refused: use the cursor.",
+        "UTC midnight. Offsets beyond 1,000 are refused: use the cursor.",
         raises=[BadRequest],
         responses=EXPORTS,
         sync_to_thread=True,
