@@ -247,3 +247,14 @@ def test_a_coin_is_found_in_any_case_and_revalidates_by_etag(client: Client) -> 
             path.format("btc-bitcoin"), headers={"if-none-match": exact.headers["etag"]}
         )
         assert again.status_code == 304
+
+
+def test_the_openapi_document_lists_the_export_bodies(client: Client) -> None:
+    operation = client.get("/schema/openapi.json").json()["paths"]["/api/v1/data"]["get"]
+    assert set(operation["responses"]["200"]["content"]) == {
+        "application/json",
+        "text/csv",
+        "application/vnd.apache.parquet",
+    }
+    assert "304" in operation["responses"]
+    assert {p["name"] for p in operation["parameters"]} >= {"format", "cursor", "source"}
