@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +43,12 @@ def _millis(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def _wrk(url: str, seconds: int) -> Load:
+def _wrk(url: str, seconds: int, script: Path | None = None, label: str | None = None) -> Load:
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
     out = subprocess.run(
-        ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", url],
+        [*command, url],
         capture_output=True,
         text=True,
         check=True,
@@ -56,7 +61,8 @@ def _wrk(url: str, seconds: int) -> Load:
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     timeouts = re.search(r"timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (int(timeouts.group(1)) if timeouts else 0)
-    return Load(url.split(":", 2)[2].split("/", 1)[1], rps, p50, p99, errors)
+    path = label if label is not None else url.split(":", 2)[2].split("/", 1)[1]
+    return Load(path, rps, p50, p99, errors)
 
 
 KASPARRO = "web.app:create_app"
@@ -64,9 +70,10 @@ NAIVE = "bench.naive_api:create_app"
 """The baseline: a naive Litestar + DuckDB endpoint over the same snapshot (bench.naive_api)."""
 
 
-def measure_api(data_dir: Path, paths: list[str], seconds: int, app: str = KASPARRO) -> list[Load]:
-    """Serve ``data_dir``'s snapshot with ``app`` (a uvicorn factory) and load each path in
-    turn."""
+@contextmanager
+def served(data_dir: Path, app: str = KASPARRO) -> Iterator[str]:
+    """Serve ``data_dir``'s snapshot with ``app`` (a uvicorn factory, one worker); yield its
+    base URL."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: `apt install wrk` (Debian) to measure the API")
     port = _free_port()
@@ -79,10 +86,7 @@ def measure_api(data_dir: Path, paths: list[str], seconds: int, app: str = KASPA
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", app]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    server = subprocess.Popen(
-        command,
-        env=env,
-    )
+    server = subprocess.Popen(command, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -91,9 +95,16 @@ def measure_api(data_dir: Path, paths: list[str], seconds: int, app: str = KASPA
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        for path in paths:  # warm the snapshot and each query once
-            httpx.get(f"{base}{path}", timeout=60).raise_for_status()
-        return [_wrk(f"{base}{path}", seconds) for path in paths]
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def measure_api(data_dir: Path, paths: list[str], seconds: int, app: str = KASPARRO) -> list[Load]:
+    """Serve ``data_dir``'s snapshot with ``app`` (a uvicorn factory) and load each path in
+    turn."""
+    with served(data_dir, app) as base:
+        for path in paths:  # warm the snapshot and each query once
+            httpx.get(f"{base}{path}", timeout=60).raise_for_status()
+        return [_wrk(f"{base}{path}", seconds) for path in paths]

@@ -29,6 +29,7 @@ from bench.synthetic import bench_environment, universe_for, write_recording
 from flows.extract import extract
 from flows.load import load_extracted
 from flows.resolution import read_overrides
+from flows.sources import SOURCE_NAMES
 from flows.sources.replay import check_replay_dir
 from store import runs
 from store.connection import open_read_only, transaction, warehouse
@@ -106,7 +107,9 @@ def ingest_once(replay: Path, data_dir: Path, run_id: str) -> float:
                 load_extracted(con, data_dir / "raw", extracted.result(), result, overrides)
         runs.finish_run(con, run_id, "completed", None)
         con.execute("checkpoint")
-    publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
+    publish_snapshot(
+        data_dir / "warehouse.duckdb", data_dir / "serving.duckdb", sources=SOURCE_NAMES
+    )
     return time.perf_counter() - clock
 
 

@@ -377,7 +377,7 @@ def ingest(
         con.execute("checkpoint")
 
     fault_point("after_commit")
-    published = publish_snapshot(store.warehouse_path, store.serving_path)
+    published = publish_snapshot(store.warehouse_path, store.serving_path, sources=SOURCE_NAMES)
     summary.snapshot_seconds = published.seconds
     logger.info(
         "published %s (%d bytes) in %.2fs", published.path, published.bytes, published.seconds

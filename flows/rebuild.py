@@ -279,7 +279,7 @@ def rebuild_from_raw(
     finally:
         old.close()
         seen_file.unlink(missing_ok=True)
-    published = publish_snapshot(warehouse_path, data_dir / "serving.duckdb")
+    published = publish_snapshot(warehouse_path, data_dir / "serving.duckdb", sources=SOURCE_NAMES)
     return Rebuilt(published, replay, plan)
 
 

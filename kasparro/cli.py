@@ -183,6 +183,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     from flows.rebuild import Chunk, RebuildError, Replay, rebuild_from_raw
     from flows.resolution import read_crosswalk, read_overrides
     from flows.settings import get_ingest_settings
+    from flows.sources import SOURCE_NAMES
     from store.runs import SourceResult
     from store.snapshot import publish_snapshot
 
@@ -191,7 +192,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         if args.recover:
             print("rebuild: --recover needs --from-raw", file=sys.stderr)
             return 2
-        published = publish_snapshot(store.warehouse_path, store.serving_path)
+        published = publish_snapshot(store.warehouse_path, store.serving_path, sources=SOURCE_NAMES)
         print(f"republished {published.path} ({published.bytes} bytes) in {published.seconds:.2f}s")
         return 0
     settings = get_ingest_settings()

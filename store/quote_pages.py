@@ -13,13 +13,16 @@ request), money as exact text as everywhere in :mod:`store.queries`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from store.queries import money_text
+from store.serving import CoinIndex, QuoteStats, coin_index, quote_stats
 
 QUOTE_FIELDS = (
     "coin_id",
@@ -50,6 +53,9 @@ WINDOW_SLACK = 4.0
 """A page's first window is sized to hold this many times the rows the page needs."""
 WINDOW_GROWTH = 8.0
 """A window that held too few rows is widened this many times over, until it spans everything."""
+MAX_SCAN_ROWS = 1_000_000
+"""The widest window one page may read, in rows (at the table's mean rate): ~10-20 ms of scan.
+A page whose rows are sparser ends early, with a cursor where the scan stopped."""
 
 
 @dataclass(frozen=True)
@@ -79,15 +85,23 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _coin_ids(cur: duckdb.DuckDBPyConnection, flt: QuoteFilter) -> list[str] | None:
-    """The coins the filter allows (None: any). A symbol is resolved here, on the small coins
-    table, so that the scan of quotes filters on bound ids and no match scans nothing."""
-    if flt.symbol is None:
-        return None if flt.coin_id is None else [flt.coin_id]
-    rows = cur.execute(
-        "select coin_id from coins where lower(symbol) = lower(?) order by coin_id", [flt.symbol]
-    ).fetchall()
-    return [str(c) for (c,) in rows if flt.coin_id is None or c == flt.coin_id]
+def _coin_ids(
+    cur: duckdb.DuckDBPyConnection, flt: QuoteFilter, coins: CoinIndex | None
+) -> list[str] | None:
+    """The coins the filter allows (None: any), matched without regard to case. A symbol or id
+    is resolved here, on the small coins table (or its index, built once per snapshot), so that
+    the scan of quotes filters on bound ids and no match scans nothing."""
+    if flt.symbol is None and flt.coin_id is None:
+        return None
+    if coins is None:
+        coins = coin_index(cur)
+    by_symbol = coins.with_symbol(flt.symbol) if flt.symbol is not None else None
+    by_id = coins.with_id(flt.coin_id) if flt.coin_id is not None else None
+    if by_symbol is None:
+        return list(by_id or ())
+    if by_id is None:
+        return list(by_symbol)
+    return [c for c in by_symbol if c in by_id]
 
 
 def _where(flt: QuoteFilter, coin_ids: list[str] | None) -> _Where:
@@ -112,24 +126,40 @@ def _where(flt: QuoteFilter, coin_ids: list[str] | None) -> _Where:
     return where
 
 
-def quotes(
-    cur: duckdb.DuckDBPyConnection, flt: QuoteFilter, *, limit: int, offset: int
-) -> list[tuple[Any, ...]]:
-    """Quotes matching ``flt``, ordered by (observed_at, coin_id, source), as rows of
-    :data:`QUOTE_FIELDS`."""
-    coin_ids = _coin_ids(cur, flt)
+@dataclass(frozen=True)
+class _Window:
+    where: _Where
+    resume_at: datetime | None
+    """Set on the last window when it stops short of the end: the scan's time boundary."""
+    last: bool
+
+
+def _windows(
+    cur: duckdb.DuckDBPyConnection,
+    flt: QuoteFilter,
+    *,
+    need: int,
+    stats: QuoteStats | None,
+    coins: CoinIndex | None,
+) -> Iterator[_Window]:
+    """Ever wider windows of time from where the page starts, the last one marked: it spans
+    everything, or as much as :data:`MAX_SCAN_ROWS` allows (then it names where it stopped)."""
+    coin_ids = _coin_ids(cur, flt, coins)
     where = _where(flt, coin_ids)
     if coin_ids == []:  # no coin matches: DuckDB answers `where false` without scanning
-        return _page(cur, flt, where, limit=limit, offset=offset)
-    first, last, rows = cur.execute(
-        "select min(observed_at), max(observed_at), count(*) from quotes"
-    ).fetchall()[0]
+        yield _Window(where, None, last=True)
+        return
+    if stats is None:
+        stats = quote_stats(cur)
+    first, last, rows = stats.first_observed_at, stats.last_observed_at, stats.quotes
     if first is None or last is None or last <= first:
-        return _page(cur, flt, where, limit=limit, offset=offset)
+        yield _Window(where, None, last=True)
+        return
     per_second = rows / (last - first).total_seconds()
-    if coin_ids is not None:
-        coins = cur.execute("select count(*) from coins").fetchall()[0][0]
-        per_second *= min(1.0, len(coin_ids) / coins) if coins else 1.0
+    # The most time one request may scan: beyond it a page ends early with a cursor.
+    widest = MAX_SCAN_ROWS / per_second
+    if coin_ids is not None and stats.coins:
+        per_second *= min(1.0, len(coin_ids) / stats.coins)
     # A window starts at `near`, where the page starts, and never needs to reach past `far`.
     cursor_at = flt.after[0] if flt.after else None
     if flt.descending:
@@ -139,30 +169,65 @@ def quotes(
         near = max(_utc(t) for t in (first, flt.start, cursor_at) if t is not None)
         far = min(_utc(t) for t in (last, flt.end) if t is not None)
     reach = ((near - far) if flt.descending else (far - near)).total_seconds()
-    seconds = WINDOW_SLACK * (offset + limit) / per_second
+    seconds = min(WINDOW_SLACK * need / per_second, widest)
     while seconds < reach:
         width = timedelta(seconds=seconds)
+        bound = near - width if flt.descending else near + width
         bounded = _Where(list(where.conditions), list(where.params))
-        if flt.descending:
-            bounded.add("q.observed_at >= ?", near - width)
-        else:
-            bounded.add("q.observed_at < ?", near + width)
-        page = _page(cur, flt, bounded, limit=limit, offset=offset)
-        if len(page) == limit:
-            # The window held offset + limit rows, and every row outside it sorts after them.
-            return page
-        seconds *= WINDOW_GROWTH
-    return _page(cur, flt, where, limit=limit, offset=offset)
+        bounded.add("q.observed_at >= ?" if flt.descending else "q.observed_at < ?", bound)
+        capped = seconds >= widest
+        yield _Window(bounded, bound if capped else None, last=capped)
+        if capped:
+            return
+        seconds = min(seconds * WINDOW_GROWTH, widest)
+    yield _Window(where, None, last=True)
 
 
-def _page(
-    cur: duckdb.DuckDBPyConnection, flt: QuoteFilter, where: _Where, *, limit: int, offset: int
+@dataclass(frozen=True)
+class Page:
+    rows: list[tuple[Any, ...]]
+    """Quotes as rows of :data:`QUOTE_FIELDS`."""
+    resume_at: datetime | None
+    """When the page holds fewer rows than asked because the scan stopped at this time (not at
+    the end): the next page starts there."""
+
+
+def read_page(
+    cur: duckdb.DuckDBPyConnection,
+    flt: QuoteFilter,
+    *,
+    limit: int,
+    offset: int,
+    stats: QuoteStats | None = None,
+    coins: CoinIndex | None = None,
+) -> Page:
+    """Quotes matching ``flt``, ordered by (observed_at, coin_id, source), read from the
+    narrowest window of time that holds the page."""
+    for window in _windows(cur, flt, need=offset + limit, stats=stats, coins=coins):
+        rows = _page(cur, flt, window.where, limit=limit, offset=offset)
+        # A window that holds offset + limit rows gives the page: every row outside it sorts
+        # after them.
+        if len(rows) == limit or window.last:
+            return Page(rows, window.resume_at if len(rows) < limit else None)
+    raise AssertionError("the last window is always marked")  # pragma: no cover
+
+
+def quotes(
+    cur: duckdb.DuckDBPyConnection, flt: QuoteFilter, *, limit: int, offset: int
 ) -> list[tuple[Any, ...]]:
+    """The rows of :func:`read_page`."""
+    return read_page(cur, flt, limit=limit, offset=offset).rows
+
+
+def _order(flt: QuoteFilter) -> str:
     direction = "desc" if flt.descending else "asc"
-    order = f"q.observed_at {direction}, q.coin_id {direction}, q.source {direction}"
+    return f"q.observed_at {direction}, q.coin_id {direction}, q.source {direction}"
+
+
+def _page_sql(flt: QuoteFilter, where: _Where) -> str:
+    order = _order(flt)
     condition = f"where {' and '.join(where.conditions)}" if where.conditions else ""
-    return cur.execute(
-        f"""
+    return f"""
         with page as (
             -- Pick the page first, format it after: rendering money as text for every
             -- candidate row would cost more than the sort.
@@ -175,6 +240,65 @@ def _page(
         select {_SELECT}
         from page as q
         order by {order}
-        """,
-        [*where.params, limit, offset],
-    ).fetchall()
+        """
+
+
+def _page(
+    cur: duckdb.DuckDBPyConnection, flt: QuoteFilter, where: _Where, *, limit: int, offset: int
+) -> list[tuple[Any, ...]]:
+    return cur.execute(_page_sql(flt, where), [*where.params, limit, offset]).fetchall()
+
+
+def _count(cur: duckdb.DuckDBPyConnection, where: _Where, need: int) -> int:
+    condition = f"where {' and '.join(where.conditions)}" if where.conditions else ""
+    sql = f"select count(*) from (select 1 from quotes as q {condition} limit ?)"
+    return int(cur.execute(sql, [*where.params, need]).fetchall()[0][0])
+
+
+@dataclass(frozen=True)
+class Stream:
+    reader: pa.RecordBatchReader
+    """The rows :func:`read_page` gives, as Arrow batches read as they are consumed."""
+    last_key: tuple[datetime, str, str] | None
+    """The page's last (observed_at, coin_id, source) when it is full: where the next starts."""
+    resume_at: datetime | None
+    """As :attr:`Page.resume_at`."""
+
+
+def stream_page(
+    cur: duckdb.DuckDBPyConnection,
+    flt: QuoteFilter,
+    *,
+    limit: int,
+    offset: int,
+    batch_rows: int,
+    stats: QuoteStats | None = None,
+    coins: CoinIndex | None = None,
+) -> Stream:
+    """The page :func:`read_page` gives, streamed in batches of at most ``batch_rows`` rows (an
+    export's memory holds a batch, not the page). Each window is probed for its page's last
+    key first, so where the next page starts is known before the first row."""
+    need = offset + limit
+    order = _order(flt)
+    for window in _windows(cur, flt, need=need, stats=stats, coins=coins):
+        condition = f"where {' and '.join(window.where.conditions)}"
+        found = cur.execute(
+            f"""
+            select q.observed_at, q.coin_id, q.source
+            from quotes as q
+            {condition if window.where.conditions else ""}
+            order by {order}
+            limit 1 offset ?
+            """,
+            [*window.where.params, need - 1],
+        ).fetchall()
+        if not found and not window.last:
+            continue
+        cur.execute(_page_sql(flt, window.where), [*window.where.params, limit, offset])
+        last_key = (found[0][0], found[0][1], found[0][2]) if found else None
+        return Stream(
+            cur.to_arrow_reader(batch_rows),
+            last_key,
+            window.resume_at if not found else None,
+        )
+    raise AssertionError("the last window is always marked")  # pragma: no cover

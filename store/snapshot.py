@@ -2,9 +2,10 @@
 
 DuckDB lets one process write a file or many read it, never both at once. So the flow writes
 ``warehouse.duckdb`` alone and, after each successful load, publishes a copy: checkpoint and close
-the warehouse, copy it to a temporary file beside ``serving.duckdb``, fsync, and rename it over
-the old snapshot. A reader that has the old file open keeps reading it (the rename does not touch
-its inode); the next open sees the new one. Readers never see a half-written snapshot.
+the warehouse, copy it to a temporary file beside ``serving.duckdb``, add the serving tables
+(:mod:`store.serving`) to the copy, fsync, and rename it over the old snapshot. A reader that
+has the old file open keeps reading it (the rename does not touch its inode); the next open sees
+the new one. Readers never see a half-written snapshot.
 
 The copy stays in the kernel (``copy_file_range``; on filesystems that share blocks, XFS or btrfs,
 the kernel links them instead of copying) and goes 8 MiB at a time, each chunk handed to the disk
@@ -21,11 +22,14 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from store.errors import StoreError
+from store.serving import build_layouts
 
 CHUNK = 8 * 2**20
 """Copied, then handed to the disk, this much at a time (4, 8 and 16 MiB measured alike)."""
@@ -82,8 +86,8 @@ def _copy_chunk(source: int, target: int, length: int) -> int:
     return len(data)
 
 
-def copy_durably(source: Path, target: Path) -> None:
-    """Copy ``source`` to a new file ``target`` and fsync it."""
+def copy_durably(source: Path, target: Path, *, fsync: bool = True) -> None:
+    """Copy ``source`` to a new file ``target`` and fsync it (unless the caller will)."""
     src = os.open(source, os.O_RDONLY)
     try:
         dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -98,7 +102,8 @@ def copy_durably(source: Path, target: Path) -> None:
                     )
                 _start_writeback(dst, offset, copied)
                 offset += copied
-            os.fsync(dst)
+            if fsync:
+                os.fsync(dst)
         finally:
             os.close(dst)
     finally:
@@ -114,8 +119,27 @@ def fsync_directory(path: Path) -> None:
         os.close(directory)
 
 
-def publish_snapshot(warehouse_path: Path, serving_path: Path) -> Published:
-    """Copy a closed, checkpointed warehouse over the serving snapshot atomically."""
+def _add_layouts(path: Path, sources: Sequence[str]) -> None:
+    """Build the serving tables in the copy at ``path``, checkpoint it and fsync it."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        build_layouts(con, sources)
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_snapshot(
+    warehouse_path: Path, serving_path: Path, *, sources: Sequence[str]
+) -> Published:
+    """Copy a closed, checkpointed warehouse over the serving snapshot atomically, with the
+    serving tables added; ``sources`` are the sources this Kasparro knows, in load order."""
     wal = warehouse_path.with_name(warehouse_path.name + ".wal")
     if wal.exists() and wal.stat().st_size > 0:
         raise StoreError(
@@ -125,9 +149,11 @@ def publish_snapshot(warehouse_path: Path, serving_path: Path) -> Published:
     started = time.perf_counter()
     tmp = serving_path.with_name(f".{serving_path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        copy_durably(warehouse_path, tmp)
+        copy_durably(warehouse_path, tmp, fsync=False)
+        _add_layouts(tmp, sources)
         os.replace(tmp, serving_path)
     finally:
         tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
     fsync_directory(serving_path.parent)
     return Published(serving_path, serving_path.stat().st_size, time.perf_counter() - started)

@@ -180,7 +180,9 @@ def ingest_without_prefect(
             con.execute("checkpoint")
     finally:
         arm(None, None)
-        publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
+        publish_snapshot(
+            data_dir / "warehouse.duckdb", data_dir / "serving.duckdb", sources=SOURCE_NAMES
+        )
     return results
 
 

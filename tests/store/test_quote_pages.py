@@ -258,3 +258,31 @@ def test_the_newest_page_is_read_from_a_window_not_the_whole_table(
         rows = quote_pages.quotes(warehouse, QuoteFilter(), limit=20, offset=0)
     assert len(rows) == 20
     assert reads == [["q.observed_at >= ?"]], "one read, bounded below in time"
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_pages_cut_short_by_the_scan_bound_resume_where_the_scan_stopped(
+    warehouse: duckdb.DuckDBPyConnection, every_quote: list[tuple[Any, ...]], descending: bool
+) -> None:
+    """With a scan bound far below the table, pages end early with a time to resume at, and
+    following them still walks every quote of a coin once, in order, through ties."""
+    flt = QuoteFilter(coin_id="coin-a1", descending=descending)
+    seen: list[tuple[Any, ...]] = []
+    cut_short = 0
+    with patch.object(quote_pages, "MAX_SCAN_ROWS", 40):
+        while True:
+            got = quote_pages.read_page(warehouse, flt, limit=5, offset=0)
+            seen += got.rows
+            if len(got.rows) == 5:
+                last = got.rows[-1]
+                after = (last[3], last[0], last[1])
+            elif got.resume_at is not None:
+                cut_short += 1
+                after = (got.resume_at, "", "")
+            else:
+                break
+            flt = QuoteFilter(coin_id="coin-a1", descending=descending, after=after)
+    assert cut_short > 0, "the bound cut some pages short"
+    assert seen == expected(
+        every_quote, QuoteFilter(coin_id="coin-a1", descending=descending), limit=10**6, offset=0
+    )

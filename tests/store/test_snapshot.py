@@ -12,8 +12,11 @@ import pytest
 from store import snapshot
 from store.connection import open_read_only, open_warehouse
 from store.errors import SnapshotNotFoundError, StoreError, WarehouseBusyError
+from store.serving import known_sources, quote_stats
 from store.snapshot import publish_snapshot
 from tests.helpers import warehouse_held_elsewhere
+
+SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
 
 
 def write_rows(path: Path, n: int) -> None:
@@ -36,12 +39,12 @@ def runs_in(con: duckdb.DuckDBPyConnection) -> int:
 def test_a_reader_keeps_its_snapshot_while_a_new_one_is_published(tmp_path: Path) -> None:
     warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb"
     write_rows(warehouse, 1)
-    publish_snapshot(warehouse, serving)
+    publish_snapshot(warehouse, serving, sources=SOURCES)
     reader = open_read_only(serving)
     assert runs_in(reader) == 1
 
     write_rows(warehouse, 3)
-    publish_snapshot(warehouse, serving)
+    publish_snapshot(warehouse, serving, sources=SOURCES)
 
     assert runs_in(reader) == 1, "an open reader keeps reading the snapshot it opened"
     fresh = open_read_only(serving)
@@ -56,10 +59,10 @@ def _refuse(*args: object) -> int:
 
 
 @pytest.mark.parametrize("kernel", ["copy_file_range", "copy_file_range refused", "no hints"])
-def test_the_snapshot_is_the_warehouse_byte_for_byte_however_it_is_copied(
+def test_the_copy_is_the_warehouse_byte_for_byte_however_it_is_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: str
 ) -> None:
-    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb"
+    warehouse, copy = tmp_path / "warehouse.duckdb", tmp_path / "copy.duckdb"
     write_rows(warehouse, 50)
     monkeypatch.setattr(snapshot, "CHUNK", 4096 + 1)  # many chunks, none aligned to a page
     if kernel == "copy_file_range refused":
@@ -67,12 +70,22 @@ def test_the_snapshot_is_the_warehouse_byte_for_byte_however_it_is_copied(
     if kernel == "no hints":
         monkeypatch.setattr(snapshot, "_sync_file_range", None)
 
-    published = publish_snapshot(warehouse, serving)
+    snapshot.copy_durably(warehouse, copy)
 
-    assert serving.read_bytes() == warehouse.read_bytes()
-    assert published.bytes == warehouse.stat().st_size
+    assert copy.read_bytes() == warehouse.read_bytes()
+
+
+def test_the_snapshot_holds_the_warehouse_and_the_serving_tables(tmp_path: Path) -> None:
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb"
+    write_rows(warehouse, 50)
+
+    published = publish_snapshot(warehouse, serving, sources=SOURCES)
+
+    assert published.bytes == serving.stat().st_size
     reader = open_read_only(serving)
     assert runs_in(reader) == 50
+    assert known_sources(reader) == SOURCES, "the list of sources travels with the snapshot"
+    assert quote_stats(reader).quotes == 0
     reader.close()
     assert not list(tmp_path.glob(".serving.duckdb.*")), "no temporary file is left behind"
 
@@ -80,7 +93,7 @@ def test_the_snapshot_is_the_warehouse_byte_for_byte_however_it_is_copied(
 def test_many_readers_can_open_the_snapshot_while_the_flow_writes(tmp_path: Path) -> None:
     warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb"
     write_rows(warehouse, 2)
-    publish_snapshot(warehouse, serving)
+    publish_snapshot(warehouse, serving, sources=SOURCES)
     writer = open_warehouse(warehouse)
     readers = [open_read_only(serving) for _ in range(4)]
     writer.execute(
@@ -101,7 +114,7 @@ def test_publishing_an_open_warehouse_is_refused(tmp_path: Path) -> None:
     )
     try:
         with pytest.raises(StoreError, match="still open"):
-            publish_snapshot(warehouse, tmp_path / "serving.duckdb")
+            publish_snapshot(warehouse, tmp_path / "serving.duckdb", sources=SOURCES)
     finally:
         con.close()
 

@@ -85,7 +85,9 @@ def small_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
         con.execute("checkpoint")
     finally:
         con.close()
-    publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
+    publish_snapshot(
+        data_dir / "warehouse.duckdb", data_dir / "serving.duckdb", sources=SOURCE_NAMES
+    )
     return data_dir / "serving.duckdb"
 
 
@@ -346,7 +348,9 @@ def test_a_snapshot_published_before_aliases_existed_still_serves_coins(tmp_path
         con.execute("checkpoint")
     finally:
         con.close()
-    publish_snapshot(tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb")
+    publish_snapshot(
+        tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb", sources=SOURCE_NAMES
+    )
 
     with client_for(tmp_path) as client:
         assert client.get("/api/v1/coins/btc-bitcoin").status_code == 200

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import duckdb
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
@@ -30,6 +30,8 @@ from web.schemas import (
     SourceId,
     SourceLatestPrice,
 )
+from web.snapshot import Snapshot
+from web.versioned import answer_from_cache, facts_of, respond
 
 
 def redirect_alias(request: Request[Any, Any, Any]) -> Redirect | None:
@@ -52,6 +54,18 @@ def redirect_alias(request: Request[Any, Any, Any]) -> Redirect | None:
     )
 
 
+async def cached_or_moved(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """A kept answer (or 304) first: it was given for this snapshot after the alias check; then
+    the alias redirect."""
+    return await answer_from_cache(request) or redirect_alias(request)
+
+
+def canonical_id(snapshot: Snapshot, coin_id: str) -> str:
+    """The coin id as stored, whatever the case it was asked in (the id itself when unknown)."""
+    matches = facts_of(snapshot).coins.with_id(coin_id)
+    return matches[0] if len(matches) == 1 else coin_id
+
+
 ALIAS_MOVED = {
     301: ResponseSpec(
         None, description="coin_id was merged into another coin: Location names the survivor"
@@ -62,11 +76,12 @@ ALIAS_MOVED = {
 class CoinsController(Controller):
     path = "/api/v1/coins"
     tags = ("coins",)
-    before_request = staticmethod(redirect_alias)
+    before_request = staticmethod(cached_or_moved)
 
     @get(operation_id="listCoins", summary="Canonical coins", sync_to_thread=True)
     def list_coins(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[duckdb.DuckDBPyConnection],
         *,
         symbol: Annotated[
@@ -75,14 +90,15 @@ class CoinsController(Controller):
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
         offset: Annotated[int, Parameter(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
-    ) -> CoinPage:
+    ) -> Response[CoinPage]:
         rows, total = queries.coins(db, symbol=symbol, limit=limit, offset=offset)
-        return CoinPage(
+        page = CoinPage(
             items=msgspec.convert(rows.to_dicts(), list[Coin]),
             total=total,
             limit=limit,
             offset=offset,
         )
+        return respond(request, page)
 
     @get(
         "/{coin_id:str}",
@@ -94,10 +110,15 @@ class CoinsController(Controller):
     )
     def get_coin(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[duckdb.DuckDBPyConnection],
+        snapshot: NamedDependency[Snapshot],
         *,
-        coin_id: Annotated[str, Parameter(description="Canonical coin id, e.g. btc-bitcoin.")],
-    ) -> CoinDetail:
+        coin_id: Annotated[
+            str, Parameter(description="Canonical coin id (case-insensitive), e.g. btc-bitcoin.")
+        ],
+    ) -> Response[CoinDetail]:
+        coin_id = canonical_id(snapshot, coin_id)
         found = queries.coin(db, coin_id).to_dicts()
         if not found:
             raise NotFound(f"no coin {coin_id!r}; list coins at /api/v1/coins")
@@ -105,7 +126,7 @@ class CoinsController(Controller):
             SourceId(**{**row, "evidence": json.loads(row["evidence"])})
             for row in queries.coin_source_ids(db, coin_id).to_dicts()
         ]
-        return CoinDetail(**found[0], source_ids=source_ids)
+        return respond(request, CoinDetail(**found[0], source_ids=source_ids))
 
     @get(
         "/{coin_id:str}/prices",
@@ -119,16 +140,21 @@ class CoinsController(Controller):
     )
     def get_coin_prices(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[duckdb.DuckDBPyConnection],
+        snapshot: NamedDependency[Snapshot],
         *,
-        coin_id: Annotated[str, Parameter(description="Canonical coin id, e.g. btc-bitcoin.")],
-    ) -> ConsensusPrices:
+        coin_id: Annotated[
+            str, Parameter(description="Canonical coin id (case-insensitive), e.g. btc-bitcoin.")
+        ],
+    ) -> Response[ConsensusPrices]:
+        coin_id = canonical_id(snapshot, coin_id)
         found = queries.coin(db, coin_id).to_dicts()
         if not found:
             raise NotFound(f"no coin {coin_id!r}; list coins at /api/v1/coins")
         rows = consensus.prices_of(db, coin_id)
         coin, first = found[0], rows[0] if rows else None
-        return ConsensusPrices(
+        prices = ConsensusPrices(
             coin_id=coin["coin_id"],
             symbol=coin["symbol"],
             name=coin["name"],
@@ -151,3 +177,4 @@ class CoinsController(Controller):
                 for row in rows
             ],
         )
+        return respond(request, prices)
