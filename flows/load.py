@@ -39,6 +39,7 @@ from flows.sources import SOURCE_NAMES
 from flows.transform import Validated, transformed
 from store import merge, runs
 from store.connection import transaction
+from store.errors import from_duckdb
 from store.resolution import (
     applied_since,
     apply_resolver_merges,
@@ -157,11 +158,13 @@ def load_source(
             ledger=ledger,
             crosswalk=crosswalk,
         )
-    except BaseException:
+    except BaseException as exc:
         # Rolled back: the ledger row the caller writes must not count rows or point at quotes
         # that did not commit.
         result.inserted = result.updated = result.unchanged = 0
         result.seen = None
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            raise from_duckdb(exc, f"loading {result.source}") from exc
         raise
     return resolution
 

@@ -105,7 +105,12 @@ def from_duckdb(
             f"{context} ({first_line}): it was published by an older version; run "
             "`kasparro ingest` to migrate the warehouse and publish a new snapshot"
         )
-    if isinstance(exc, duckdb.IOException):
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        advice = (
+            "DuckDB needed more than KASPARRO_DUCKDB_MEMORY_LIMIT allows (the rows a load "
+            "updates must fit in it): raise it, then retry"
+        )
+    elif isinstance(exc, duckdb.IOException):
         advice = "check the file and its disk (free space, permissions), then retry"
     else:
         advice = (

@@ -8,6 +8,7 @@ updated only when one of its value columns differs (lineage columns alone never 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -91,7 +92,9 @@ def _staged(
         try:
             yield
         finally:
-            con.execute(f"drop view if exists {name}")
+            # After a failed statement the transaction is aborted, and its rollback drops it.
+            with contextlib.suppress(duckdb.TransactionException):
+                con.execute(f"drop view if exists {name}")
     finally:
         os.unlink(path)
 

@@ -31,13 +31,14 @@ class StoreSettings(BaseSettings):
     )
 
     duckdb_memory_limit: str = Field(
-        default="64MiB",
+        default="256MiB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory DuckDB may use while writing the warehouse (ingest, rebuild): its "
         "buffer pool keeps table blocks up to this and spills to disk beyond it, so a long "
         "history does not grow the process. DuckDB's own default is 80% of the machine's RAM. "
-        "A large load keeps the blocks of its uncommitted rows here: loading a 150 MB CSV file "
-        "peaked at 488 MiB with 64 MiB, 609 with 128 and 781 with 256 (bench.csv_memory).",
+        "A load's updated rows must fit: with 64 MiB, reloading a changed 50 MB CSV file "
+        "(381k rows updated) ran out of memory; a large first load keeps the blocks of its "
+        "uncommitted rows here (a 150 MB file peaked at 781 MiB with 256, 488 with 64).",
     )
 
     @property

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from flows.transform import batch
@@ -120,3 +121,20 @@ def test_files_a_killed_load_staged_are_removed_when_the_warehouse_opens(
 
     with warehouse(path):
         assert not staged.exists()
+
+
+def test_a_statement_failing_on_a_staged_file_raises_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed statement aborts the transaction; dropping the staged view after it must not
+    replace the failure (an out-of-memory, say) with DuckDB's "transaction is aborted"."""
+    monkeypatch.setattr(merge, "STAGE_ON_DISK_ROWS", 1)
+    frame = pl.DataFrame({"a": [1, 2, 3]})
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        con.execute("begin transaction")
+        with pytest.raises(duckdb.BinderException), merge._staged(con, "s", frame, frame.schema):
+            con.execute("select no_such_column from s")
+        con.execute("rollback")
+    finally:
+        con.close()

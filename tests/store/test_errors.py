@@ -58,3 +58,13 @@ def test_a_file_that_is_not_a_warehouse_is_a_store_error_naming_it(tmp_path: Pat
     with pytest.raises(StoreError, match="not a valid DuckDB database file") as raised:
         open_warehouse(path)
     assert str(path) in str(raised.value)
+
+
+def test_running_out_of_duckdb_memory_says_which_setting_to_raise() -> None:
+    con = duckdb.connect()
+    con.execute("set memory_limit = '8MiB'")
+    with pytest.raises(duckdb.OutOfMemoryException) as raised:
+        con.execute("select list(range) from range(5000000) group by range % 3").fetchall()
+    error = from_duckdb(raised.value, "loading csv")
+    assert "KASPARRO_DUCKDB_MEMORY_LIMIT" in str(error)
+    assert str(error).startswith("loading csv: OutOfMemoryException")
