@@ -3,19 +3,21 @@ published snapshot while an older connection to the same path is still open in t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 
-from store.snapshot import publish_snapshot
-
 
 def publish(data_dir: Path, value: int) -> Path:
-    """A warehouse holding ``value``, closed and published as serving.duckdb."""
-    warehouse = data_dir / "warehouse.duckdb"
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute("create or replace table answer as select ? as value", [value])
-    return publish_snapshot(warehouse, data_dir / "serving.duckdb").path
+    """A database holding ``value``, published over serving.duckdb as publish_snapshot does:
+    written beside it, then renamed over it."""
+    serving = data_dir / "serving.duckdb"
+    tmp = data_dir / f".serving-{value}.tmp"
+    with duckdb.connect(str(tmp)) as con:
+        con.execute("create table answer as select ? as value", [value])
+    os.replace(tmp, serving)
+    return serving
 
 
 def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:

@@ -41,7 +41,9 @@ def test_concurrent_readers_keep_answering_while_snapshots_are_published(
 ) -> None:
     data_dir = tmp_path / "data"
     ingest_without_prefect(demo_dir, data_dir, run_id="run-0", sources=("coinpaprika",))
-    app = create_app(WebSettings(), snapshot_path=data_dir / "serving.duckdb")
+    # Four readers in a loop are far past any per-client rate limit: this is about snapshots.
+    settings = WebSettings(rate_limit_per_minute=0)
+    app = create_app(settings, snapshot_path=data_dir / "serving.duckdb")
     failures: list[str] = []
     answered = [0]
     stop = threading.Event()
