@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from store.settings import DECISIONS_INBOX, get_store_settings
 from web.controllers.coins import CoinsController
 from web.controllers.data import DataController
+from web.controllers.drift import DriftController
 from web.controllers.health import health, ping
 from web.controllers.resolution import SECURITY_SCHEME, ResolutionController
 from web.controllers.runs import RunsController
@@ -53,6 +54,7 @@ def create_app(
             DataController,
             RunsController,
             ResolutionController,
+            DriftController,
         ],
         dependencies={
             "snapshot": Provide(lambda: snapshot, use_cache=True, sync_to_thread=False),
