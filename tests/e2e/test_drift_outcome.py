@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
 
 from flows.ingest import RunSummary, ingest
 from kasparro.cli import EXIT_DEGRADED, main
@@ -45,6 +51,16 @@ def test_a_source_that_loaded_nothing_fails_the_run_exit_health_and_stats(
     state = ingest(sources=["coingecko"], replay_dir=str(replay), return_state=True)
     assert state.is_failed()
     assert "coingecko" in (state.message or "")
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+                key=ArtifactFilterKey(any_=["drift-events"]),
+            )
+        )
+    assert len(artifacts) == 1
+    assert "field_removed" in str(artifacts[0].data)
+    assert "probable_rename" in str(artifacts[0].data)
 
 
 def test_a_source_below_the_valid_floor_is_degraded_in_state_exit_and_health(
