@@ -6,6 +6,7 @@
      │    │                           empty or truncated 200 body: retried with backoff
      │    ├── TerminalSourceError     400/401/403/404, missing credentials: not retried
      │    │    ├── ContractError      well-formed JSON that is not the documented shape
+     │    │    ├── DriftError         the payload drifted in a way its policy fails (flows.drift)
      │    │    └── NoNetworkError     this machine cannot resolve or reach the host: not retried
      │    └── SourceSkipped           the source is not configured (no API key); not a failure
      ├── ReplayError                  a replay directory is missing or not in the replay layout
@@ -66,6 +67,11 @@ class TerminalSourceError(SourceError):
 
 class ContractError(TerminalSourceError):
     """The source answered, but not in the documented shape (schema drift or a wrong endpoint)."""
+
+
+class DriftError(TerminalSourceError):
+    """The payload drifted from the source's contract in a way whose policy is ``fail`` (a
+    required field removed or retyped): nothing of the source is loaded."""
 
 
 class NoNetworkError(TerminalSourceError):

@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import duckdb
+import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_progress_artifact,
@@ -29,9 +30,10 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.events import emit_event
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 from prefect.tasks import Task
 
 from flows.errors import IngestError, SourceError, SourceSkipped, TransientSourceError
@@ -44,8 +46,10 @@ from flows.settings import HistorySettings, get_ingest_settings
 from flows.sources import API_SOURCES, SOURCE_NAMES
 from flows.sources.api import HistoryRequest
 from flows.sources.replay import check_replay_dir
+from store import drift as drift_store
 from store import runs
 from store.connection import warehouse
+from store.quality import quality_checks
 from store.resolution import apply_pending, import_inbox
 from store.settings import get_store_settings
 from store.snapshot import publish_snapshot
@@ -61,6 +65,10 @@ class RunSummary:
     @property
     def failed(self) -> list[runs.SourceResult]:
         return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def degraded(self) -> list[runs.SourceResult]:
+        return [r for r in self.results if r.status == "degraded"]
 
 
 def new_run_id(now: datetime) -> str:
@@ -219,6 +227,92 @@ def _run_source(
     )  # fmt: skip
     if result.rounded:
         logger.info("%s: %s", result.source, rounded_note(result.rounded))
+    if result.status == "failed":
+        logger.error("%s failed: %s", result.source, result.error)
+    elif result.status == "degraded":
+        logger.warning("%s degraded: %s", result.source, result.error)
+
+
+def _run_anomalies(
+    con: duckdb.DuckDBPyConnection, run_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run's drift events above info, and its quality findings above info."""
+    events, _ = drift_store.drift_events(con, run_id=run_id, limit=10_000)
+    found, _ = quality_checks(con, run_id=run_id, limit=10_000)
+    return (
+        events.filter(pl.col("severity") != "info").to_dicts(),
+        found.filter(pl.col("severity") != "info").to_dicts(),
+    )
+
+
+def _report_anomalies(
+    run_id: str, events: list[dict[str, Any]], findings: list[dict[str, Any]]
+) -> None:
+    """Drift and quality warnings as Prefect artifacts (the flow run's Artifacts tab) and one
+    Prefect event per source with drift (``kasparro.drift.detected``, for automations)."""
+    logger = get_run_logger()
+    for event in events:
+        logger.warning(
+            "%s schema drift (%s, policy %s): %s [event %s]",
+            event["source"], event["drift_class"], event["policy"], event["detail"],
+            event["event_id"],
+        )  # fmt: skip
+    if events:
+        create_table_artifact(
+            [
+                {
+                    k: event[k]
+                    for k in (
+                        "event_id",
+                        "source",
+                        "endpoint",
+                        "field",
+                        "drift_class",
+                        "policy",
+                        "severity",
+                        "affected",
+                        "detail",
+                    )
+                }
+                for event in events
+            ],
+            key="drift-events",
+            description=f"Schema drift in run {run_id}: acknowledge at "
+            "POST /api/v1/drift/{event_id}/acknowledge",
+        )
+        for source in sorted({str(e["source"]) for e in events}):
+            emit_event(
+                event="kasparro.drift.detected",
+                resource={"prefect.resource.id": f"kasparro.source.{source}"},
+                payload={
+                    "run_id": run_id,
+                    "events": [
+                        {k: e[k] for k in ("event_id", "field", "drift_class", "policy")}
+                        for e in events
+                        if e["source"] == source
+                    ],
+                },
+            )
+    if findings:
+        create_table_artifact(
+            [
+                {
+                    k: f[k]
+                    for k in (
+                        "source",
+                        "check_name",
+                        "severity",
+                        "coin_id",
+                        "observed",
+                        "expected",
+                        "detail",
+                    )
+                }
+                for f in findings
+            ],
+            key="quality-findings",
+            description=f"Data-quality findings of run {run_id} (GET /api/v1/quality)",
+        )
 
 
 def _apply_decisions(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> None:
@@ -345,6 +439,8 @@ def ingest(
         run = _start(con, selected, replay, mode)
         run_id = run.run_id
         _apply_decisions(con, store.decisions_inbox, run_id)
+        if acknowledged := drift_store.import_acks(con, store.drift_acks):
+            logger.info("drift: %d acknowledgements recorded", acknowledged)
         summary = RunSummary(run_id, "running", runs.source_results(con, run_id, run.loaded))
         progress = create_progress_artifact(0.0, key="ingest-progress", description=f"run {run_id}")
         assert isinstance(progress, UUID)  # the sync call returns the id, not a coroutine
@@ -374,6 +470,7 @@ def ingest(
         summary.status = "failed" if failed else "completed"
         error = "; ".join(f"{r.source}: {r.error}" for r in failed) or None
         runs.finish_run(con, run_id, summary.status, error)
+        drifted, findings = _run_anomalies(con, run_id)
         con.execute("checkpoint")
 
     fault_point("after_commit")
@@ -385,6 +482,7 @@ def ingest(
     create_table_artifact(
         _summary_table(summary), key="ingest-summary", description=f"Ingest run {run_id}"
     )
+    _report_anomalies(run_id, drifted, findings)
     if failed:
         again = " ".join(f"--source {r.source}" for r in failed)
         others = (
@@ -393,6 +491,16 @@ def ingest(
         return Failed(
             message=f"run {run_id}: {len(failed)} source(s) failed ({error}){others}. Fix the "
             f"cause named above, then re-run `kasparro ingest {again}`",
+            data=summary,
+        )
+    if degraded := summary.degraded:
+        # Completed (the data that was valid is loaded and published), under a name the Prefect
+        # UI shows, with the reason: a degraded source must not look like a clean run.
+        return Completed(
+            name="Degraded",
+            message=f"run {run_id}: {len(degraded)} source(s) degraded ("
+            + "; ".join(f"{r.source}: {r.error}" for r in degraded)
+            + ")",
             data=summary,
         )
     return summary

@@ -15,6 +15,7 @@ flows.delivery) is not even transformed: its ledger row repeats that load's coun
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +24,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from flows import verdict
 from flows.delivery import delivery_sha256
+from flows.drift.check import check_extract
 from flows.extract import Extracted
 from flows.faults import fault_point
 from flows.resolution import (
@@ -35,9 +38,10 @@ from flows.resolution import (
     asset_rows,
     resolve_assets,
 )
+from flows.settings import QualitySettings, get_ingest_settings
 from flows.sources import SOURCE_NAMES
 from flows.transform import Validated, transformed
-from store import merge, runs
+from store import merge, quality, runs
 from store.connection import transaction
 from store.errors import from_duckdb
 from store.resolution import (
@@ -71,14 +75,25 @@ def load_extracted(
     elif record_repeat(con, result, extracted.checkpoints):
         return None
     clock = time.perf_counter()
-    with transformed(raw_root, extracted.raw_files) as parts:
+    # Drift is judged before anything is derived: a fail policy raises here (after recording
+    # its events), so no value of a drifted payload reaches quotes.
+    drifted = check_extract(con, raw_root, extracted.raw_files, result.run_id, result.source)
+    result.warnings += drifted.warnings
+    with transformed(raw_root, extracted.raw_files) as validated:
+        parts = drifted.apply(validated)
         result.transform_seconds = time.perf_counter() - clock
         result.repeatable_until = min(
             (p.verdicts_until for p in parts if p.verdicts_until is not None), default=None
         )
         result.finished_at = datetime.now(UTC)
         checkpoints = extracted.checkpoints
-        return load_source(con, parts, result, overrides, checkpoints, crosswalk=crosswalk)
+        resolution = load_source(con, parts, result, overrides, checkpoints, crosswalk=crosswalk)
+    with transaction(con):
+        findings = quality.run_checks(
+            con, result.run_id, result.source, thresholds=QualitySettings().thresholds()
+        )
+        quality.record_quality(con, result.run_id, result.source, findings)
+    return resolution
 
 
 def record_repeat(
@@ -219,6 +234,11 @@ def _merge(
         loaded.count_into(result)
         result.load_seconds = time.perf_counter() - clock
         if ledger:
+            verdict.judge(
+                result,
+                sum((verdict.reasons_of(p.quarantine) for p in parts), Counter()),
+                min_valid_share=get_ingest_settings().min_valid_share,
+            )
             result.seen = pl.concat(loaded.seen).sort("source_asset_id")
             runs.record_source(con, result)
             runs.record_files(con, result.run_id, result.source, result.raw_files)

@@ -233,7 +233,7 @@ def rebuild_from_raw(
         replay = replay_plan(old, raw_root, recover=recover)
         ledger = {
             t: old.sql(f"select * from {t}").pl()
-            for t in ("runs", "run_sources", "resolution_decisions")
+            for t in ("runs", "run_sources", "resolution_decisions", *_OBSERVED)
         }
         kept_checkpoints = old.sql("select * from checkpoints where stream <> 'quotes'").pl()
         quoted = str(seen_file).replace("'", "''")  # COPY takes no bound parameters
@@ -442,6 +442,10 @@ def _seed_runs(con: duckdb.DuckDBPyConnection, old_runs: pl.DataFrame) -> None:
         con.unregister("old_runs")
 
 
+_OBSERVED = ("schema_observations", "drift_events", "quality_checks")
+"""Tables of what runs observed (flows.drift, store.quality), carried over as they are."""
+
+
 def _carry_over(
     con: duckdb.DuckDBPyConnection,
     ledger: dict[str, pl.DataFrame],
@@ -478,6 +482,14 @@ def _carry_over(
             "where outcome <> 'applied'"
         )
         con.execute("insert or replace into checkpoints select * from old_checkpoints")
+        # What each run's payloads looked like and were found to be: the raw zone cannot say
+        # which policy applied or who acknowledged what.
+        for table in _OBSERVED:
+            con.register(f"old_{table}", ledger[table])
+            try:
+                con.execute(f"insert into {table} select * from old_{table}")
+            finally:
+                con.unregister(f"old_{table}")
     finally:
         for name in ("old_runs", "old_run_sources", "old_decisions", "old_checkpoints"):
             con.unregister(name)

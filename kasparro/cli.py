@@ -1,6 +1,7 @@
 """``kasparro``: the command line, the one place that sees both the flows and the web app.
 
-kasparro ingest [--source NAME ...] [--replay DIR]   run the ingest flow once
+kasparro ingest [--source NAME ...] [--replay DIR]   run the ingest flow once (exit 0 ok,
+                                                     1 a source failed, 3 one degraded)
 kasparro serve [--host HOST] [--port PORT]           serve the API over the snapshot
 kasparro record DIR [--source NAME ...]              capture live responses for replay
 kasparro resolution-eval LABELS.csv                  score entity resolution against labels
@@ -20,6 +21,9 @@ from pathlib import Path
 from store.settings import get_store_settings
 
 SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
+EXIT_DEGRADED = 3
+"""``kasparro ingest`` exit code when every source loaded but one or more only in part (valid
+share below the floor, or a payload drift its policy warns about); 1 when a source failed."""
 
 
 class _OnceOnTheTerminal(logging.Filter):
@@ -58,6 +62,14 @@ def _ingest(args: argparse.Namespace) -> int:
     if isinstance(summary, RunSummary):
         _print_summary(summary)
     if not state.is_failed():
+        if isinstance(summary, RunSummary) and summary.degraded:
+            names = ", ".join(r.source for r in summary.degraded)
+            print(
+                f"ingest degraded: run {summary.run_id}: {names} loaded only part of what "
+                "was delivered (why: the 'degraded:' line above)",
+                file=sys.stderr,
+            )
+            return EXIT_DEGRADED
         return 0
     if isinstance(summary, RunSummary) and summary.failed:
         # Each source's error was logged once above, as it happened (and is in the run ledger).

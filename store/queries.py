@@ -32,14 +32,35 @@ def _frame(
 
 
 def last_run(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """At most one row: run_id, status, started_at, finished_at, error."""
+    """At most one row: run_id, status, started_at, finished_at, error, and ``problems``: a
+    list of ``source: status`` for its sources that failed or were degraded."""
     return _frame(
         cur,
         """
-        select run_id, status, started_at, finished_at, error
-        from runs
-        order by started_at desc
-        limit 1
+        with latest as (
+            select run_id, status, started_at, finished_at, error
+            from runs
+            order by started_at desc
+            limit 1
+        ),
+        problems as (
+            select
+                run_id,
+                list(source || ': ' || status order by source) as problems
+            from run_sources
+            where run_id in (select run_id from latest)
+                and status in ('failed', 'degraded')
+            group by run_id
+        )
+        select
+            l.run_id,
+            l.status,
+            l.started_at,
+            l.finished_at,
+            l.error,
+            coalesce(p.problems, []) as problems
+        from latest as l
+        left join problems as p using (run_id)
         """,
     )
 
@@ -144,8 +165,13 @@ def source_stats(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
             select
                 source,
                 max(started_at) filter (where status = 'loaded') as last_success_at,
+                -- degraded: loaded in part, which is no success (flows.verdict)
                 max(started_at) filter (where status = 'failed') as last_failure_at,
-                arg_max(error, started_at) filter (where status = 'failed') as last_error,
+                max(started_at) filter (where status = 'degraded') as last_degraded_at,
+                arg_max(error, started_at) filter (
+                    where status in ('failed', 'degraded')
+                ) as last_error,
+                arg_max(status, started_at) as last_status,
                 arg_max(seconds, started_at) filter (where status = 'loaded') as last_seconds,
                 avg(seconds) filter (where status = 'loaded' and recency <= 10) as avg_seconds,
                 count(*) as runs
@@ -165,6 +191,8 @@ def source_stats(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
             hi.runs,
             hi.last_success_at,
             hi.last_failure_at,
+            hi.last_degraded_at,
+            hi.last_status,
             hi.last_error,
             hi.last_seconds,
             hi.avg_seconds

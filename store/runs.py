@@ -20,7 +20,12 @@ from store.schema import SEEN
 
 RunStatus = Literal["running", "completed", "failed", "abandoned"]
 RunMode = Literal["snapshot", "history"]
-SourceStatus = Literal["loaded", "failed", "skipped"]
+SourceStatus = Literal["loaded", "degraded", "failed", "skipped"]
+"""``degraded``: loaded, but a share of what it delivered below the floor was valid, or its
+payload drifted in a way its policy warns about (flows.drift); ``failed``: nothing of it loaded
+(an error, a payload a policy refuses, or records delivered of which none was valid)."""
+COMMITTED = ("loaded", "degraded")
+"""Statuses of a source whose load committed its rows."""
 
 
 @dataclass
@@ -369,7 +374,8 @@ def resumable_run(
         return None
     run_id, started_at = rows[0]
     loaded = con.execute(
-        "select source from run_sources where run_id = ? and status = 'loaded'", [run_id]
+        "select source from run_sources where run_id = ? and list_contains(?, status)",
+        [run_id, list(COMMITTED)],
     ).fetchall()
     return Resumable(str(run_id), started_at, sorted(str(s) for (s,) in loaded))
 

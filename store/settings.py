@@ -18,6 +18,8 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 SERVING_FILE = "serving.duckdb"
 RAW_DIR = "raw"
 DECISIONS_INBOX = Path("decisions", "inbox")
+DRIFT_ACKS = Path("drift", "acks")
+"""Operators' acknowledgements of drift events, waiting for the next run (store.drift)."""
 
 
 class StoreSettings(BaseSettings):
@@ -56,6 +58,10 @@ class StoreSettings(BaseSettings):
     @property
     def decisions_inbox(self) -> Path:
         return self.data_dir / DECISIONS_INBOX
+
+    @property
+    def drift_acks(self) -> Path:
+        return self.data_dir / DRIFT_ACKS
 
 
 @lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 from store.settings import DECISIONS_INBOX, get_store_settings
 from web.controllers.coins import CoinsController
 from web.controllers.data import DataController
+from web.controllers.drift import DriftController
 from web.controllers.health import health, ping
 from web.controllers.resolution import SECURITY_SCHEME, ResolutionController
 from web.controllers.runs import RunsController
@@ -80,6 +81,7 @@ def create_app(
             DataController,
             RunsController,
             ResolutionController,
+            DriftController,
             *DASHBOARD_HANDLERS,
         ],
         dependencies={

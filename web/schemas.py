@@ -28,12 +28,16 @@ class LastRun(msgspec.Struct):
     finished_at: datetime | None
     age_seconds: float
     error: str | None = None
+    problems: list[str] = msgspec.field(default_factory=list)
+    """``source: status`` of the run's sources that failed or were degraded."""
 
 
 class Health(msgspec.Struct):
     status: Literal["ok", "degraded", "unavailable"]
     snapshot: SnapshotInfo
     last_run: LastRun | None = None
+    drift_alarms: int = 0
+    """Drift events neither acknowledged nor info (GET /api/v1/drift?alarming=true)."""
 
 
 class Coin(msgspec.Struct):
@@ -207,8 +211,13 @@ class SourceStats(msgspec.Struct):
     last_success_at: datetime | None
     last_failure_at: datetime | None
     last_error: str | None
+    """Of the latest failed or degraded attempt."""
     last_seconds: float | None
     avg_seconds: float | None
+    last_degraded_at: datetime | None = None
+    """Loaded only in part: valid share below the floor (flows.verdict)."""
+    last_status: str | None = None
+    """Of the latest attempt: loaded, degraded, failed or skipped."""
 
 
 class Totals(msgspec.Struct):
@@ -346,3 +355,73 @@ class ConsensusPrices(msgspec.Struct):
     deviation_threshold: float
     stale_after_seconds: int
     prices: list[SourceLatestPrice]
+
+
+class DriftEvent(msgspec.Struct):
+    event_id: str
+    run_id: str
+    source: str
+    endpoint: str
+    field: str
+    drift_class: Literal[
+        "field_added",
+        "field_removed",
+        "type_changed",
+        "nullability_changed",
+        "probable_rename",
+        "domain_changed",
+    ]
+    related_field: str | None
+    """Of a probable rename: the contract's (or previous run's) field it seems to replace."""
+    confidence: float | None
+    """Of a probable rename: 0..1, by name and value similarity."""
+    required: bool
+    """The canonical mapping cannot do without the field."""
+    policy: Literal["evolve", "warn", "quarantine", "fail"]
+    severity: Literal["info", "warning", "error"]
+    detail: str
+    affected: int
+    """Records the event concerns (the quarantined ones under ``quarantine``)."""
+    detected_at: datetime
+    alarming: bool
+    """Not acknowledged, and above info: /health reports degraded while any is."""
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_note: str | None = None
+    acknowledgement_pending: bool = False
+    """Acknowledged through the API; the next ingest run records it in the warehouse."""
+
+
+class DriftPage(msgspec.Struct):
+    items: list[DriftEvent]
+    total: int
+    limit: int
+    offset: int
+
+
+class Acknowledge(msgspec.Struct):
+    acknowledged_by: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class QualityFinding(msgspec.Struct):
+    run_id: str
+    source: str
+    check_name: str
+    severity: Literal["info", "warning", "error"]
+    field: str | None
+    coin_id: str | None
+    source_asset_id: str | None
+    observed: str | None
+    """The value checked, as text (exact for money)."""
+    expected: str | None
+    """What it was checked against (the consensus, the previous run's value, a bound)."""
+    detail: str
+    detected_at: datetime
+
+
+class QualityPage(msgspec.Struct):
+    items: list[QualityFinding]
+    total: int
+    limit: int
+    offset: int

@@ -46,6 +46,7 @@ SPEC = SourceSpec(
     },
     time_format="epoch_ms",
     endpoints=(ASSETS,),
+    numbers_as="string",
 )
 
 

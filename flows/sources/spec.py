@@ -124,6 +124,9 @@ class SourceSpec:
     sentinel_nulls: Mapping[str, str] = field(default_factory=dict)
     """Canonical field -> served value that means "unknown" (CoinPaprika's ``max_supply: 0``)."""
     id_style: IdStyle = "name_slug"
+    numbers_as: Literal["number", "string"] = "number"
+    """The JSON type the source writes its numbers as (CoinCap writes ``"91128.92"``): part of
+    its schema contract (flows.drift.contract)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.columns) - set(CANONICAL_FIELDS)

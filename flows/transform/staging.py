@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from flows.drift import get_drift_settings, renamed_spec
 from flows.sources import csv_files, spec_for
 from flows.sources.csv_files import UNREADABLE, split_fields
 from flows.sources.spec import (
@@ -80,7 +81,9 @@ def stage(raw: pl.DataFrame) -> Staged:
     rejected: list[pl.DataFrame] = [REJECTED.to_frame()]
     folded = 0
     for (source, endpoint), group in records.group_by("source", "endpoint", maintain_order=True):
-        spec = spec_for(str(source), str(endpoint))
+        # A field the operator mapped to its new name (a confirmed rename) is read under it.
+        renames = get_drift_settings().renames.get(str(source), {})
+        spec = renamed_spec(spec_for(str(source), str(endpoint)), renames)
         if source != csv_files.SOURCE_NAME and spec.endpoint(str(endpoint)).role != "quotes":
             continue  # contract listings are identity evidence: flows.transform.contracts
         good, bad = _STAGERS[spec.record_format](group, spec)

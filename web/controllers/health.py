@@ -9,8 +9,9 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
-from store import queries
+from store import drift, queries
 from store.errors import StoreError
+from web.controllers.drift import pending_acks
 from web.schemas import Health, LastRun, SnapshotInfo
 from web.settings import WebSettings
 from web.snapshot import Snapshot
@@ -25,9 +26,10 @@ async def ping() -> dict[str, str]:
     "/health",
     operation_id="health",
     summary="Snapshot reachable, last run status and age",
-    description="200 with status `ok` or `degraded` (last run failed or older than "
-    "KASPARRO_API_STALE_AFTER_SECONDS); 503 with status `unavailable` when no snapshot can be "
-    "read (``snapshot.problem`` says why and what to do).",
+    description="200 with status `ok` or `degraded` (last run failed, one of its sources failed "
+    "or was degraded, a drift event is alarming (GET /api/v1/drift?alarming=true), or it is "
+    "older than KASPARRO_API_STALE_AFTER_SECONDS); 503 with status `unavailable` when no "
+    "snapshot can be read (``snapshot.problem`` says why and what to do).",
     tags=["health"],
     responses={503: ResponseSpec(Health, description="No snapshot can be read: why, and the fix")},
     sync_to_thread=True,
@@ -39,6 +41,7 @@ def health(
         cursor = snapshot.cursor()
         try:
             rows = queries.last_run(cursor).to_dicts()
+            alarms = set(drift.alarming_events(cursor)) - set(pending_acks(snapshot))
         finally:
             cursor.close()
     except (StoreError, duckdb.Error) as exc:
@@ -67,7 +70,10 @@ def health(
             finished_at=row["finished_at"],
             age_seconds=round(age, 3),
             error=row["error"],
+            problems=row["problems"],
         )
-        if row["status"] == "completed" and age <= web_settings.stale_after_seconds:
+        fresh = age <= web_settings.stale_after_seconds
+        if row["status"] == "completed" and fresh and not row["problems"] and not alarms:
             status = "ok"
-    return Response(Health(status=status, snapshot=info, last_run=last))  # type: ignore[arg-type]
+    health = Health(status=status, snapshot=info, last_run=last, drift_alarms=len(alarms))  # type: ignore[arg-type]
+    return Response(health)
