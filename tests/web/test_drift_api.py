@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
+from flows.sources import SOURCE_NAMES
 from store import drift
 from store.connection import warehouse
 from store.settings import DRIFT_ACKS
@@ -120,7 +121,9 @@ def test_acknowledging_needs_the_token_and_stops_the_alarm(
         assert drift.import_acks(con, data_dir / DRIFT_ACKS) == 1
         con.execute("checkpoint")
     assert not list((data_dir / DRIFT_ACKS).glob("*.json"))
-    publish_snapshot(data_dir / "warehouse.duckdb", data_dir / "serving.duckdb")
+    publish_snapshot(
+        data_dir / "warehouse.duckdb", data_dir / "serving.duckdb", sources=SOURCE_NAMES
+    )
     with client_for(data_dir) as client:
         items = client.get("/api/v1/drift", params={"limit": 1000}).json()["items"]
         (event,) = [e for e in items if e["event_id"] == target]
