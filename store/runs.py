@@ -85,7 +85,9 @@ def start_run(
         """
         insert into runs (run_id, flow_run_id, mode, started_at, status, sources, replay_dir)
         values (?, ?, ?, ?, 'running', ?, ?)
-        on conflict (run_id) do update set status = 'running', finished_at = null, error = null
+        on conflict (run_id) do update set status = 'running', finished_at = null, error = null,
+            -- the flow run carrying the run on (a retry, or a new run resuming a dead one)
+            flow_run_id = coalesce(excluded.flow_run_id, runs.flow_run_id)
         """,
         [run_id, flow_run_id, mode, started_at, sources, replay_dir],
     )
