@@ -388,3 +388,9 @@ def source_results(
         [run_id, sources],
     ).pl()
     return [SourceResult(**row) for row in frame.to_dicts()]
+
+
+def flow_run_of(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[bool, str | None]:
+    """Whether the ledger has ``run_id``, and the Prefect flow run it points at."""
+    rows = con.execute("select flow_run_id from runs where run_id = ?", [run_id]).fetchall()
+    return (True, rows[0][0]) if rows else (False, None)

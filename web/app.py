@@ -18,11 +18,14 @@ from store.settings import DECISIONS_INBOX, get_store_settings
 from web.controllers.coins import CoinsController
 from web.controllers.data import DataController
 from web.controllers.health import health, ping
+from web.controllers.operations import metrics, ready
 from web.controllers.resolution import SECURITY_SCHEME, ResolutionController
 from web.controllers.runs import RunsController
 from web.controllers.stats import stats
+from web.controllers.trigger import prefect_state, start_run
 from web.dependencies import provide_db
 from web.errors import EXCEPTION_HANDLERS
+from web.metrics import HTTP_METRICS
 from web.middleware import RequestContextApp
 from web.settings import WebSettings, get_web_settings
 from web.snapshot import Snapshot
@@ -53,7 +56,12 @@ def create_app(
             DataController,
             RunsController,
             ResolutionController,
+            start_run,
+            prefect_state,
+            metrics,
+            ready,
         ],
+        middleware=[HTTP_METRICS.middleware],
         dependencies={
             "snapshot": Provide(lambda: snapshot, use_cache=True, sync_to_thread=False),
             "web_settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),

@@ -270,6 +270,10 @@ def test_the_openapi_document_names_every_operation(client: Client) -> None:
         "listReviewCandidates",
         "listDecisions",
         "postDecision",
+        "getMetrics",
+        "getReadiness",
+        "startRun",
+        "getRunPrefectState",
     }
     assert client.get("/schema/swagger").status_code == 200
 
