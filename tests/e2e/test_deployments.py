@@ -7,6 +7,7 @@ process of its own (~5 s of imports each), which is most of these tests' time.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,10 +18,17 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from litestar.testing import TestClient
 from prefect import Flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, FlowRun
 from prefect.concurrency.sync import concurrency
 from prefect.workers.process import ProcessWorker
@@ -28,6 +36,9 @@ from prefect.workers.process import ProcessWorker
 from flows.writer import WRITER_LIMIT, ensure_writer_limit
 from store.connection import open_read_only
 from tests.conftest import DEMO_DIR, REPO
+from web.app import create_app
+from web.operations_settings import get_operations_settings
+from web.settings import WebSettings
 
 pytestmark = pytest.mark.slow
 
@@ -147,3 +158,54 @@ def test_two_deployments_at_once_take_turns_at_the_warehouse(deployed: Deployed)
     assert [r[1] for r in runs] == ["completed", "completed"]
     (_, _, _, first_finished), (_, _, second_started, _) = runs
     assert second_started >= first_finished, "the second run wrote only after the first"
+
+
+def test_a_run_started_through_the_api_lands_in_the_warehouse_and_the_metrics(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "an-e2e-runs-token-0123456789"  # noqa: S105 - a test token
+    monkeypatch.setenv("KASPARRO_API_RUNS_TOKEN", token)
+    monkeypatch.setenv("PREFECT_API_URL", deployed.api_url)
+    get_operations_settings.cache_clear()
+    serving = deployed.data_dir / "serving.duckdb"
+    try:
+        with TestClient(app=create_app(WebSettings(), serving)) as api:
+            started = api.post(
+                "/api/v1/runs",
+                json={"deployment": "demo-a", "parameters": {"sources": ["coinpaprika", "csv"]}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert started.status_code == 201, started.text
+            flow_run_id = UUID(started.json()["flow_run_id"])
+            assert started.json()["ui_url"].endswith(f"/runs/flow-run/{flow_run_id}")
+            with get_client(sync_client=True) as client:
+                (finished,) = wait_until_final(client, [flow_run_id], deployed.worker_log)
+                assert finished.state is not None
+                assert finished.state.is_completed(), finished.state
+                (summary,) = client.read_artifacts(
+                    artifact_filter=ArtifactFilter(
+                        key=ArtifactFilterKey(any_=["ingest-summary"]),
+                        flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+                    )
+                )
+            con = open_read_only(serving)
+            try:
+                ((run_id, status, sources),) = con.execute(
+                    "select run_id, status, sources from runs where flow_run_id = ?",
+                    [str(flow_run_id)],
+                ).fetchall()
+            finally:
+                con.close()
+            assert (status, sources) == ("completed", ["coinpaprika", "csv"])
+            assert run_id in (summary.description or "")
+            table = json.loads(str(summary.data))
+            assert {row["source"] for row in table} == {"coinpaprika", "csv"}
+            text = api.get("/metrics").text
+            assert (
+                'kasparro_source_last_run_status{source="coinpaprika",status="loaded"} 1.0' in text
+            )
+            state = api.get(f"/api/v1/runs/{run_id}/prefect")
+            assert state.status_code == 200, state.text
+            assert state.json()["state"] == "Completed"
+    finally:
+        get_operations_settings.cache_clear()
