@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,12 @@ class OperationsSettings(BaseSettings):
         validation_alias=AliasChoices("PREFECT_UI_URL"),
         description="Base of the flow-run links returned (default: PREFECT_API_URL without /api).",
     )
+
+    @field_validator("runs_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes an unset variable as "": that means disabled, not a short token.
+        return None if value == "" else value
 
 
 @lru_cache(maxsize=1)
