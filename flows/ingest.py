@@ -46,6 +46,7 @@ from flows.sources import API_SOURCES, SOURCE_NAMES
 from flows.sources.api import HistoryRequest
 from flows.sources.replay import check_replay_dir
 from flows.writer import one_writer
+from kasparro import logs
 from store import runs
 from store.connection import warehouse
 from store.resolution import apply_pending, import_inbox
@@ -359,6 +360,7 @@ def ingest(
         with one_writer("ingest", flow_run.id):
             with warehouse(store.warehouse_path) as con:
                 run = _start(con, selected, replay, mode)
+                logs.run_id.set(run.run_id)
                 summary = RunSummary(
                     run.run_id, "running", runs.source_results(con, run.run_id, run.loaded)
                 )
@@ -451,7 +453,8 @@ def _load(  # noqa: PLR0917 - the flow's own state, passed on once
             started_at=datetime.now(UTC),
             warnings=notes.get(source, []),
         )
-        _run_source(con, future, result, overrides, crosswalk)
+        with logs.context(logs.source, source):
+            _run_source(con, future, result, overrides, crosswalk)
         summary.results.append(result)
         update_progress_artifact(progress, 100.0 * done / len(futures))
     if not futures:  # nothing left to extract: the loop above never reported 100%

@@ -434,9 +434,9 @@ def _prefect_defaults() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _prefect_defaults()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from kasparro import logs
+
+    logs.configure()
     # One line per HTTP request to Prefect's own API is noise; source requests log their retries.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)

@@ -25,6 +25,7 @@ from web.controllers.stats import stats
 from web.controllers.trigger import prefect_state, start_run
 from web.dependencies import provide_db
 from web.errors import EXCEPTION_HANDLERS
+from web.log_context import request_log_context
 from web.metrics import HTTP_METRICS
 from web.middleware import RequestContextApp
 from web.settings import WebSettings, get_web_settings
@@ -61,7 +62,7 @@ def create_app(
             metrics,
             ready,
         ],
-        middleware=[HTTP_METRICS.middleware],
+        middleware=[request_log_context, HTTP_METRICS.middleware],
         dependencies={
             "snapshot": Provide(lambda: snapshot, use_cache=True, sync_to_thread=False),
             "web_settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
