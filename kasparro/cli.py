@@ -182,6 +182,23 @@ def _export_overrides(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    """With a Prefect server (PREFECT_API_URL, or the stack's), a rebuild takes the warehouse
+    writer's slot like an ingest, and waits for a running one; without, DuckDB's lock refuses
+    a second writer. No temporary server is started for it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from kasparro.stack import running_stack
+
+    api = PREFECT_API_URL.value() or getattr(running_stack(), "prefect_api_url", None)
+    if not api:
+        return _rebuild_holding(args)
+    from flows.writer import one_writer
+
+    with temporary_settings({PREFECT_API_URL: api}), one_writer("rebuild"):
+        return _rebuild_holding(args)
+
+
+def _rebuild_holding(args: argparse.Namespace) -> int:
     from rich.progress import Progress, TaskID
 
     from flows.rebuild import Chunk, RebuildError, Replay, rebuild_from_raw

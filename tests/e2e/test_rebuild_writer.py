@@ -1,0 +1,33 @@
+"""`kasparro rebuild` against a Prefect server takes the warehouse writer's slot like an ingest."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from prefect.concurrency.sync import concurrency
+
+from flows.writer import WRITER_LIMIT, ensure_writer_limit
+from kasparro.cli import main
+from store.connection import open_warehouse
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_rebuild_waits_for_the_writer_slot(
+    prefect_api: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    open_warehouse(data_dir / "warehouse.duckdb").close()
+    ensure_writer_limit()
+    codes: list[int] = []
+    rebuild = threading.Thread(target=lambda: codes.append(main(["rebuild"])))
+    with concurrency(WRITER_LIMIT, occupy=1, strict=True):  # an ingest is writing
+        rebuild.start()
+        rebuild.join(timeout=4)
+        assert rebuild.is_alive(), "the rebuild waits while the slot is taken"
+        assert not (data_dir / "serving.duckdb").exists()
+    rebuild.join(timeout=60)
+    assert codes == [0]
+    assert (data_dir / "serving.duckdb").exists()
