@@ -113,11 +113,15 @@ def prefect_api() -> Iterator[None]:
         yield
         return
     server = _server_dying_with_parent()
+    # Read here: Prefect's own settings object may predate the environment `kasparro` set.
+    timeout = int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "0")) or (
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    )
     try:
-        server.start()  # stopped at exit, after Prefect's workers have sent their last logs
+        # Stopped at exit, after Prefect's workers have sent their last logs.
+        server.start(timeout=timeout)
     except (RuntimeError, OSError) as exc:
         server.stop()
-        timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
         reason = str(exc).split(". ")[0].rstrip(".")
         raise EphemeralServerError(
             f"no Prefect API: the temporary Prefect server did not start ({reason}; waited "
