@@ -357,7 +357,7 @@ def ingest(
 
     summary: RunSummary | None = None
     try:
-        with one_writer("ingest", flow_run.id):
+        with one_writer("ingest", store.data_dir, flow_run.id):
             with warehouse(store.warehouse_path) as con:
                 run = _start(con, selected, replay, mode)
                 logs.run_id.set(run.run_id)

@@ -10,15 +10,19 @@ deployment, so ``hourly`` and ``demo-replay`` still collided. Every writer (the 
 and then DuckDB's lock is the only guard again.
 
 A run that dies holding the slot gives it back when its lease expires (``LEASE_SECONDS`` after
-the last renewal), not at once.
+the last renewal); meanwhile the flock in the data directory tells a waiting writer on the same
+machine that the holder is gone (see :func:`one_writer`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -55,10 +59,46 @@ def _busy() -> bool:
 
 
 @contextmanager
-def one_writer(what: str, flow_run_id: UUID | None = None) -> Iterator[float]:
-    """Hold the warehouse writer's slot within; yields the seconds waited for it."""
+def _local_lock(data_dir: Path, *, wait: bool) -> Iterator[bool]:
+    """An flock on ``<data dir>/.writer.lock``, held by whoever writes this warehouse on this
+    machine; yields whether it was taken (always, when ``wait``). It ends with its process."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / ".writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def one_writer(what: str, data_dir: Path, flow_run_id: UUID | None = None) -> Iterator[float]:
+    """Hold the warehouse writer's slot within; yields the seconds waited for it.
+
+    A writer also holds an flock in the data directory while it holds the slot. A slot whose
+    holder was killed stays taken until its lease lapses (60 s at least, Prefect's minimum);
+    when the slot is taken but no process on this machine holds this data directory's flock,
+    the holder is gone (or writes another warehouse), and this writer goes on under the flock
+    alone instead of waiting: the flock still keeps out any other writer of this warehouse.
+    """
     ensure_writer_limit()
+    started = time.monotonic()
     if _busy():
+        with _local_lock(data_dir, wait=False) as free:
+            if free:
+                logger.warning(
+                    "%s: the %r slot is taken, but no process here writes %s (the holder was "
+                    "killed, or writes another warehouse): going on without waiting for its lease",
+                    what,
+                    WRITER_LIMIT,
+                    data_dir,
+                )
+                yield 0.0
+                return
         logger.warning(
             "%s waits for the warehouse: another ingest or rebuild holds the %r slot "
             "(Prefect UI: Concurrency); it starts when that one ends",
@@ -66,16 +106,18 @@ def one_writer(what: str, flow_run_id: UUID | None = None) -> Iterator[float]:
             WRITER_LIMIT,
         )
     holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run_id) if flow_run_id else None
-    started = time.monotonic()
-    with concurrency(
-        WRITER_LIMIT,
-        occupy=1,
-        lease_duration=LEASE_SECONDS,
-        strict=True,
-        holder=holder,
-        # A renewal that fails once (a busy server) must not kill a load half-way: DuckDB's
-        # lock still refuses a second writer.
-        raise_on_lease_renewal_failure=False,
+    with (
+        concurrency(
+            WRITER_LIMIT,
+            occupy=1,
+            lease_duration=LEASE_SECONDS,
+            strict=True,
+            holder=holder,
+            # A renewal that fails once (a busy server) must not kill a load half-way: the
+            # flock and DuckDB's lock still refuse a second writer.
+            raise_on_lease_renewal_failure=False,
+        ),
+        _local_lock(data_dir, wait=True),
     ):
         waited = time.monotonic() - started
         if waited >= 1:

@@ -194,7 +194,8 @@ def _rebuild(args: argparse.Namespace) -> int:
         return _rebuild_holding(args)
     from flows.writer import one_writer
 
-    with temporary_settings({PREFECT_API_URL: api}), one_writer("rebuild"):
+    data_dir = get_store_settings().data_dir
+    with temporary_settings({PREFECT_API_URL: api}), one_writer("rebuild", data_dir):
         return _rebuild_holding(args)
 
 

@@ -30,10 +30,9 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, FlowRun
-from prefect.concurrency.sync import concurrency
 from prefect.workers.process import ProcessWorker
 
-from flows.writer import WRITER_LIMIT, ensure_writer_limit
+from flows.writer import ensure_writer_limit, one_writer
 from store.connection import open_read_only
 from tests.conftest import DEMO_DIR, REPO
 from web.app import create_app
@@ -131,7 +130,7 @@ def test_two_deployments_at_once_take_turns_at_the_warehouse(deployed: Deployed)
     ensure_writer_limit()
     with get_client(sync_client=True) as client:
         # The test holds the writer's slot, as a running ingest would, so both runs must wait.
-        with concurrency(WRITER_LIMIT, occupy=1, strict=True):
+        with one_writer("the test", deployed.data_dir):
             ids = [start(client, name) for name in DEPLOYMENTS]
             deadline = time.monotonic() + WAIT_SECONDS
             while not all(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from prefect.concurrency.sync import concurrency
 
-from flows.writer import WRITER_LIMIT, ensure_writer_limit
+from flows.writer import WRITER_LIMIT, ensure_writer_limit, one_writer
 from kasparro.cli import main
 from store.connection import open_warehouse
 
@@ -23,7 +24,7 @@ def test_a_rebuild_waits_for_the_writer_slot(
     ensure_writer_limit()
     codes: list[int] = []
     rebuild = threading.Thread(target=lambda: codes.append(main(["rebuild"])))
-    with concurrency(WRITER_LIMIT, occupy=1, strict=True):  # an ingest is writing
+    with one_writer("an ingest", data_dir):
         rebuild.start()
         rebuild.join(timeout=4)
         assert rebuild.is_alive(), "the rebuild waits while the slot is taken"
@@ -31,3 +32,16 @@ def test_a_rebuild_waits_for_the_writer_slot(
     rebuild.join(timeout=60)
     assert codes == [0]
     assert (data_dir / "serving.duckdb").exists()
+
+
+def test_a_slot_whose_holder_is_gone_does_not_stall_the_next_writer(
+    prefect_api: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ensure_writer_limit()
+    # Taken, with no process here holding the data directory: as a killed run's lease.
+    with concurrency(WRITER_LIMIT, occupy=1, strict=True):
+        started = time.monotonic()
+        with one_writer("ingest", data_dir) as waited:
+            assert waited == 0.0
+        assert time.monotonic() - started < 10, "not the 60 s of the dead holder's lease"
+    assert "going on without waiting for its lease" in caplog.text
