@@ -32,7 +32,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, FlowRun
 from prefect.workers.process import ProcessWorker
 
-from flows.writer import ensure_writer_limit, one_writer
+from flows.writer import one_writer
 from store.connection import open_read_only
 from tests.conftest import DEMO_DIR, REPO
 from web.app import create_app
@@ -126,8 +126,9 @@ def log_lines(client: SyncPrefectClient, flow_run_id: UUID) -> list[tuple[str, s
     return [(log.name or "", log.message) for log in logs]
 
 
-def test_two_deployments_at_once_take_turns_at_the_warehouse(deployed: Deployed) -> None:
-    ensure_writer_limit()
+def test_two_deployments_at_once_take_turns_at_the_warehouse(
+    deployed: Deployed, free_writer_slot: None
+) -> None:
     with get_client(sync_client=True) as client:
         # The test holds the writer's slot, as a running ingest would, so both runs must wait.
         with one_writer("the test", deployed.data_dir):
@@ -160,7 +161,7 @@ def test_two_deployments_at_once_take_turns_at_the_warehouse(deployed: Deployed)
 
 
 def test_a_run_started_through_the_api_lands_in_the_warehouse_and_the_metrics(
-    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+    deployed: Deployed, free_writer_slot: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = "an-e2e-runs-token-0123456789"  # noqa: S105 - a test token
     monkeypatch.setenv("KASPARRO_API_RUNS_TOKEN", token)

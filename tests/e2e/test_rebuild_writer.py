@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_rebuild_waits_for_the_writer_slot(
-    prefect_api: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_api: str, free_writer_slot: None, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PREFECT_API_URL", prefect_api)
     open_warehouse(data_dir / "warehouse.duckdb").close()
@@ -35,7 +35,7 @@ def test_a_rebuild_waits_for_the_writer_slot(
 
 
 def test_a_slot_whose_holder_is_gone_does_not_stall_the_next_writer(
-    prefect_api: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+    prefect_api: str, free_writer_slot: None, data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ensure_writer_limit()
     # Taken, with no process here holding the data directory: as a killed run's lease.
