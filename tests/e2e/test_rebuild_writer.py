@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from prefect.concurrency.sync import concurrency
+from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 
 from flows.writer import WRITER_LIMIT, ensure_writer_limit, one_writer
 from kasparro.cli import main
@@ -38,8 +39,12 @@ def test_a_slot_whose_holder_is_gone_does_not_stall_the_next_writer(
     prefect_api: str, free_writer_slot: None, data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ensure_writer_limit()
-    # Taken, with no process here holding the data directory: as a killed run's lease.
-    with concurrency(WRITER_LIMIT, occupy=1, strict=True):
+    # Taken, with no process here holding the data directory: as a killed run's lease. Outside
+    # a flow run, as in `kasparro rebuild`, which sets the same.
+    with (
+        temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}),
+        concurrency(WRITER_LIMIT, occupy=1, strict=True),
+    ):
         started = time.monotonic()
         with one_writer("ingest", data_dir) as waited:
             assert waited == 0.0
