@@ -44,6 +44,14 @@ ingest: $(STAMP) ## Run the ingest flow once against the live sources
 serve: $(STAMP) ## Serve the API over the last published snapshot
 	$(BIN)/kasparro serve
 
+.PHONY: up
+up: $(STAMP) ## Start the local stack in the background: Prefect server + UI on 127.0.0.1:4200, work pool, deployments, worker, API on :8000
+	$(BIN)/kasparro up --detach
+
+.PHONY: down
+down: $(STAMP) ## Stop the local stack
+	$(BIN)/kasparro down
+
 .PHONY: test
 test: $(STAMP) ## Run the test suite (offline)
 	$(BIN)/pytest

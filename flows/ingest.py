@@ -32,7 +32,7 @@ from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.events import emit_event
 from prefect.futures import PrefectFuture
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed
 from prefect.tasks import Task
 
@@ -41,11 +41,14 @@ from flows.extract import Extracted, extract
 from flows.faults import arm, fault_point
 from flows.history import extract_history, plan_history
 from flows.load import load_extracted
+from flows.logs import to_prefect_ui
 from flows.resolution import Crosswalk, Override, read_crosswalk, read_overrides
 from flows.settings import HistorySettings, get_ingest_settings
 from flows.sources import API_SOURCES, SOURCE_NAMES
 from flows.sources.api import HistoryRequest
 from flows.sources.replay import check_replay_dir
+from flows.writer import one_writer
+from kasparro import logs
 from store import drift as drift_store
 from store import runs
 from store.connection import warehouse
@@ -206,6 +209,7 @@ def _run_source(
     except Exception as exc:
         result.status = "failed"
         result.error = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+        _rolled_back(result)
         result.finished_at = datetime.now(UTC)
         logger.error("%s failed: %s", result.source, result.error)
         runs.record_source(con, result)
@@ -313,6 +317,15 @@ def _report_anomalies(
             key="quality-findings",
             description=f"Data-quality findings of run {run_id} (GET /api/v1/quality)",
         )
+
+
+def _rolled_back(result: runs.SourceResult) -> None:
+    """A failed source's load was rolled back: what it counted while loading (valid, inserted,
+    ...) never reached the warehouse, so neither the ledger nor the summary may show it. What
+    was fetched stays: its pages are in the raw zone."""
+    result.valid = result.quarantined = result.duplicates = result.rounded = 0
+    result.inserted = result.updated = result.unchanged = 0
+    result.seen = None
 
 
 def _apply_decisions(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> None:
@@ -424,6 +437,7 @@ def ingest(
     files) instead of reading the listings. ``fault`` injects a failure at a named point
     (testing and drills only; see flows.faults).
     """
+    to_prefect_ui()
     logger = get_run_logger()
     arm(fault, "raise" if fault else None)
     selected = _selected(sources, history)
@@ -435,62 +449,42 @@ def ingest(
     overrides = read_overrides(settings.overrides_file)
     crosswalk = read_crosswalk(settings.crosswalk_file) if settings.crosswalk_file else {}
 
-    with warehouse(store.warehouse_path) as con:
-        run = _start(con, selected, replay, mode)
-        run_id = run.run_id
-        _apply_decisions(con, store.decisions_inbox, run_id)
-        if acknowledged := drift_store.import_acks(con, store.drift_acks):
-            logger.info("drift: %d acknowledgements recorded", acknowledged)
-        summary = RunSummary(run_id, "running", runs.source_results(con, run_id, run.loaded))
-        progress = create_progress_artifact(0.0, key="ingest-progress", description=f"run {run_id}")
-        assert isinstance(progress, UUID)  # the sync call returns the id, not a coroutine
-        logger.info("run %s: %s%s", run_id, selected, f", replaying {replay}" if replay else "")
-        futures, notes = _submit_extracts(
-            con, run, summary, selected=selected, replay=replay, history=history
-        )
-
-        # Extracts run concurrently; loads go one source at a time, in source order, so entity
-        # resolution sees the same sequence on every run.
-        for done, (source, future) in enumerate(futures.items(), start=1):
-            result = runs.SourceResult(
-                run_id,
-                source,
-                "loaded",
-                started_at=datetime.now(UTC),
-                warnings=notes.get(source, []),
+    summary: RunSummary | None = None
+    try:
+        with one_writer("ingest", store.data_dir, flow_run.id):
+            with warehouse(store.warehouse_path) as con:
+                run = _start(con, selected, replay, mode)
+                logs.run_id.set(run.run_id)
+                summary = RunSummary(
+                    run.run_id, "running", runs.source_results(con, run.run_id, run.loaded)
+                )
+                drifted, findings = _load(
+                    con, run, summary, selected, overrides, crosswalk, replay, history
+                )
+            fault_point("after_commit")
+            published = publish_snapshot(
+                store.warehouse_path, store.serving_path, sources=SOURCE_NAMES
             )
-            _run_source(con, future, result, overrides, crosswalk)
-            summary.results.append(result)
-            update_progress_artifact(progress, 100.0 * done / len(futures))
-        if not futures:  # nothing left to extract: the loop above never reported 100%
-            update_progress_artifact(progress, 100.0)
-
-        summary.results.sort(key=lambda r: SOURCE_NAMES.index(r.source))
-        failed = summary.failed
-        summary.status = "failed" if failed else "completed"
-        error = "; ".join(f"{r.source}: {r.error}" for r in failed) or None
-        runs.finish_run(con, run_id, summary.status, error)
-        drifted, findings = _run_anomalies(con, run_id)
-        con.execute("checkpoint")
-
-    fault_point("after_commit")
-    published = publish_snapshot(store.warehouse_path, store.serving_path, sources=SOURCE_NAMES)
+    except Exception as exc:
+        # A run that fails before publishing still says what it did (a killed one cannot).
+        _summary_artifact(summary, failure=f"{type(exc).__name__}: {exc}")
+        raise
+    assert summary is not None
     summary.snapshot_seconds = published.seconds
     logger.info(
         "published %s (%d bytes) in %.2fs", published.path, published.bytes, published.seconds
     )
-    create_table_artifact(
-        _summary_table(summary), key="ingest-summary", description=f"Ingest run {run_id}"
-    )
-    _report_anomalies(run_id, drifted, findings)
+    _summary_artifact(summary)
+    _report_anomalies(summary.run_id, drifted, findings)
+    failed = summary.failed
     if failed:
-        again = " ".join(f"--source {r.source}" for r in failed)
+        error = "; ".join(f"{r.source}: {r.error}" for r in failed)
         others = (
             "; the others were loaded and published" if len(failed) < len(summary.results) else ""
         )
         return Failed(
-            message=f"run {run_id}: {len(failed)} source(s) failed ({error}){others}. Fix the "
-            f"cause named above, then re-run `kasparro ingest {again}`",
+            message=f"run {summary.run_id}: {len(failed)} source(s) failed ({error}){others}. "
+            f"Fix the cause named above, then {retry_advice(failed, replay_dir, history)}",
             data=summary,
         )
     if degraded := summary.degraded:
@@ -498,9 +492,91 @@ def ingest(
         # UI shows, with the reason: a degraded source must not look like a clean run.
         return Completed(
             name="Degraded",
-            message=f"run {run_id}: {len(degraded)} source(s) degraded ("
+            message=f"run {summary.run_id}: {len(degraded)} source(s) degraded ("
             + "; ".join(f"{r.source}: {r.error}" for r in degraded)
             + ")",
             data=summary,
         )
     return summary
+
+
+def retry_advice(failed: list[runs.SourceResult], replay_dir: str | None, history: bool) -> str:
+    """What to do once a failed source's cause is fixed. Under a deployment: Retry the flow run
+    (it resumes, keeping its parameters; loaded sources are not loaded again). Else the command
+    that runs the failed sources the same way (replayed, history)."""
+    if deployment.id:
+        return (
+            "Retry this flow run (Prefect UI, the run's menu): the sources already loaded are "
+            "not loaded again"
+        )
+    again = " ".join(f"--source {r.source}" for r in failed)
+    replay = f" --replay {replay_dir}" if replay_dir else ""
+    return f"re-run `kasparro ingest {again}{replay}{' --history' if history else ''}`"
+
+
+def _summary_artifact(summary: RunSummary | None, failure: str | None = None) -> None:
+    """The ``ingest-summary`` table: each source's outcome, and why the run stopped if it
+    stopped before publishing."""
+    if summary is None:  # it stopped before the ledger had a run
+        create_table_artifact(
+            [{"source": "", "status": "failed", "error": failure or ""}],
+            key="ingest-summary",
+            description=f"Ingest failed before it started a run: {failure}",
+        )
+        return
+    description = f"Ingest run {summary.run_id}"
+    if failure:
+        description += f": failed before publishing the snapshot ({failure})"
+    create_table_artifact(_summary_table(summary), key="ingest-summary", description=description)
+
+
+def _load(  # noqa: PLR0917 - the flow's own state, passed on once
+    con: duckdb.DuckDBPyConnection,
+    run: runs.Resumable,
+    summary: RunSummary,
+    selected: list[str],
+    overrides: dict[tuple[str, str], Override],
+    crosswalk: Crosswalk,
+    replay: Path | None,
+    history: bool,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Extract, transform and load every source the run still needs, then close the run in the
+    ledger (the caller publishes). Returns the run's drift events and quality findings worth
+    reporting (:func:`_run_anomalies`)."""
+    logger = get_run_logger()
+    run_id = run.run_id
+    _apply_decisions(con, get_store_settings().decisions_inbox, run_id)
+    if acknowledged := drift_store.import_acks(con, get_store_settings().drift_acks):
+        logger.info("drift: %d acknowledgements recorded", acknowledged)
+    progress = create_progress_artifact(0.0, key="ingest-progress", description=f"run {run_id}")
+    assert isinstance(progress, UUID)  # the sync call returns the id, not a coroutine
+    logger.info("run %s: %s%s", run_id, selected, f", replaying {replay}" if replay else "")
+    futures, notes = _submit_extracts(
+        con, run, summary, selected=selected, replay=replay, history=history
+    )
+
+    # Extracts run concurrently; loads go one source at a time, in source order, so entity
+    # resolution sees the same sequence on every run.
+    for done, (source, future) in enumerate(futures.items(), start=1):
+        result = runs.SourceResult(
+            run_id,
+            source,
+            "loaded",
+            started_at=datetime.now(UTC),
+            warnings=notes.get(source, []),
+        )
+        with logs.context(logs.source, source):
+            _run_source(con, future, result, overrides, crosswalk)
+        summary.results.append(result)
+        update_progress_artifact(progress, 100.0 * done / len(futures))
+    if not futures:  # nothing left to extract: the loop above never reported 100%
+        update_progress_artifact(progress, 100.0)
+
+    summary.results.sort(key=lambda r: SOURCE_NAMES.index(r.source))
+    failed = summary.failed
+    summary.status = "failed" if failed else "completed"
+    error = "; ".join(f"{r.source}: {r.error}" for r in failed) or None
+    runs.finish_run(con, run_id, summary.status, error)
+    anomalies = _run_anomalies(con, run_id)
+    con.execute("checkpoint")
+    return anomalies

@@ -7,6 +7,7 @@ kasparro record DIR [--source NAME ...]              capture live responses for 
 kasparro resolution-eval LABELS.csv                  score entity resolution against labels
 kasparro resolution export-overrides [--out FILE]    write operators' decisions as overrides
 kasparro rebuild [--from-raw [--recover]]            republish / re-derive the warehouse
+kasparro up [--detach] / kasparro down               the local stack (Prefect, worker, API)
 """
 
 from __future__ import annotations
@@ -46,18 +47,23 @@ class _OnceOnTheTerminal(logging.Filter):
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from flows.ingest import RunSummary, ingest
-    from kasparro.ephemeral_server import prefect_api
+    from flows.ingest import RunSummary, ingest, retry_advice
+    from kasparro.ephemeral_server import EphemeralServerError, prefect_api
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(_OnceOnTheTerminal())
-    with prefect_api():
-        state = ingest(
-            sources=args.source or None,
-            replay_dir=str(args.replay) if args.replay else None,
-            history=args.history,
-            return_state=True,
-        )
+    replay_dir = str(args.replay) if args.replay else None
+    try:
+        with prefect_api():
+            state = ingest(
+                sources=args.source or None,
+                replay_dir=replay_dir,
+                history=args.history,
+                return_state=True,
+            )
+    except EphemeralServerError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 1
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, RunSummary):
         _print_summary(summary)
@@ -75,14 +81,13 @@ def _ingest(args: argparse.Namespace) -> int:
         # Each source's error was logged once above, as it happened (and is in the run ledger).
         failed = summary.failed
         names = ", ".join(r.source for r in failed)
-        again = " ".join(f"--source {r.source}" for r in failed)
         others = (
             "; the others were loaded and published" if len(failed) < len(summary.results) else ""
         )
         print(
             f"ingest failed: run {summary.run_id}: {names} failed (why and what to do: the "
-            f"'failed:' line above){others}. Re-run `kasparro ingest {again}` once the cause "
-            "is fixed",
+            f"'failed:' line above){others}. Once the cause is fixed, "
+            f"{retry_advice(failed, replay_dir, args.history)}",
             file=sys.stderr,
         )
     else:
@@ -190,6 +195,24 @@ def _export_overrides(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    """With a Prefect server (PREFECT_API_URL, or the stack's), a rebuild takes the warehouse
+    writer's slot like an ingest, and waits for a running one; without, DuckDB's lock refuses
+    a second writer. No temporary server is started for it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from kasparro.stack import running_stack
+
+    api = PREFECT_API_URL.value() or getattr(running_stack(), "prefect_api_url", None)
+    if not api:
+        return _rebuild_holding(args)
+    from flows.writer import one_writer
+
+    data_dir = get_store_settings().data_dir
+    with temporary_settings({PREFECT_API_URL: api}), one_writer("rebuild", data_dir):
+        return _rebuild_holding(args)
+
+
+def _rebuild_holding(args: argparse.Namespace) -> int:
     from rich.progress import Progress, TaskID
 
     from flows.rebuild import Chunk, RebuildError, Replay, rebuild_from_raw
@@ -393,13 +416,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-recall", type=_fraction, metavar="R", help="exit 1 when recall is below R"
     )
     evaluation.set_defaults(run=_resolution_eval)
+
+    up = commands.add_parser(
+        "up", help="start the local stack: Prefect server, work pool, deployments, worker, API"
+    )
+    up.add_argument("--prefect-port", type=int, default=4200, help="Prefect server (4200)")
+    up.add_argument("--port", type=int, default=8000, help="the API (8000)")
+    up.add_argument(
+        "--detach", action="store_true", help="run in the background; return once it is up"
+    )
+    up.set_defaults(run=_up)
+    down = commands.add_parser("down", help="stop the local stack")
+    down.set_defaults(run=_down)
     return parser
+
+
+def _up(args: argparse.Namespace) -> int:
+    from kasparro import stack
+
+    data_dir = get_store_settings().data_dir
+    if args.detach:
+        argv = ["up", "--prefect-port", str(args.prefect_port), "--port", str(args.port)]
+        return stack.detach(data_dir, argv, os.environ)
+    return stack.up(data_dir, args.prefect_port, args.port)
+
+
+def _down(args: argparse.Namespace) -> int:
+    from kasparro import stack
+
+    return stack.down(get_store_settings().data_dir)
 
 
 def _prefect_defaults() -> None:
     """Prefect reads its settings when first imported: set our defaults before any command
     imports it (an operator's own environment still wins)."""
+    from kasparro.ephemeral_server import STARTUP_SECONDS
+
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(STARTUP_SECONDS))
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows,store")
     # Outside a flow run (a rebuild), our log lines go to the terminal only, quietly.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
@@ -412,9 +466,9 @@ def _prefect_defaults() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _prefect_defaults()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from kasparro import logs
+
+    logs.configure()
     # One line per HTTP request to Prefect's own API is noise; source requests log their retries.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)

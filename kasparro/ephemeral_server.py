@@ -19,7 +19,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import prefect
-from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    get_current_settings,
+    temporary_settings,
+)
+
+from kasparro.stack import running_stack
 
 if TYPE_CHECKING:
     from prefect.server.api.server import SubprocessASGIServer
@@ -80,13 +87,47 @@ def _server_dying_with_parent() -> SubprocessASGIServer:
     return _ServerDyingWithParent()
 
 
+STARTUP_SECONDS = 120
+"""The temporary server's startup timeout, unless PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+says otherwise: Prefect's 20 s default is not enough on a busy 2-core machine, where the
+server's imports and database setup alone took 25-40 s (measured); 2 of 3 runs failed there."""
+
+
+class EphemeralServerError(RuntimeError):
+    """The temporary Prefect server did not start: one line that says what to do."""
+
+
 @contextmanager
 def prefect_api() -> Iterator[None]:
-    """Within: a Prefect API, the configured one or a temporary server that dies with us."""
-    if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
+    """Within: a Prefect API: the configured one, else the server of ``kasparro up``'s stack over
+    this data directory, else a temporary server that dies with us."""
+    if PREFECT_API_URL.value():
+        yield
+        return
+    stack = running_stack()
+    if stack is not None:
+        with temporary_settings(updates={PREFECT_API_URL: stack.prefect_api_url}):
+            yield
+        return
+    if not sys.platform.startswith("linux"):
         yield
         return
     server = _server_dying_with_parent()
-    server.start()  # stopped at exit, after Prefect's workers have sent their last logs
+    # Read here: Prefect's own settings object may predate the environment `kasparro` set.
+    timeout = int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "0")) or (
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    )
+    try:
+        # Stopped at exit, after Prefect's workers have sent their last logs.
+        server.start(timeout=timeout)
+    except (RuntimeError, OSError) as exc:
+        server.stop()
+        reason = str(exc).split(". ")[0].rstrip(".")
+        raise EphemeralServerError(
+            f"no Prefect API: the temporary Prefect server did not start ({reason}; waited "
+            f"{timeout}s). Start the local stack once with `make up` (commands then use its "
+            "server), or point PREFECT_API_URL at a Prefect server, or raise "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+        ) from None
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield

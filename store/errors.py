@@ -1,7 +1,8 @@
 """Errors raised by the warehouse layer.
 
     StoreError
-     ├── WarehouseBusyError      another process holds the warehouse (transient: wait and retry)
+     ├── WarehouseBusyError      another process holds the warehouse: a writer (wait and retry)
+     │                           or a reader (close it), named with its PID
      ├── MigrationError          a schema migration failed or the file is newer than this code
      ├── WalReplayError          DuckDB cannot replay the warehouse's write-ahead log
      ├── SnapshotNotFoundError   no serving snapshot has been published yet
@@ -26,18 +27,32 @@ from pathlib import Path
 
 import duckdb
 
+from store.locks import LockHolder, lock_holder
+
 
 class StoreError(Exception):
     """Base class for warehouse errors."""
 
 
 class WarehouseBusyError(StoreError):
-    def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(
-            f"warehouse {path} is open in another process ({detail}); only one ingest may write "
-            "at a time: wait for the running ingest to finish, then retry"
-        )
+    def __init__(self, path: Path, detail: str, holder: LockHolder | None = None) -> None:
+        if holder is not None and holder.kind == "reader":
+            # Not an ingest: a DuckDB shell, a notebook or a script reading the warehouse itself.
+            message = (
+                f"warehouse {path} is open read-only by another process (PID {holder.pid}"
+                f"{': ' + holder.command if holder.command else ''}), a reader, and DuckDB lets "
+                "no writer in while a reader has the file open: close that reader, then retry. "
+                "Readers should open the published snapshot, serving.duckdb, instead"
+            )
+        else:
+            who = f"PID {holder.pid}: {holder.command}" if holder else detail
+            message = (
+                f"warehouse {path} is open for writing in another process ({who}); only one "
+                "ingest may write at a time: wait for the running ingest to finish, then retry"
+            )
+        super().__init__(message)
         self.path = path
+        self.holder = holder
 
 
 class MigrationError(StoreError):
@@ -99,7 +114,7 @@ def from_duckdb(
     a bug)."""
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, duckdb.IOException) and path is not None and "lock" in str(exc).lower():
-        return WarehouseBusyError(path, first_line)
+        return WarehouseBusyError(path, first_line, lock_holder(path))
     if snapshot and isinstance(exc, duckdb.CatalogException | duckdb.BinderException):
         return SnapshotOutdatedError(
             f"{context} ({first_line}): it was published by an older version; run "

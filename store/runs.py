@@ -90,7 +90,9 @@ def start_run(
         """
         insert into runs (run_id, flow_run_id, mode, started_at, status, sources, replay_dir)
         values (?, ?, ?, ?, 'running', ?, ?)
-        on conflict (run_id) do update set status = 'running', finished_at = null, error = null
+        on conflict (run_id) do update set status = 'running', finished_at = null, error = null,
+            -- the flow run carrying the run on (a retry, or a new run resuming a dead one)
+            flow_run_id = coalesce(excluded.flow_run_id, runs.flow_run_id)
         """,
         [run_id, flow_run_id, mode, started_at, sources, replay_dir],
     )
@@ -392,3 +394,9 @@ def source_results(
         [run_id, sources],
     ).pl()
     return [SourceResult(**row) for row in frame.to_dicts()]
+
+
+def flow_run_of(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[bool, str | None]:
+    """Whether the ledger has ``run_id``, and the Prefect flow run it points at."""
+    rows = con.execute("select flow_run_id from runs where run_id = ?", [run_id]).fetchall()
+    return (True, rows[0][0]) if rows else (False, None)

@@ -30,3 +30,13 @@ def test_every_deployment_points_at_the_ingest_flow_with_valid_parameters() -> N
                 assert (REPO / value).is_dir()
     hourly = next(d for d in deployments if d["name"] == "hourly")
     assert hourly["schedules"][0]["cron"] == "7 * * * *"
+
+
+def test_deploying_needs_no_prompt_and_no_deploying_machines_path() -> None:
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    # Resolved from the worker's environment when a run starts: `kasparro up` and compose set it.
+    directory = config["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"]
+    assert directory == "{{ $KASPARRO_HOME }}"
+    # A deployment without a `schedules` key makes `prefect deploy --all` ask for one.
+    assert all("schedules" in d for d in config["deployments"])
+    assert "PREFECT_API_URL" in (REPO / "prefect.yaml").read_text()

@@ -15,19 +15,24 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+from litestar.types import Middleware
 
 from store.settings import DECISIONS_INBOX, get_store_settings
 from web.controllers.coins import CoinsController
 from web.controllers.data import DataController
 from web.controllers.drift import DriftController
 from web.controllers.health import health, ping
+from web.controllers.operations import metrics, ready
 from web.controllers.resolution import SECURITY_SCHEME, ResolutionController
 from web.controllers.runs import RunsController
 from web.controllers.stats import stats
+from web.controllers.trigger import prefect_state, start_run
 from web.dashboard import DASHBOARD_HANDLERS
 from web.dependencies import provide_db
 from web.docs import DOCS_PATH, OfflineSwagger, ProblemAwareJson, docs_router
 from web.errors import EXCEPTION_HANDLERS, PROBLEM_MAP
+from web.log_context import request_log_context
+from web.metrics import HTTP_METRICS
 from web.middleware import RequestContextApp
 from web.request import SafeJSONRequest
 from web.settings import WebSettings, get_web_settings
@@ -53,7 +58,8 @@ def create_app(
         finally:
             snapshot.close()
 
-    middleware = []
+    # The request's log context and metrics first, so a refused request is logged and counted.
+    middleware: list[Middleware] = [request_log_context, HTTP_METRICS.middleware]
     if settings.rate_limit_per_minute:
         # Litestar's limiter keeps its counts in this process's memory.
         limit = RateLimitConfig(
@@ -81,6 +87,10 @@ def create_app(
             DataController,
             RunsController,
             ResolutionController,
+            start_run,
+            prefect_state,
+            metrics,
+            ready,
             DriftController,
             *DASHBOARD_HANDLERS,
         ],

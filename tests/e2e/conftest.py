@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
 
 import pytest
 from prefect.settings import PREFECT_API_URL
@@ -22,3 +23,18 @@ def prefect_api() -> Iterator[str]:
 @pytest.fixture
 def overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KASPARRO_OVERRIDES_FILE", str(REPO / "data" / "asset_overrides.csv"))
+
+
+@pytest.fixture
+def free_writer_slot(prefect_api: str) -> None:
+    """The writer limit recreated with its slot free. The session's server runs no lease
+    reaper (Prefect's temporary server starts no services), so the lease of a run an earlier
+    test killed would hold the slot for the rest of the session."""
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+
+    from flows.writer import WRITER_LIMIT, ensure_writer_limit  # noqa: PLC0415
+
+    with get_client(sync_client=True) as client, suppress(ObjectNotFound):
+        client.delete_global_concurrency_limit_by_name(WRITER_LIMIT)
+    ensure_writer_limit()

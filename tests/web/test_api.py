@@ -274,6 +274,10 @@ def test_the_openapi_document_names_every_operation(client: Client) -> None:
         "listDriftEvents",
         "acknowledgeDriftEvent",
         "listQualityFindings",
+        "getMetrics",
+        "getReadiness",
+        "startRun",
+        "getRunPrefectState",
     }
     assert client.get("/schema/swagger").status_code == 200
 
