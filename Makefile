@@ -53,8 +53,9 @@ down: $(STAMP) ## Stop the local stack
 	$(BIN)/kasparro down
 
 .PHONY: test
-test: $(STAMP) ## Run the test suite (offline)
-	$(BIN)/pytest
+test: $(STAMP) ## Run the test suite (offline): unit and integration on two workers, then e2e
+	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e
+	$(BIN)/pytest tests/e2e
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format check) and mypy

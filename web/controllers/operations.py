@@ -23,16 +23,21 @@ class Readiness(msgspec.Struct):
     max_age_seconds: float | None = None
 
 
+# Prometheus' text format; Litestar appends the charset (CONTENT_TYPE_LATEST names it already,
+# and the header would carry it twice).
+METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.split("; charset")[0]
+
+
 @get(
     "/metrics",
     operation_id="getMetrics",
     summary="Prometheus metrics: HTTP, each source's last run, snapshot age",
     tags=["operations"],
     sync_to_thread=True,
-    include_in_schema=True,
+    media_type=METRICS_MEDIA_TYPE,
 )
 def metrics(snapshot: NamedDependency[Snapshot]) -> Response[bytes]:
-    return Response(exposition(snapshot), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(snapshot), media_type=METRICS_MEDIA_TYPE)
 
 
 @get(

@@ -60,6 +60,12 @@ class PrefectRun(msgspec.Struct):
     ui_url: str | None
 
 
+class Unprocessable(HTTPException):
+    """Prefect refused the run (its parameters, say)."""
+
+    status_code = 422
+
+
 def require_runs_token(
     connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
 ) -> None:
@@ -108,6 +114,7 @@ def _unreachable(settings: OperationsSettings, exc: Exception) -> ServiceUnavail
     "worker of its pool runs it. 201 with the flow run id and its Prefect UI link. Needs "
     "KASPARRO_API_RUNS_TOKEN (403 when unset) and PREFECT_API_URL (503 when unset).",
     guards=[require_runs_token],
+    raises=[NotAuthorizedException, PermissionDeniedException, NotFoundException, Unprocessable],
     status_code=201,
 )
 async def start_run(data: JSONBody[RunRequest]) -> StartedRun:
@@ -127,8 +134,7 @@ async def start_run(data: JSONBody[RunRequest]) -> StartedRun:
             )
     except httpx.HTTPStatusError as exc:
         if exc.response.status_code in {409, 422}:
-            raise HTTPException(
-                status_code=422,
+            raise Unprocessable(
                 detail=f"Prefect refused the run of {name!r}: {exc.response.text[:500]}",
             ) from None
         raise _unreachable(settings, exc) from None
@@ -148,6 +154,7 @@ async def start_run(data: JSONBody[RunRequest]) -> StartedRun:
     tags=["runs"],
     operation_id="getRunPrefectState",
     summary="The Prefect state of the flow run a ledger run points at",
+    raises=[NotFoundException],
 )
 async def prefect_state(
     run_id: Annotated[str, Parameter(description="Run id, e.g. 20261125T104105Z-3f9a2c.")],
