@@ -3,8 +3,9 @@
 * per-source count deltas (fetched, valid, quarantined, inserted, updated, unchanged);
 * coins added (seen by head, not base) and removed (seen by base, not head);
 * the distribution of price changes of coins both saw (median across sources per run);
-* the top movers, and anomalies: a price move beyond ``anomaly_pct`` percent, or a listing
-  source that delivered records in base and none in head.
+* the top movers, and anomalies: a price move beyond ``anomaly_pct`` percent, a listing
+  source that delivered records in base and none in head, and head's schema drift and quality
+  findings above ``info``.
 
 Coins added and removed, and prices, come from the listings (snapshot sources): a history file
 left unchanged, and so skipped, says nothing about which coins exist now.
@@ -18,6 +19,8 @@ from itertools import pairwise
 import duckdb
 import polars as pl
 
+from store.drift import drift_events
+from store.quality import quality_checks
 from store.queries import observed_prices, run_sources, snapshot_sources
 
 COUNTS = ("fetched", "valid", "quarantined", "inserted", "updated", "unchanged")
@@ -127,6 +130,40 @@ def compare_runs(
             & pl.col("source").is_in(snapshot_sources(cur))
         ).iter_rows(named=True)
     ]
+    anomalies += _observed(cur, head)
     return Comparison(
         sources, added.sort("coin_id"), removed.sort("coin_id"), changes, movers, anomalies
     )
+
+
+def _observed(cur: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, str]]:
+    """The head run's schema drift and quality findings above ``info`` (store.drift,
+    store.quality), in a snapshot published since they are kept."""
+    tables = {
+        name
+        for (name,) in cur.execute(
+            "select table_name from duckdb_tables() where database_name = current_database()"
+        ).fetchall()
+    }
+    found: list[dict[str, str]] = []
+    if "drift_events" in tables:
+        events, _ = drift_events(cur, run_id=run_id, limit=1_000)
+        found += [
+            {
+                "kind": f"drift_{row['drift_class']}",
+                "subject": f"{row['source']}.{row['field']}",
+                "detail": f"{row['severity']}, policy {row['policy']}: {row['detail']}",
+            }
+            for row in events.filter(pl.col("severity") != "info").iter_rows(named=True)
+        ]
+    if "quality_checks" in tables:
+        findings, _ = quality_checks(cur, run_id=run_id, limit=1_000)
+        found += [
+            {
+                "kind": f"quality_{row['check_name']}",
+                "subject": f"{row['source']}/{row['coin_id']}" if row["coin_id"] else row["source"],
+                "detail": f"{row['severity']}: {row['detail']}",
+            }
+            for row in findings.filter(pl.col("severity") != "info").iter_rows(named=True)
+        ]
+    return found

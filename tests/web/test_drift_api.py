@@ -130,3 +130,17 @@ def test_acknowledging_needs_the_token_and_stops_the_alarm(
         assert event["acknowledged_note"] == "upstream renamed it; mapping"
         assert event["acknowledgement_pending"] is False
         assert client.get("/health").json()["drift_alarms"] == alarms - 1
+
+
+def test_the_run_comparison_lists_the_head_runs_drift_and_quality_findings(
+    drifted_data: Path,
+) -> None:
+    with client_for(drifted_data) as client:
+        compared = client.get(
+            "/api/v1/runs/compare", params={"base": "run-1", "head": "run-3"}
+        ).json()
+        kinds = {(a["kind"], a["subject"]) for a in compared["anomalies"]}
+        assert ("drift_field_removed", "coingecko.current_price") in kinds
+        assert ("drift_probable_rename", "coingecko.price") in kinds
+        clean = client.get("/api/v1/runs/compare", params={"base": "run-1", "head": "run-1"})
+        assert not [a for a in clean.json()["anomalies"] if a["kind"].startswith("drift_")]
