@@ -130,7 +130,8 @@ def compare_runs(
             & pl.col("source").is_in(snapshot_sources(cur))
         ).iter_rows(named=True)
     ]
-    anomalies += _observed(cur, head)
+    if head != base:  # a run compared with itself changes nothing
+        anomalies += _observed(cur, head)
     return Comparison(
         sources, added.sort("coin_id"), removed.sort("coin_id"), changes, movers, anomalies
     )

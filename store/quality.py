@@ -166,6 +166,9 @@ _CHECKS = {
                 || ': the listing is probably in another currency'
         from delivered
         where lower(symbol) in ('usdt', 'usdc', 'dai', 'fdusd', 'tusd', 'usdp', 'pyusd')
+            -- A ticker alone names no stablecoin (tokens reuse DAI and USDT): only a listing
+            -- that values the asset like one, $100M or more in circulation, is held to the peg.
+            and market_cap_usd::double >= 1e8
             and abs(price_usd::double - 1) > $peg
     """,
     "consensus_deviation": f"""
