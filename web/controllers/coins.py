@@ -7,6 +7,7 @@ the same path under the surviving coin, for ``/api/v1/coins/{coin_id}`` and ever
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -164,17 +165,22 @@ class CoinsController(Controller):
             newest_observed_at=first.newest_observed_at if first else None,
             deviation_threshold=consensus.DEVIATION_THRESHOLD,
             stale_after_seconds=int(consensus.STALE_AFTER.total_seconds()),
-            prices=[
-                SourceLatestPrice(
-                    source=row.source,
-                    source_asset_id=row.source_asset_id,
-                    price_usd=row.price_usd,
-                    observed_at=row.observed_at,
-                    deviation=row.deviation,
-                    deviates=row.deviates,
-                    stale=row.stale,
-                )
-                for row in rows
-            ],
+            prices=source_prices(rows),
         )
         return respond(request, prices)
+
+
+def source_prices(rows: Sequence[consensus.SourcePrice]) -> list[SourceLatestPrice]:
+    """Each source's latest price of one coin, as the API shows it."""
+    return [
+        SourceLatestPrice(
+            source=row.source,
+            source_asset_id=row.source_asset_id,
+            price_usd=row.price_usd,
+            observed_at=row.observed_at,
+            deviation=row.deviation,
+            deviates=row.deviates,
+            stale=row.stale,
+        )
+        for row in rows
+    ]

@@ -16,9 +16,9 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from store import consensus
+from web.controllers.coins import source_prices
 from web.dashboard.schemas import CoinConsensus, ConsensusPage
 from web.dependencies import MAX_LIMIT
-from web.schemas import SourceLatestPrice
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/dashboard"
@@ -69,18 +69,7 @@ def list_consensus_prices(
             newest_observed_at=coin.prices[0].newest_observed_at,
             deviation_threshold=consensus.DEVIATION_THRESHOLD,
             stale_after_seconds=int(consensus.STALE_AFTER.total_seconds()),
-            prices=[
-                SourceLatestPrice(
-                    source=row.source,
-                    source_asset_id=row.source_asset_id,
-                    price_usd=row.price_usd,
-                    observed_at=row.observed_at,
-                    deviation=row.deviation,
-                    deviates=row.deviates,
-                    stale=row.stale,
-                )
-                for row in coin.prices
-            ],
+            prices=source_prices(coin.prices),
         )
         for coin in coins
     ]
