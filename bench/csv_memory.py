@@ -1,13 +1,15 @@
 """Peak memory of loading one large CSV file in the daily-history layout.
 
-    python -m bench.csv_memory [--megabytes 50] [--no-append]
+    python -m bench.csv_memory [--megabytes 50] [--changed] [--no-append]
 
 Generates (once, cached) a file in the layout of the widely used Kaggle daily dataset, with its
 traps: prices written as Python prints a double (``0.00020473099721129984``, 17 significant
 digits) for a third of the assets, exponents (``9.83e-05``), ``Volume`` ``0.0``. Then a fresh
 process extracts it into the raw zone and loads it into an empty warehouse (the flow's steps as
 plain calls, as :mod:`bench.incremental` does) and reports its own ``VmHWM``, the high-water mark
-of its resident memory (see bench.scaling for why not ``ru_maxrss``).
+of its resident memory (see bench.scaling for why not ``ru_maxrss``). With ``--changed`` the
+file is loaded, then a file of the same assets and days with other values (another seed) is
+loaded over it, every row changed in one transaction: that second load is the one measured.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bench.harness import CACHE, append_results
+from store.settings import get_store_settings
 
 HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
 FIRST_DAY = date(2013, 4, 29)
@@ -75,11 +78,12 @@ def write_daily_history(path: Path, megabytes: int, seed: int = 7) -> int:
     return rows
 
 
-def cached_file(megabytes: int) -> tuple[Path, int]:
-    path = CACHE / f"csv-daily-history-{megabytes}mb" / "csv" / "daily_history_big.csv"
+def cached_file(megabytes: int, seed: int = 7) -> tuple[Path, int]:
+    variant = "" if seed == 7 else f"-seed{seed}"
+    path = CACHE / f"csv-daily-history-{megabytes}mb{variant}" / "csv" / "daily_history_big.csv"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_daily_history(path, megabytes)
+        write_daily_history(path, megabytes, seed)
     with path.open("rb") as handle:
         rows = sum(1 for _ in handle) - 1
     return path, rows
@@ -93,17 +97,17 @@ from flows.extract import extract
 from flows.load import load_extracted
 from store import runs
 from store.connection import transaction, warehouse
-replay, data_dir = Path(sys.argv[1]), Path(sys.argv[2])
+replay, data_dir, run = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 started = time.perf_counter()
 with warehouse(data_dir / "warehouse.duckdb") as con:
     with transaction(con):
-        runs.start_run(con, run_id="bench-csv", flow_run_id=None, started_at=datetime.now(UTC),
+        runs.start_run(con, run_id=run, flow_run_id=None, started_at=datetime.now(UTC),
                        sources=["csv"], replay_dir=str(replay))
-    extracted = extract("csv", raw_root=data_dir / "raw", run_id="bench-csv",
+    extracted = extract("csv", raw_root=data_dir / "raw", run_id=run,
                         started_at=datetime.now(UTC), replay_dir=replay)
-    result = runs.SourceResult("bench-csv", "csv", "loaded")
+    result = runs.SourceResult(run, "csv", "loaded")
     load_extracted(con, data_dir / "raw", extracted, result, {})
-    runs.finish_run(con, "bench-csv", "completed", None)
+    runs.finish_run(con, run, "completed", None)
 seconds = time.perf_counter() - started
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(json.dumps({
@@ -112,22 +116,32 @@ print(json.dumps({
     "valid": result.valid,
     "quarantined": result.quarantined,
     "inserted": result.inserted,
+    "updated": result.updated,
     "rounded": getattr(result, "rounded", None),
 }))
 """
 
 
-def measure(replay: Path) -> dict[str, float]:
-    """Load the replay directory's CSV files into a fresh data dir in a fresh process."""
+def measure(*replays: Path) -> dict[str, float]:
+    """Load each replay directory's CSV files in turn into a fresh data dir, each in a fresh
+    process; return what the last load measured."""
     data_dir = CACHE / "csv-memory-data"
     shutil.rmtree(data_dir, ignore_errors=True)
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", _LOAD_IN_THIS_PROCESS, str(replay), str(data_dir)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        for number, replay in enumerate(replays, 1):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _LOAD_IN_THIS_PROCESS,
+                    str(replay),
+                    str(data_dir),
+                    f"bench-csv-{number}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     measured: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -137,20 +151,33 @@ def measure(replay: Path) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--megabytes", type=int, default=50)
+    parser.add_argument(
+        "--changed", action="store_true", help="measure reloading the file with other values"
+    )
     parser.add_argument("--no-append", action="store_true", help="print only")
     args = parser.parse_args(argv)
     path, rows = cached_file(args.megabytes)
-    result = measure(path.parent.parent)
+    if args.changed:
+        changed, _ = cached_file(args.megabytes, seed=8)
+        result = measure(path.parent.parent, changed.parent.parent)
+        into = "loaded over the same file with other values (every row changed)"
+    else:
+        result = measure(path.parent.parent)
+        into = "loaded into an empty warehouse"
     body = (
         f"### Peak memory of one CSV file\n\n"
         f"A generated daily-history file of {path.stat().st_size / 1e6:.1f} MB ({rows:,} rows, "
-        f"a third of its assets with float-noise prices), extracted and loaded into an empty "
-        f"warehouse by a fresh process: peak RSS (VmHWM) {result['peak'] / 2**20:,.0f} MiB, "
+        f"a third of its assets with float-noise prices), extracted and {into} by a fresh "
+        f"process with KASPARRO_DUCKDB_MEMORY_LIMIT {get_store_settings().duckdb_memory_limit}:"
+        f" peak RSS (VmHWM) {result['peak'] / 2**20:,.0f} MiB, "
         f"{result['seconds']:.1f} s; {result['valid']:,.0f} valid, "
-        f"{result['quarantined']:,.0f} quarantined, {result['inserted']:,.0f} inserted"
+        f"{result['quarantined']:,.0f} quarantined, {result['inserted']:,.0f} inserted, "
+        f"{result['updated']:,.0f} updated"
         + (f", {result['rounded']:,.0f} values rounded." if result["rounded"] is not None else ".")
     )
-    command = f"python -m bench.csv_memory --megabytes {args.megabytes}"
+    command = f"python -m bench.csv_memory --megabytes {args.megabytes}" + (
+        " --changed" if args.changed else ""
+    )
     if args.no_append:
         print(body)
     else:

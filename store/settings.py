@@ -33,14 +33,13 @@ class StoreSettings(BaseSettings):
     )
 
     duckdb_memory_limit: str = Field(
-        default="256MiB",
+        default="64MiB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory DuckDB may use while writing the warehouse (ingest, rebuild): its "
-        "buffer pool keeps table blocks up to this and spills to disk beyond it, so a long "
-        "history does not grow the process. DuckDB's own default is 80% of the machine's RAM. "
-        "A load's updated rows must fit: with 64 MiB, reloading a changed 50 MB CSV file "
-        "(381k rows updated) ran out of memory; a large first load keeps the blocks of its "
-        "uncommitted rows here (a 150 MB file peaked at 781 MiB with 256, 488 with 64).",
+        "buffer pool keeps table blocks up to this and spills to disk beyond it, so neither a "
+        "long history nor a large file grows the process. DuckDB's own default is 80% of the "
+        "machine's RAM. The process holds more than this of DuckDB's: a 150 MB CSV file "
+        "peaked at 432 MiB with 64, ~600 with 128 and ~1 GiB with 256.",
     )
 
     @property

@@ -26,12 +26,12 @@ from flows.transform.quotes import Checked, Validated, check, settle
 from flows.transform.staging import stage
 from store.schema import ASSET_CONTRACTS_KEY, QUARANTINE_KEY
 
-BATCH_ROWS = 100_000
+BATCH_ROWS = 50_000
 """Raw records staged and checked at a time. Staging a CSV line costs ~2 kB of Python objects
 while it is split into fields (a 50 MB file of 428k lines peaked at 1 GiB in one batch); typed
 and checked, a row keeps ~300 bytes until the load."""
 
-PART_ROWS = 100_000
+PART_ROWS = 50_000
 """Records per part of a batch validated in parts (:func:`transformed`)."""
 
 SPILL_PREFIX = ".transform-"

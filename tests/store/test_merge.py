@@ -158,3 +158,37 @@ def test_data_and_checkpoint_roll_back_together(con: duckdb.DuckDBPyConnection) 
         load_then_crash()
     assert count(con, "quotes") == 0
     assert runs.checkpoint(con, "coingecko", "quotes") is None
+
+
+@pytest.mark.slow
+def test_a_load_may_change_more_rows_than_duckdbs_memory_holds(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # Reloading a changed daily history rewrites every row in one transaction, in parts of a
+    # few coins each. DuckDB cannot spill a MERGE's updated values: with a MERGE this ran out
+    # of memory below 64 MiB (one thread, so that the measure does not vary); it passes at 40.
+    rows, days, part = 400_000, 2_000, 50_000
+    index = pl.int_range(rows, eager=True)
+    histories = quote_rows(rows, kind="history").with_columns(
+        coin_id=pl.format("coin-{}", index // days),
+        observed_at=pl.lit(T0) - pl.duration(days=index % days),
+    )
+    merge.merge_quotes(con, histories)
+    con.execute("checkpoint")  # the stored rows on disk, as a later run finds them
+    changed = histories.with_columns(
+        price_usd=pl.lit(Decimal("2.5")).cast(QUOTES["price_usd"]),
+        market_cap_usd=pl.lit(Decimal("123456789.123456789")).cast(QUOTES["market_cap_usd"]),
+        run_id=pl.lit("r2"),
+        raw_file=pl.lit("source=csv/date=2026-12-04/run=r2/daily_history-0001.parquet"),
+    )
+    con.execute("set threads = 1")
+    con.execute("set memory_limit = '48MiB'")
+    with transaction(con):
+        counts = [
+            merge.merge_quotes(con, changed.slice(offset, part))
+            for offset in range(0, rows, part)
+        ]
+    assert sum(c.updated for c in counts) == rows
+    assert con.execute(
+        "select count(*), min(price_usd), max(price_usd), min(run_id) from quotes"
+    ).fetchall() == [(rows, Decimal("2.5"), Decimal("2.5"), "r2")]
