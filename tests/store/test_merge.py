@@ -185,8 +185,7 @@ def test_a_load_may_change_more_rows_than_duckdbs_memory_holds(
     con.execute("set memory_limit = '48MiB'")
     with transaction(con):
         counts = [
-            merge.merge_quotes(con, changed.slice(offset, part))
-            for offset in range(0, rows, part)
+            merge.merge_quotes(con, changed.slice(offset, part)) for offset in range(0, rows, part)
         ]
     assert sum(c.updated for c in counts) == rows
     assert con.execute(
