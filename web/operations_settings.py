@@ -40,6 +40,11 @@ class OperationsSettings(BaseSettings):
         description="Base of the flow-run links returned (default: PREFECT_API_URL without /api).",
     )
 
+    def flow_run_url(self, flow_run_id: object) -> str | None:
+        """The Prefect UI's page of a flow run, when a Prefect URL is configured."""
+        base = self.prefect_ui_url or (self.prefect_api_url or "").removesuffix("/api")
+        return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
+
     @field_validator("runs_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

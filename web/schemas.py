@@ -258,6 +258,10 @@ class RunSource(msgspec.Struct):
 class Run(msgspec.Struct):
     run_id: str
     flow_run_id: str | None
+    """The Prefect flow run that did the run's work (the last attempt's); none from plain calls."""
+    prefect_url: str | None
+    """That flow run's page in the Prefect UI (PREFECT_UI_URL, else PREFECT_API_URL without
+    /api); none when no Prefect URL is configured. Its live state: /api/v1/runs/{id}/prefect."""
     mode: str
     """snapshot (the listings) or history (a daily-history backfill)."""
     status: str

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 
+from flows.sources import SOURCE_NAMES
+from store import runs
+from store.connection import transaction, warehouse
+from store.snapshot import publish_snapshot
 from tests.web.conftest import Published
 from web.app import create_app
 from web.operations_settings import get_operations_settings
@@ -102,3 +107,44 @@ def test_starting_runs_needs_a_token_and_a_prefect_api(
     )
     assert no_prefect.status_code == 503
     assert "set PREFECT_API_URL" in no_prefect.text
+
+
+def test_a_runs_detail_links_its_prefect_flow_run_when_prefect_is_configured(
+    operations: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    flow_run = "0b5e1c8e-3c1a-4d7e-9f0a-2a6f1d3c4b5e"
+    with warehouse(tmp_path / "warehouse.duckdb") as con, transaction(con):
+        for run_id, flow_run_id in (("prefect-run", flow_run), ("plain-run", None)):
+            runs.start_run(
+                con,
+                run_id=run_id,
+                flow_run_id=flow_run_id,
+                started_at=datetime.now(UTC),
+                sources=["csv"],
+                replay_dir=None,
+            )
+            runs.finish_run(con, run_id, "completed", None)
+    publish_snapshot(
+        tmp_path / "warehouse.duckdb", tmp_path / "serving.duckdb", sources=list(SOURCE_NAMES)
+    )
+
+    def detail(run_id: str) -> dict[str, object]:
+        app = create_app(WebSettings(), snapshot_path=tmp_path / "serving.duckdb")
+        with TestClient(app=app) as client:
+            response = client.get(f"/api/v1/runs/{run_id}")
+            assert response.status_code == 200, response.text
+            body: dict[str, object] = response.json()
+            return body
+
+    assert detail("prefect-run")["prefect_url"] is None, "no Prefect configured: no link"
+    operations.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    get_operations_settings.cache_clear()
+    assert detail("prefect-run")["prefect_url"] == (
+        f"http://127.0.0.1:4200/runs/flow-run/{flow_run}"
+    )
+    assert detail("plain-run")["prefect_url"] is None, "a run without a flow run has no link"
+    operations.setenv("PREFECT_UI_URL", "https://prefect.example.org/")
+    get_operations_settings.cache_clear()
+    assert detail("prefect-run")["prefect_url"] == (
+        f"https://prefect.example.org/runs/flow-run/{flow_run}"
+    )

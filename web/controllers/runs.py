@@ -15,6 +15,7 @@ from store import queries
 from store.compare import COUNTS, compare_runs
 from web.dependencies import MAX_LIMIT
 from web.errors import NotFound
+from web.operations_settings import get_operations_settings
 from web.schemas import (
     Anomaly,
     Bucket,
@@ -35,12 +36,15 @@ def _runs(db: NamedDependency[duckdb.DuckDBPyConnection], runs: pl.DataFrame) ->
     by_run: dict[str, list[dict[str, Any]]] = {}
     for row in per_source.to_dicts():
         by_run.setdefault(row.pop("run_id"), []).append(row)
+    settings = get_operations_settings()
     items = []
     for row in runs.to_dicts():
         finished, started = row["finished_at"], row["started_at"]
+        flow_run = row["flow_run_id"]
         items.append(
             Run(
                 **{k: v for k, v in row.items() if k != "sources"},
+                prefect_url=settings.flow_run_url(flow_run) if flow_run else None,
                 duration_seconds=(finished - started).total_seconds() if finished else None,
                 sources=msgspec.convert(by_run.get(row["run_id"], []), list[RunSource]),
             )

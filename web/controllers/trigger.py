@@ -91,11 +91,6 @@ def _prefect(settings: OperationsSettings) -> PrefectClient:
     return PrefectClient(settings.prefect_api_url)
 
 
-def _ui_url(settings: OperationsSettings, flow_run_id: UUID) -> str | None:
-    base = settings.prefect_ui_url or (settings.prefect_api_url or "").removesuffix("/api")
-    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
-
-
 def _unreachable(settings: OperationsSettings, exc: Exception) -> ServiceUnavailableException:
     return ServiceUnavailableException(
         f"the Prefect API at {settings.prefect_api_url} did not answer ({type(exc).__name__}): "
@@ -145,7 +140,7 @@ async def start_run(data: JSONBody[RunRequest]) -> StartedRun:
         flow_run_name=flow_run.name,
         deployment=name,
         state=(flow_run.state.name if flow_run.state else None) or "Scheduled",
-        ui_url=_ui_url(settings, flow_run.id),
+        ui_url=settings.flow_run_url(flow_run.id),
     )
 
 
@@ -181,5 +176,5 @@ async def prefect_state(
         flow_run_id=flow_run.id,
         state=state.name if state else None,
         state_message=state.message if state else None,
-        ui_url=_ui_url(settings, flow_run.id),
+        ui_url=settings.flow_run_url(flow_run.id),
     )
