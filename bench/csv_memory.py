@@ -140,8 +140,11 @@ def measure(*replays: Path) -> dict[str, float]:
                 ],
                 capture_output=True,
                 text=True,
-                check=True,
+                check=False,
             )
+            if done.returncode:
+                last = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+                raise SystemExit(f"loading {replay} failed: {last[0]}")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     measured: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])

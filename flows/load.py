@@ -209,12 +209,13 @@ def _merge(
         # Each part is read, merged and let go; every row of an asset is in one part, so what
         # is decided per asset (its newest snapshot, what it was seen as) is decided whole.
         loaded = _Loaded()
-        for part in parts:
-            delivered = _with_coin_ids(part.quotes, resolution)
-            fresh = _newer_than_stored(con, result.source, delivered)
-            loaded.add(part, delivered, fresh, merge.merge_quotes(con, fresh))
-            merge.merge_quarantine(con, part.quarantine)
-            del delivered, fresh
+        with merge.quotes_merge(con, *_scope(assets, resolution)) as quotes:
+            for part in _keys_apart(parts, resolution):
+                delivered = _with_coin_ids(part.quotes, resolution)
+                fresh = _newer_than_stored(con, result.source, delivered)
+                loaded.add(part, delivered, fresh, quotes.merge(fresh))
+                merge.merge_quarantine(con, part.quarantine)
+                del delivered, fresh
         touched = merge.merge_source_ids(con, _with_snapshot_times(resolution.mappings, loaded))
         merge.merge_review(con, resolution.review)
         merge.reopen_review(con, resolution.reopened)
@@ -333,6 +334,46 @@ def _apply_relinks(con: duckdb.DuckDBPyConnection, resolution: Resolution, run_i
             raise RuntimeError(
                 f"resolution's merge {applied.decision_id} was refused: {applied.detail}"
             )
+
+
+def _scope(
+    assets: pl.DataFrame, resolution: Resolution
+) -> tuple[pl.DataFrame, datetime | None, datetime | None]:
+    """The (source, coin) pairs and the span of time whose stored quotes the load may meet."""
+    scope = (
+        assets.select("source", "source_asset_id")
+        .join(resolution.mappings, on=["source", "source_asset_id"])
+        .select("source", "coin_id")
+        .unique()
+    )
+    since, until = assets["first_seen_at"].min(), assets["last_seen_at"].max()
+    assert since is None or isinstance(since, datetime)
+    assert until is None or isinstance(until, datetime)
+    return scope, since, until
+
+
+def _keys_apart(parts: Sequence[Validated], resolution: Resolution) -> Sequence[Validated]:
+    """``parts``, unless two of the batch's assets of one source share a coin (an operator's
+    overrides may say so): their rows could meet on one key from two parts, which a
+    :class:`store.merge.QuotesMerge` must not be given, so the parts are loaded as one."""
+    if len(parts) < 2:
+        return parts
+    mapped = resolution.mappings.select("source", "coin_id")
+    if not mapped.is_duplicated().any():
+        return parts
+    whole = list(parts)
+    return [
+        Validated(
+            pl.concat([p.quotes for p in whole]),
+            pl.concat([p.quarantine for p in whole]),
+            sum(p.duplicates for p in whole),
+            contracts=whole[0].contracts,
+            verdicts_until=min(
+                (p.verdicts_until for p in whole if p.verdicts_until is not None), default=None
+            ),
+            rounded=sum(p.rounded for p in whole),
+        )
+    ]
 
 
 def _with_coin_ids(quotes: pl.DataFrame, resolution: Resolution) -> pl.DataFrame:

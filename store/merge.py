@@ -1,8 +1,9 @@
-"""Idempotent loads: stage a deduplicated batch, count what it changes, ``MERGE INTO`` the target.
+"""Idempotent loads: stage a deduplicated batch, count what it changes, then write it: ``MERGE
+INTO`` the target, or for quotes (see :class:`QuotesMerge`) delete the changed rows and insert.
 
-Counting is done with one left join before the MERGE (``RETURNING merge_action`` is ~10x slower
+Counting is done with one left join before writing (``RETURNING merge_action`` is ~10x slower
 and undercounts on large tables), inside the caller's transaction, so the counts describe exactly
-what the MERGE does. Loading the same batch twice inserts nothing and counts no update: a row is
+what is written. Loading the same batch twice inserts nothing and counts no update: a row is
 updated only when one of its value columns differs (lineage columns alone never count).
 """
 
@@ -14,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -98,65 +100,132 @@ def _staged(
         os.unlink(path)
 
 
-def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeCounts:
-    """Upsert quotes on (coin_id, source, observed_at); the batch must hold each key once.
+QUOTES_SCOPE = pl.Schema({"source": pl.String(), "coin_id": pl.String()})
+"""The (source, coin) pairs a :class:`QuotesMerge` may meet stored rows of."""
+
+
+class QuotesMerge:
+    """Quotes upserted on (coin_id, source, observed_at), part after part, within the caller's
+    transaction; each part must hold each key once, and no key of another part.
 
     A history row meeting a stored snapshot row for the same key leaves it as it is (counted
-    unchanged); a snapshot replaces a history row.
+    unchanged); a snapshot replaces a history row. A row is changed only when one of its value
+    columns differs (lineage alone never counts).
 
-    A changed row is deleted and inserted again rather than updated by a MERGE: DuckDB keeps a
-    transaction's updated values in memory it cannot spill, so reloading a changed 50 MB CSV
-    file (381k rows updated in one transaction) ran out of memory at 64 and 128 MiB, while a
-    delete marks rows and the inserted ones are written to the database file as they go."""
-    if quotes.is_empty():
-        return MergeCounts()
-    differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in QUOTES_VALUES)
-    # Precedence: a history row (a CSV or backfilled daily value) never overwrites a snapshot.
-    changed = f"({differs}) and not (s.kind = 'history' and t.kind = 'snapshot')"
-    with _staged(con, "stage_quotes", quotes, QUOTES):
-        inserted, updated, total = con.execute(
-            f"""
-            select
-                count(*) filter (where t.coin_id is null),
-                count(*) filter (where t.coin_id is not null and ({changed})),
-                count(*)
-            from stage_quotes as s
-            left join (
-                -- Only the batch's coins: a large batch is merged in parts of a few coins
-                -- each, and the join must not hold the whole table for each part.
-                from quotes semi join (select distinct coin_id from stage_quotes) using (coin_id)
-            ) as t
-                on {_on(QUOTES_KEY)}
-            """
-        ).fetchall()[0]
-        columns = _columns(QUOTES)
-        if inserted == total:
-            # Nothing to match (a first load, a fresh snapshot): a plain append.
-            con.execute(f"insert into quotes ({columns}) select {columns} from stage_quotes")
-            return MergeCounts(inserted, 0, 0)
-        if updated:
+    The stored rows a load may meet (its coins of its source, within its time span) are copied
+    aside once, before anything is written, and each part is compared with that copy. Compared
+    with the table itself, each part would scan the rows the parts before it appended in the
+    same transaction, which DuckDB holds apart until the commit: a 500 MB CSV file slowed part
+    after part and ran out of memory after 3.4M rows at 64 MiB. A changed row is deleted (by
+    its row id, all together at :meth:`finish`) and inserted again rather than updated:
+    DuckDB keeps a transaction's updated values in memory it cannot spill, and reloading a
+    changed 50 MB CSV file (381k rows updated) ran out of memory at 64 and 128 MiB.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        scope: pl.DataFrame,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> None:
+        self._con = con
+        self._doomed = 0
+        with _staged(con, "stage_scope", scope, QUOTES_SCOPE):
             con.execute(
                 f"""
-                delete from quotes as t
-                using stage_quotes as s
-                where {_on(QUOTES_KEY)} and ({changed})
-                """
+                create or replace temp table merge_stored as
+                select rowid as row_id, {_columns(QUOTES)}
+                from quotes semi join stage_scope using (source, coin_id)
+                where observed_at between ? and ?
+                """,
+                [since, until],
             )
-        if not inserted and not updated:
-            return MergeCounts(0, 0, total)
-        # New rows and the changed ones just deleted; a snapshot a history row met stays.
-        con.execute(
-            f"""
-            insert into quotes ({columns})
-            select {_columns(QUOTES, "s.")}
-            from stage_quotes as s
-            anti join (
-                from quotes semi join (select distinct coin_id from stage_quotes) using (coin_id)
-            ) as t
-                on {_on(QUOTES_KEY)}
-            """
+        con.execute("create or replace temp table merge_doomed (row_id bigint)")
+
+    def merge(self, quotes: pl.DataFrame) -> MergeCounts:
+        if quotes.is_empty():
+            return MergeCounts()
+        differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in QUOTES_VALUES)
+        # Precedence: a history row (a CSV or backfilled daily value) never overwrites a
+        # snapshot.
+        changed = f"({differs}) and not (s.kind = 'history' and t.kind = 'snapshot')"
+        # Only the part's coins of the copy: the join must not hold all of it for each part.
+        stored = (
+            "(from merge_stored semi join (select distinct coin_id from stage_quotes) "
+            "using (coin_id))"
         )
-    return MergeCounts(inserted, updated, total - inserted - updated)
+        con = self._con
+        with _staged(con, "stage_quotes", quotes, QUOTES):
+            inserted, updated, total = con.execute(
+                f"""
+                select
+                    count(*) filter (where t.coin_id is null),
+                    count(*) filter (where t.coin_id is not null and ({changed})),
+                    count(*)
+                from stage_quotes as s
+                left join {stored} as t on {_on(QUOTES_KEY)}
+                """
+            ).fetchall()[0]
+            columns = _columns(QUOTES)
+            if inserted == total:
+                # Nothing to match (a first load, a fresh snapshot): a plain append.
+                con.execute(f"insert into quotes ({columns}) select {columns} from stage_quotes")
+            elif inserted or updated:
+                if updated:
+                    con.execute(
+                        f"""
+                        insert into merge_doomed
+                        select t.row_id
+                        from stage_quotes as s join {stored} as t on {_on(QUOTES_KEY)}
+                        where {changed}
+                        """
+                    )
+                    self._doomed += updated
+                con.execute(
+                    f"""
+                    insert into quotes ({columns})
+                    select {_columns(QUOTES, "s.")}
+                    from stage_quotes as s
+                    left join {stored} as t on {_on(QUOTES_KEY)}
+                    where t.coin_id is null or ({changed})
+                    """
+                )
+        return MergeCounts(inserted, updated, total - inserted - updated)
+
+    def finish(self) -> None:
+        """Delete the stored rows the parts replaced; the merge is whole once this returns."""
+        if self._doomed:
+            self._con.execute("delete from quotes where rowid in (select row_id from merge_doomed)")
+        self._con.execute("drop table merge_stored")
+        self._con.execute("drop table merge_doomed")
+
+
+@contextmanager
+def quotes_merge(
+    con: duckdb.DuckDBPyConnection,
+    scope: pl.DataFrame,
+    since: datetime | None,
+    until: datetime | None,
+) -> Iterator[QuotesMerge]:
+    """A :class:`QuotesMerge` over ``scope`` (``source``, ``coin_id``) and the observations from
+    ``since`` to ``until``, finished on leaving (not after an error: the caller's transaction
+    rolls back)."""
+    merging = QuotesMerge(con, scope, since, until)
+    yield merging
+    merging.finish()
+
+
+def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeCounts:
+    """Upsert one batch of quotes (see :class:`QuotesMerge`)."""
+    if quotes.is_empty():
+        return MergeCounts()
+    scope = quotes.select(QUOTES_SCOPE.names()).unique()
+    since, until = quotes["observed_at"].min(), quotes["observed_at"].max()
+    assert isinstance(since, datetime)
+    assert isinstance(until, datetime)
+    with quotes_merge(con, scope, since, until) as merging:
+        return merging.merge(quotes)
 
 
 def merge_quarantine(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:

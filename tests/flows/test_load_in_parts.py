@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from flows.resolution import Override
 from flows.transform import batch
 from store import merge
 from store.connection import warehouse
@@ -138,3 +139,37 @@ def test_a_statement_failing_on_a_staged_file_raises_its_own_error(
         con.execute("rollback")
     finally:
         con.close()
+
+
+def test_two_assets_an_override_puts_on_one_coin_load_in_parts_as_they_load_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their rows of one day meet on one key from two parts: the parts are merged as one, and
+    the later record of the key is kept, as when the file loads whole."""
+    replay = tmp_path / "replay"
+    (replay / "csv").mkdir(parents=True)
+    write_history(replay / "csv" / "history.csv", seed=5)
+    ingest_without_prefect(replay, tmp_path / "probe", run_id="run-0", sources=("csv",))
+    con = duckdb.connect(str(tmp_path / "probe" / "warehouse.duckdb"), read_only=True)
+    assets = [
+        row[0]
+        for row in con.execute(
+            "select source_asset_id from coin_source_ids order by source_asset_id limit 40"
+        ).fetchall()
+    ]
+    con.close()
+    overrides = {
+        ("csv", asset): Override(coin_id="one-coin", note="the same coin", line=line)
+        for line, asset in enumerate(assets, start=2)
+    }
+    ingest_without_prefect(replay, tmp_path / "whole", run_id="run-1", sources=("csv",),
+                           overrides=overrides)  # fmt: skip
+    monkeypatch.setattr(batch, "PART_ROWS", 300)
+    monkeypatch.setattr(merge, "STAGE_ON_DISK_ROWS", 50)
+    ingest_without_prefect(replay, tmp_path / "parts", run_id="run-1", sources=("csv",),
+                           overrides=overrides)  # fmt: skip
+
+    whole, parts = table_rows(tmp_path / "whole"), table_rows(tmp_path / "parts")
+    one_coin = [row for row in whole["quotes"] if row[0] == "one-coin"]
+    assert len(one_coin) == 28, "one row a day for the coin forty assets map to"
+    assert parts["quotes"] == whole["quotes"]

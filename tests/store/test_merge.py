@@ -160,19 +160,37 @@ def test_data_and_checkpoint_roll_back_together(con: duckdb.DuckDBPyConnection) 
     assert runs.checkpoint(con, "coingecko", "quotes") is None
 
 
+def daily_histories(rows: int, days: int = 2_000) -> pl.DataFrame:
+    """``rows`` daily history rows, ``days`` per coin, as a large CSV file delivers them."""
+    index = pl.int_range(rows, eager=True)
+    return quote_rows(rows, kind="history").with_columns(
+        coin_id=pl.format("coin-{}", index // days),
+        observed_at=pl.lit(T0) - pl.duration(days=index % days),
+    )
+
+
+def merge_in_parts(
+    con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame, part: int
+) -> list[merge.MergeCounts]:
+    """One load of ``quotes`` in parts of ``part`` rows, each of whole coins, in one
+    transaction, as flows.load merges a large file."""
+    scope = quotes.select("source", "coin_id").unique()
+    since, until = quotes["observed_at"].min(), quotes["observed_at"].max()
+    assert isinstance(since, datetime)
+    assert isinstance(until, datetime)
+    with transaction(con), merge.quotes_merge(con, scope, since, until) as merging:
+        return [merging.merge(quotes.slice(at, part)) for at in range(0, quotes.height, part)]
+
+
 @pytest.mark.slow
 def test_a_load_may_change_more_rows_than_duckdbs_memory_holds(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
     # Reloading a changed daily history rewrites every row in one transaction, in parts of a
     # few coins each. DuckDB cannot spill a MERGE's updated values: with a MERGE this ran out
-    # of memory below 64 MiB (one thread, so that the measure does not vary); it passes at 40.
-    rows, days, part = 400_000, 2_000, 50_000
-    index = pl.int_range(rows, eager=True)
-    histories = quote_rows(rows, kind="history").with_columns(
-        coin_id=pl.format("coin-{}", index // days),
-        observed_at=pl.lit(T0) - pl.duration(days=index % days),
-    )
+    # of memory below 64 MiB (one thread, so that the measure does not vary).
+    rows = 400_000
+    histories = daily_histories(rows)
     merge.merge_quotes(con, histories)
     con.execute("checkpoint")  # the stored rows on disk, as a later run finds them
     changed = histories.with_columns(
@@ -183,11 +201,58 @@ def test_a_load_may_change_more_rows_than_duckdbs_memory_holds(
     )
     con.execute("set threads = 1")
     con.execute("set memory_limit = '48MiB'")
-    with transaction(con):
-        counts = [
-            merge.merge_quotes(con, changed.slice(offset, part)) for offset in range(0, rows, part)
-        ]
+    counts = merge_in_parts(con, changed, 50_000)
     assert sum(c.updated for c in counts) == rows
     assert con.execute(
         "select count(*), min(price_usd), max(price_usd), min(run_id) from quotes"
     ).fetchall() == [(rows, Decimal("2.5"), Decimal("2.5"), "r2")]
+
+
+@pytest.mark.slow
+def test_a_large_first_load_does_not_compare_each_part_with_the_parts_before_it(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # Compared with the table itself, each part scanned the rows the parts before it had
+    # appended in the transaction, which DuckDB holds apart until the commit: a 500 MB file
+    # ran out of memory after 3.4M rows at 64 MiB; here 1M rows at 16 MiB did.
+    rows = 1_000_000
+    con.execute("set threads = 1")
+    con.execute("set memory_limit = '16MiB'")
+    counts = merge_in_parts(con, daily_histories(rows), 50_000)
+    assert sum(c.inserted for c in counts) == rows
+    assert count(con, "quotes") == rows
+
+
+def test_a_part_replaces_only_what_changed_and_counts_it(con: duckdb.DuckDBPyConnection) -> None:
+    stored = daily_histories(6, days=3)  # coin-0 and coin-1, three days each
+    merge.merge_quotes(con, stored)
+    snapshot = (
+        stored.filter(pl.col("coin_id") == "coin-0").head(1).with_columns(kind=pl.lit("snapshot"))
+    )
+    merge.merge_quotes(con, snapshot)  # coin-0's first day is now a snapshot
+    later = stored.with_columns(
+        price_usd=pl.when(pl.col("raw_record") % 2 == 0)
+        .then(pl.lit(Decimal("7")).cast(QUOTES["price_usd"]))
+        .otherwise(pl.col("price_usd")),
+        run_id=pl.lit("r2"),
+    )
+    extra = daily_histories(9, days=3).slice(6, 3)  # coin-2, new
+    counts = merge_in_parts(con, pl.concat([later, extra]), 3)
+    # coin-0: its first row is a snapshot a history row never replaces, its third changed;
+    # coin-1: its second row changed; coin-2 is new.
+    assert counts == [
+        merge.MergeCounts(0, 1, 2),
+        merge.MergeCounts(0, 1, 2),
+        merge.MergeCounts(3, 0, 0),
+    ]
+    assert count(con, "quotes") == 9
+    assert (
+        con.execute(
+            "select coin_id, count(*) from quotes group by all having count(*) > 3"
+        ).fetchall()
+        == []
+    ), "a replaced row is gone, not kept beside its replacement"
+    changed = con.execute(
+        "select coin_id, raw_record, run_id from quotes where price_usd = 7 order by all"
+    ).fetchall()
+    assert changed == [("coin-0", 2, "r2"), ("coin-1", 4, "r2")]
