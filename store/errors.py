@@ -122,8 +122,8 @@ def from_duckdb(
         )
     if isinstance(exc, duckdb.OutOfMemoryException):
         advice = (
-            "DuckDB needed more than KASPARRO_DUCKDB_MEMORY_LIMIT allows (the rows a load "
-            "updates must fit in it): raise it, then retry"
+            "DuckDB needed more than KASPARRO_DUCKDB_MEMORY_LIMIT allows (a load replacing "
+            "millions of stored rows at once needs more than the default): raise it, then retry"
         )
     elif isinstance(exc, duckdb.IOException):
         advice = "check the file and its disk (free space, permissions), then retry"
