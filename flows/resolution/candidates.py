@@ -148,6 +148,10 @@ class Lead:
     """... and the slug the ids share is one asset's name and not the other's: that one was
     renamed since its source minted its id (``zcoin``, now named Firo, and Zcoin's
     ``xzc-zcoin``), which explains a ticker that changed with it."""
+    listed_as: bool = False
+    """... and one asset's id records the other's symbol as the ticker it was listed under
+    (CoinPaprika's ``rndr-render-token``, RENDER today, and CoinGecko's ``render-token``, RNDR
+    then): the ticker changed, and its own source says so (``names.listed_ticker``)."""
     namesake: str | None = None
     """The coin's asset is a later namesake: its id is the asset's slug with a numeric suffix,
     and its source still lists the unsuffixed id (``ethos-3`` beside ``ethos``)."""

@@ -20,7 +20,7 @@ from typing import Literal
 
 import polars as pl
 
-from flows.resolution.candidates import AssetRow
+from flows.resolution.candidates import AssetRow, Lead
 from flows.resolution.curated import Crosswalk, Override
 from flows.resolution.market import (
     MarketComparison,
@@ -50,7 +50,8 @@ REVIEW_THRESHOLD = 0.3
 AMBIGUITY_MARGIN = 0.05
 SYMBOL_DIFFERS_CAP = 0.8
 """A coin found through the ids alone, under an unrelated symbol (not one holding the other),
-waits for review unless the market agrees or the ids show a rename: names reused by another
+waits for review unless the market agrees, one asset's id records the other's ticker
+(``names.listed_ticker``), or the ids show a rename: names reused by another
 project under another ticker (HLM's Helium and HNT's) look exactly like a ticker that changed
 (GNT and GLM's Golem)."""
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
@@ -353,20 +354,10 @@ class _Decider(Shortlist):
             elif lead.namesake is not None:
                 details["later_namesake_of"] = lead.namesake
             confidence = scored.confidence
-            if (
-                lead.symbol_differs
-                and not lead.near_symbol
-                and not lead.renamed
-                and market.verdict != "agrees"
-            ):
-                # Names reused under an unrelated ticker look exactly like a ticker that was
-                # replaced; only a market at the same moment tells them apart.
-                confidence = min(confidence, SYMBOL_DIFFERS_CAP)
-                details["symbol"] = "differs: found through the ids, no market to confirm"
-            elif lead.renamed:
-                details["symbol"] = "differs: the ids name one asset's earlier name (a rebrand)"
-            elif lead.symbol_differs:
-                details["symbol"] = "differs: found through the ids"
+            if lead.symbol_differs or lead.renamed or lead.listed_as:
+                capped, details["symbol"] = _symbol_differs(lead, market)
+                if capped:
+                    confidence = min(confidence, SYMBOL_DIFFERS_CAP)
             theirs = self.coin_contracts.get(coin, set())
             if any(
                 chain in my_chains and (chain, address) not in my_contracts
@@ -563,6 +554,20 @@ class _Decider(Shortlist):
         coin = self.known.found_id(row.natural, row.source, row.asset)
         confidence = round(1.0 - best.confidence, 4) if best else 1.0
         return coin, "new", confidence, candidates
+
+
+def _symbol_differs(lead: Lead, market: MarketComparison) -> tuple[bool, str]:
+    """Whether a coin found through the ids under another symbol is capped for review, and why:
+    names reused under an unrelated ticker look exactly like a ticker that was replaced, unless
+    a market at the same moment, a ticker holding the other, an id recording the other's ticker
+    or a rebrand the ids name explains it."""
+    if lead.renamed:
+        return False, "differs: the ids name one asset's earlier name (a rebrand)"
+    if lead.listed_as:
+        return False, "differs: one asset's id records the other's ticker"
+    if not lead.symbol_differs or lead.near_symbol or market.verdict == "agrees":
+        return False, "differs: found through the ids"
+    return True, "differs: found through the ids, no market to confirm"
 
 
 def _best_per_coin(candidates: list[Candidate]) -> list[Candidate]:

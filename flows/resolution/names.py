@@ -127,6 +127,21 @@ def joined_slugs(slugs: frozenset[str]) -> frozenset[str]:
     return frozenset(s.replace("-", "") for s in slugs)
 
 
+def listed_ticker(asset_id: str, symbol: str, style: IdStyle = "name_slug") -> str | None:
+    """The ticker a ``symbol_name_slug`` id was minted under (``rndr`` of ``rndr-render-token``),
+    when it is not the asset's symbol today: the id remembers a ticker the asset has changed
+    since its source listed it. None for other id styles, or an unchanged ticker."""
+    if style != "symbol_name_slug":
+        return None
+    first = _NOT_SLUG.sub("-", asset_id.casefold()).strip("-").partition("-")[0]
+    return first if first and first != symbol_slug(symbol) else None
+
+
+def symbol_slug(symbol: str) -> str:
+    """A symbol as ids write it: ``RNDR`` is ``rndr``."""
+    return _NOT_SLUG.sub("-", normalise(symbol)).strip("-")
+
+
 def near_symbols(a: str, b: str) -> bool:
     """One normalised symbol holds the other, two letters or more (MIOTA and IOTA, CLB and CLBK,
     NLC and NLC2): a ticker that was extended or trimmed."""

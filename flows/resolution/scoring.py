@@ -36,7 +36,8 @@ and the spaces between words dropped.
 
 An asset whose symbol no related coin shares (a ticker that changed: GNT and GLM, MIOTA and
 IOTA) is also weighed against the coins whose ids share a slug with its id, whatever their
-symbol; the same weights apply. A missing market quote weighs
+symbol; the same weights apply, and the decider caps such a link for review unless something
+explains the ticker (``flows.resolution.decider.SYMBOL_DIFFERS_CAP``). A missing market quote weighs
 nothing either way: missing evidence is not contrary evidence.
 """
 

@@ -17,12 +17,14 @@ from flows.resolution.names import (
     disambiguated,
     id_slugs,
     joined_slugs,
+    listed_ticker,
     name_similarity,
     names_slug,
     near_symbols,
     normalise,
     same_name,
     shared_slug,
+    symbol_slug,
 )
 from flows.resolution.scoring import NameRelation
 from flows.sources import ID_STYLES
@@ -144,7 +146,9 @@ class Shortlist:
             coin = self.known.canonical(entry.coin)
             names = _names(row, entry)
             lead = leads.setdefault(coin, Lead(symbol_differs=True))
-            lead.near_symbol |= near_symbols(row.symbol, entry.key.split(KEY_SEPARATOR)[0])
+            their_symbol = entry.key.split(KEY_SEPARATOR)[0]
+            lead.near_symbol |= near_symbols(row.symbol, their_symbol)
+            lead.listed_as |= _listed_as(row, entry, their_symbol)
             slug = shared_slug(row.slugs, entry.slugs)
             lead.renamed |= slug is not None and (
                 names_slug(slug, row.name) != names_slug(slug, entry.name)
@@ -242,6 +246,15 @@ class Shortlist:
 
 def _id_slugs(source: str, asset: str, symbol: str) -> frozenset[str]:
     return id_slugs(asset, symbol, ID_STYLES.get(source, "name_slug"))
+
+
+def _listed_as(row: AssetRow, entry: Entry, their_symbol: str) -> bool:
+    """Whether one asset's id records the other's symbol as the ticker it was listed under."""
+    mine = listed_ticker(row.asset, row.symbol, ID_STYLES.get(row.source, "name_slug"))
+    theirs = listed_ticker(entry.asset, their_symbol, ID_STYLES.get(entry.source, "name_slug"))
+    return (mine is not None and mine == symbol_slug(their_symbol)) or (
+        theirs is not None and theirs == symbol_slug(row.symbol)
+    )
 
 
 def _names(row: AssetRow, entry: Entry) -> NameRelation | None:

@@ -360,6 +360,41 @@ def test_a_rebrand_the_ids_still_name_is_linked_under_its_new_ticker() -> None:
     assert later.review.is_empty()
 
 
+def test_an_id_that_records_the_old_ticker_links_a_changed_ticker() -> None:
+    """CoinPaprika mints ``<symbol>-<name>`` ids and keeps them: ``gltr-glitter-token``, GLIT
+    today, was listed as GLTR, the ticker CoinGecko's ``glitter-token`` holds. The ticker change
+    is on record, unlike a name another project reused under its own ticker (HLM's and HNT's
+    Helium, below)."""
+    store = Store()
+    decide(quotes(("coingecko", "glitter-token", "gltr", "Glitter")), store)
+    later = decide(
+        quotes(
+            ("coinpaprika", "gltr-glitter-token", "GLIT", "Glitter"), at=T0 + timedelta(days=200)
+        ),
+        store,
+    )
+    mapping = later.mappings.row(0, named=True)
+    assert (mapping["coin_id"], mapping["method"]) == ("gltr-glitter", "names_ids")
+    assert json.loads(mapping["evidence"])["symbol"] == (
+        "differs: one asset's id records the other's ticker"
+    )
+    assert later.review.is_empty()
+
+
+def test_an_id_recording_another_ticker_than_the_candidates_proves_nothing() -> None:
+    """The id's old ticker must be the candidate's: CoinPaprika's ``hlm-helium``, HLT today, was
+    listed as HLM, not as CoinGecko's HNT."""
+    store = Store()
+    decide(quotes(("coingecko", "helium", "hnt", "Helium")), store)
+    later = decide(
+        quotes(("coinpaprika", "hlm-helium", "HLT", "Helium"), at=T0 + timedelta(days=200)),
+        store,
+    )
+    assert coin_of(later)[("coinpaprika", "hlm-helium")] != "hnt-helium"
+    (queued,) = later.review.to_dicts()
+    assert queued["confidence"] == 0.8
+
+
 def test_names_that_share_no_letter_a_slug_keeps_are_not_the_same_coin() -> None:
     """Two tokens under one symbol with unrelated CJK names: their coin-id slugs both lose every
     letter, which must not read as identical names."""

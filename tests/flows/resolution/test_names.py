@@ -12,6 +12,7 @@ from flows.resolution.names import (
     compare_ids,
     disambiguated,
     id_slugs,
+    listed_ticker,
     match_key,
     name_similarity,
     near_symbols,
@@ -118,3 +119,18 @@ def test_a_numeric_suffix_names_the_id_it_was_set_apart_from() -> None:
     assert disambiguated("avalanche-2") == "avalanche"
     assert disambiguated("bitcoin") is None
     assert disambiguated("2-3") is None
+
+
+@pytest.mark.parametrize(
+    ("asset_id", "symbol", "style", "ticker"),
+    [
+        ("rndr-render-token", "RENDER", "symbol_name_slug", "rndr"),
+        ("gnt-golem", "GNT", "symbol_name_slug", None),
+        ("render-token", "rndr", "name_slug", None),
+        ("RNDR:Render", "RENDER", "symbol_colon_name", None),
+    ],
+)
+def test_an_id_remembers_the_ticker_it_was_listed_under(
+    asset_id: str, symbol: str, style: IdStyle, ticker: str | None
+) -> None:
+    assert listed_ticker(asset_id, symbol, style) == ticker
