@@ -152,6 +152,9 @@ class Lead:
     """... and one asset's id records the other's symbol as the ticker it was listed under
     (CoinPaprika's ``rndr-render-token``, RENDER today, and CoinGecko's ``render-token``, RNDR
     then): the ticker changed, and its own source says so (``names.listed_ticker``)."""
+    reminted: bool = False
+    """One of the two assets has an id its source re-minted at a migration
+    (``names.reminted_from``): the id and the name were the old token's too."""
     namesake: str | None = None
     """The coin's asset is a later namesake: its id is the asset's slug with a numeric suffix,
     and its source still lists the unsuffixed id (``ethos-3`` beside ``ethos``)."""

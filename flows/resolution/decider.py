@@ -53,7 +53,8 @@ SYMBOL_DIFFERS_CAP = 0.8
 waits for review unless the market agrees, one asset's id records the other's ticker
 (``names.listed_ticker``), or the ids show a rename: names reused by another
 project under another ticker (HLM's Helium and HNT's) look exactly like a ticker that changed
-(GNT and GLM's Golem)."""
+(GNT and GLM's Golem). The same cap holds a link through an id its source re-minted at a
+migration (``names.reminted_from``) without a market that agrees."""
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
 Method = Literal[
@@ -358,6 +359,11 @@ class _Decider(Shortlist):
                 capped, details["symbol"] = _symbol_differs(lead, market)
                 if capped:
                     confidence = min(confidence, SYMBOL_DIFFERS_CAP)
+            if lead.reminted and market.verdict != "agrees":
+                # The source moved the id (and name) to a migrated token's new listing: an
+                # asset another source listed under them may be the old token or the new.
+                confidence = min(confidence, SYMBOL_DIFFERS_CAP)
+                details["migration"] = "the id was re-minted for a new token: no market to tell"
             theirs = self.coin_contracts.get(coin, set())
             if any(
                 chain in my_chains and (chain, address) not in my_contracts

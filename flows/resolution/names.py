@@ -149,6 +149,18 @@ def near_symbols(a: str, b: str) -> bool:
     return len(shorter) >= 2 and shorter in longer
 
 
+_OLD_MARKER = re.compile(r"[\[(]\s*old\s*[\])]")
+
+
+def reminted_from(asset_id: str, name: str) -> str | None:
+    """The id a source gave a migrated token's new listing, when it re-minted the old one's as
+    ``<id>-old`` and marked its name (``bittorrent-old``, BitTorrent [OLD], beside
+    ``bittorrent``): the plain id was the old token's."""
+    if not asset_id.casefold().endswith("-old") or not _OLD_MARKER.search(normalise(name)):
+        return None
+    return asset_id[: -len("-old")] or None
+
+
 _DISAMBIGUATED = re.compile(r"^(?P<base>.*[a-z].*)-\d{1,3}$")
 
 

@@ -22,6 +22,7 @@ from flows.resolution.names import (
     names_slug,
     near_symbols,
     normalise,
+    reminted_from,
     same_name,
     shared_slug,
     symbol_slug,
@@ -93,6 +94,18 @@ class Shortlist:
                 (source, asset), set()
             )
         self._batch_entries: list[Entry] = []
+        listed = [
+            *stored.select("source", "source_asset_id", "name").iter_rows(),
+            *((row.source, row.asset, row.name) for row in subjects),
+        ]
+        self.reminted = {
+            (source, base)
+            for source, asset, name in listed
+            if (base := reminted_from(asset, name)) is not None
+        }
+        """(source, id) of new listings that took a migrated token's id (its old listing
+        re-minted as ``<id>-old``): the id is no evidence of which token another source's
+        asset is."""
 
     # --- what points where ---------------------------------------------------------------------
 
@@ -115,7 +128,9 @@ class Shortlist:
                 symbol_only.add(coin)
                 continue
             similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
-            leads.setdefault(coin, Lead()).relate(entry, names, similarity, ids, slugs)
+            lead = leads.setdefault(coin, Lead())
+            lead.relate(entry, names, similarity, ids, slugs)
+            lead.reminted |= self._reminted(row, entry)
             if ids is None:
                 namesakes[coin].append(self._later_namesake(row, entry))
         for coin, found in namesakes.items():
@@ -155,6 +170,12 @@ class Shortlist:
             )
             similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
             lead.relate(entry, names, similarity, compare_ids(row.slugs, entry.slugs), row.slugs)
+            lead.reminted |= self._reminted(row, entry)
+
+    def _reminted(self, row: AssetRow, entry: Entry) -> bool:
+        return (row.source, row.asset) in self.reminted or (
+            (entry.source, entry.asset) in self.reminted
+        )
 
     def _contract_leads(self, row: AssetRow) -> dict[str, Lead]:
         leads: dict[str, Lead] = {}

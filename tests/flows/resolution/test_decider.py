@@ -395,6 +395,27 @@ def test_an_id_recording_another_ticker_than_the_candidates_proves_nothing() -> 
     assert queued["confidence"] == 0.8
 
 
+def test_an_id_re_minted_for_a_migrated_token_waits_for_review() -> None:
+    """At a token migration CoinGecko may re-mint the old listing as ``<id>-old`` (named
+    ``... [OLD]``) and give the plain id, name and ticker to the new token: an asset another
+    source listed years before under that name may be either token, so a person decides."""
+    store = Store()
+    decide(quotes(("coinpaprika", "gdz-gadzoo", "GDZ", "Gadzoo")), store)
+    later = decide(
+        quotes(
+            ("coingecko", "gadzoo", "gdz", "Gadzoo"),
+            ("coingecko", "gadzoo-old", "gdzold", "Gadzoo [OLD]"),
+            at=T0 + timedelta(days=1400),
+        ),
+        store,
+    )
+    assert coin_of(later)[("coingecko", "gadzoo")] != "gdz-gadzoo"
+    (queued,) = later.review.filter(pl.col("source_asset_id") == "gadzoo").to_dicts()
+    assert queued["candidate_coin_id"] == "gdz-gadzoo"
+    assert queued["confidence"] == 0.8
+    assert "re-minted" in json.loads(queued["evidence"])["migration"]
+
+
 def test_names_that_share_no_letter_a_slug_keeps_are_not_the_same_coin() -> None:
     """Two tokens under one symbol with unrelated CJK names: their coin-id slugs both lose every
     letter, which must not read as identical names."""

@@ -17,6 +17,7 @@ from flows.resolution.names import (
     name_similarity,
     near_symbols,
     normalise,
+    reminted_from,
     same_name,
 )
 from flows.sources.spec import IdStyle
@@ -134,3 +135,19 @@ def test_an_id_remembers_the_ticker_it_was_listed_under(
     asset_id: str, symbol: str, style: IdStyle, ticker: str | None
 ) -> None:
     assert listed_ticker(asset_id, symbol, style) == ticker
+
+
+@pytest.mark.parametrize(
+    ("asset_id", "name", "base"),
+    [
+        ("bittorrent-old", "BitTorrent [OLD]", "bittorrent"),
+        ("decentral-games-old", "Decentral Games (Old)", "decentral-games"),
+        ("bittorrent-old", "BitTorrent", None),
+        ("pundi-x", "Pundi X [OLD]", None),
+        ("gold", "Gold (OLD)", None),
+    ],
+)
+def test_a_re_minted_id_names_the_id_the_new_listing_took(
+    asset_id: str, name: str, base: str | None
+) -> None:
+    assert reminted_from(asset_id, name) == base
