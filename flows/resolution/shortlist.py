@@ -95,7 +95,9 @@ class Shortlist:
             )
         self._batch_entries: list[Entry] = []
         listed = [
-            *stored.select("source", "source_asset_id", "name").iter_rows(),
+            *stored.filter(pl.col("source_asset_id").str.to_lowercase().str.ends_with("-old"))
+            .select("source", "source_asset_id", "name")
+            .iter_rows(),
             *((row.source, row.asset, row.name) for row in subjects),
         ]
         self.reminted = {
