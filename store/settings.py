@@ -33,13 +33,14 @@ class StoreSettings(BaseSettings):
     )
 
     duckdb_memory_limit: str = Field(
-        default="64MiB",
+        default="256MiB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory DuckDB may use while writing the warehouse (ingest, rebuild): its "
-        "buffer pool keeps table blocks up to this and spills to disk beyond it, so neither a "
-        "long history nor a large file grows the process. DuckDB's own default is 80% of the "
-        "machine's RAM. The process holds more than this of DuckDB's: a 150 MB CSV file "
-        "peaked at 432 MiB with 64, ~600 with 128 and ~1 GiB with 256.",
+        "buffer pool keeps table blocks up to this and spills to disk beyond it. DuckDB's own "
+        "default is 80% of the machine's RAM. The process holds several times this of "
+        "DuckDB's: a 150 MB CSV file peaked at ~1 GiB with 256, ~600 MiB with 128 and "
+        "409 MiB with 64; but at 64 a 1M-quote `rebuild --from-raw --recover` and a 100k-quote "
+        "first ingest (resolution's market lookup) ran out of memory, so 256 stays the default.",
     )
 
     @property
