@@ -25,7 +25,8 @@ An asset already mapped keeps its coin (``sticky``; an operator's decision moves
    namesake (``ethos-3`` beside ``ethos``) weighs against. The normalised symbol is the blocking
    key and never links alone; an asset no coin of its symbol relates to is also weighed against
    the coins whose ids share its slug (a ticker that changed), capped at 0.8 unless the market
-   agrees or one ticker holds the other.
+   agrees, one ticker holds the other, an id records the other's ticker, the ids name a rebrand,
+   or no other asset of either source bears the identical name.
 
    The symbol alone proposes a coin (for review: a renamed asset) only when at most
    :data:`SYMBOL_ONLY_MAX` coins share it and the market corroborates. Large symbol blocks are

@@ -152,6 +152,10 @@ class Lead:
     """... and one asset's id records the other's symbol as the ticker it was listed under
     (CoinPaprika's ``rndr-render-token``, RENDER today, and CoinGecko's ``render-token``, RNDR
     then): the ticker changed, and its own source says so (``names.listed_ticker``)."""
+    distinct_name: bool = False
+    """... and the two names are identical, a name no other asset of either source bears
+    (``names.bears_name``): a ticker that changed under a name of its own, not a name that
+    several projects share (HLM's Helium beside HNT's, Helium IOT and Helium Mobile)."""
     reminted: bool = False
     """One of the two assets has an id its source re-minted at a migration
     (``names.reminted_from``): the id and the name were the old token's too."""

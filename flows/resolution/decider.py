@@ -51,9 +51,10 @@ AMBIGUITY_MARGIN = 0.05
 SYMBOL_DIFFERS_CAP = 0.8
 """A coin found through the ids alone, under an unrelated symbol (not one holding the other),
 waits for review unless the market agrees, one asset's id records the other's ticker
-(``names.listed_ticker``), or the ids show a rename: names reused by another
-project under another ticker (HLM's Helium and HNT's) look exactly like a ticker that changed
-(GNT and GLM's Golem). The same cap holds a link through an id its source re-minted at a
+(``names.listed_ticker``), the ids show a rename, or the identical names are borne by no other
+asset of either source: names reused by another project under another ticker (HLM's Helium and
+HNT's, beside Helium IOT and Helium Mobile) look exactly like a ticker that changed (GNT and
+GLM's Golem). The same cap holds a link through an id its source re-minted at a
 migration (``names.reminted_from``) without a market that agrees."""
 SOURCE_ORDER = {name: i for i, name in enumerate(SOURCE_NAMES)}
 
@@ -566,13 +567,16 @@ def _symbol_differs(lead: Lead, market: MarketComparison) -> tuple[bool, str]:
     """Whether a coin found through the ids under another symbol is capped for review, and why:
     names reused under an unrelated ticker look exactly like a ticker that was replaced, unless
     a market at the same moment, a ticker holding the other, an id recording the other's ticker
-    or a rebrand the ids name explains it."""
+    or a rebrand the ids name explains it, or the name is the two assets' alone (a name several
+    assets bear is the kind another project reuses)."""
     if lead.renamed:
         return False, "differs: the ids name one asset's earlier name (a rebrand)"
     if lead.listed_as:
         return False, "differs: one asset's id records the other's ticker"
     if not lead.symbol_differs or lead.near_symbol or market.verdict == "agrees":
         return False, "differs: found through the ids"
+    if lead.distinct_name:
+        return False, "differs: the ids agree on a name no other asset of either source bears"
     return True, "differs: found through the ids, no market to confirm"
 
 

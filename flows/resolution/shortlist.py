@@ -13,12 +13,14 @@ from flows.resolution.candidates import SYMBOL_ONLY_MAX, AssetRow, Block, Entry,
 from flows.resolution.names import (
     KEY_SEPARATOR,
     _similar,
+    bears_name,
     compare_ids,
     disambiguated,
     id_slugs,
     joined_slugs,
     listed_ticker,
     name_similarity,
+    name_words,
     names_slug,
     near_symbols,
     normalise,
@@ -70,7 +72,9 @@ class Shortlist:
             entry = Entry(source, asset, coin, name, key, _id_slugs(source, asset, symbol))
             self.by_symbol[key.split(KEY_SEPARATOR)[0]].add(entry)
         self._stored = stored
+        self._subjects = subjects
         self._by_slug: dict[str, list[Entry]] | None = None
+        self._by_word: dict[str, set[tuple[str, str, str]]] | None = None
         self.coin_of = {
             (s, a): c
             for s, a, c in stored.select("source", "source_asset_id", "coin_id").iter_rows()
@@ -173,6 +177,36 @@ class Shortlist:
             similarity = 1.0 if names == "identical" else name_similarity(row.name, entry.name)
             lead.relate(entry, names, similarity, compare_ids(row.slugs, entry.slugs), row.slugs)
             lead.reminted |= self._reminted(row, entry)
+            lead.distinct_name |= names == "identical" and self._name_is_theirs_alone(row, entry)
+
+    def _name_is_theirs_alone(self, row: AssetRow, entry: Entry) -> bool:
+        """No asset of the two sources, the two aside, bears the name (stored or in the batch:
+        one listed once may be listed again)."""
+        words = name_words(row.name)
+        if not words:
+            return False
+        pair = {(row.source, row.asset), (entry.source, entry.asset)}
+        return not any(
+            source in (row.source, entry.source)
+            and (source, asset) not in pair
+            and bears_name(name, row.name)
+            for source, asset, name in self.by_word.get(words[0], ())
+        )
+
+    @property
+    def by_word(self) -> dict[str, set[tuple[str, str, str]]]:
+        """(source, asset, name) of every asset, stored or in the batch, by each word of its
+        name, built the first time a changed ticker needs it."""
+        if self._by_word is None:
+            self._by_word = defaultdict(set)
+            named = [
+                *self._stored.select("source", "source_asset_id", "name").iter_rows(),
+                *((row.source, row.asset, row.name) for row in self._subjects),
+            ]
+            for source, asset, name in named:
+                for word in set(name_words(name)):
+                    self._by_word[word].add((source, asset, name))
+        return self._by_word
 
     def _reminted(self, row: AssetRow, entry: Entry) -> bool:
         return (row.source, row.asset) in self.reminted or (

@@ -332,17 +332,48 @@ def test_a_rebrand_takes_its_coin_before_a_later_namesake() -> None:
     assert coin_of(later)[("coingecko", "ethos-3")] != "ethos-ethos"
 
 
-def test_a_changed_ticker_under_an_unrelated_symbol_waits_for_review() -> None:
+@pytest.mark.parametrize("bearer_source", ["coingecko", "coinpaprika"])
+def test_a_name_other_assets_bear_under_an_unrelated_symbol_waits_for_review(
+    bearer_source: str,
+) -> None:
     """HLM's Helium and HNT's Helium: the same name and id slug under unrelated tickers look
-    exactly like a ticker that was replaced; without a market to compare, a person decides."""
+    exactly like a ticker that was replaced. A name that other assets of either source bear
+    too (Helium IOT) is one projects reuse; without a market to compare, a person decides."""
     store = Store()
-    decide(quotes(("coinpaprika", "hlm-helium", "HLM", "Helium")), store)
-    later = decide(
-        quotes(("coingecko", "helium", "hnt", "Helium"), at=T0 + timedelta(days=1400)), store
-    )
+    paprika = [("coinpaprika", "hlm-helium", "HLM", "Helium")]
+    gecko = [("coingecko", "helium", "hnt", "Helium")]
+    bearers = {
+        "coingecko": gecko,
+        "coinpaprika": paprika,
+    }
+    bearers[bearer_source].append((bearer_source, "helium-iot", "IOT", "Helium IOT"))
+    decide(quotes(*paprika), store)
+    later = decide(quotes(*gecko, at=T0 + timedelta(days=1400)), store)
     assert coin_of(later)[("coingecko", "helium")] != "hlm-helium"
-    (queued,) = later.review.to_dicts()
+    (queued,) = later.review.filter(pl.col("source_asset_id") == "helium").to_dicts()
     assert queued["confidence"] == 0.8
+
+
+def test_a_changed_ticker_under_a_name_of_its_own_is_linked() -> None:
+    """Golem's GNT became GLM years after CoinPaprika listed it; CoinGecko kept the id
+    ``golem``. No other asset of either source bears the name (``Golemite`` shares no word), so
+    the ids and the name explain the ticker."""
+    store = Store()
+    decide(quotes(("coinpaprika", "gnt-golem", "GNT", "Golem")), store)
+    later = decide(
+        quotes(
+            ("coingecko", "golem", "glm", "Golem"),
+            ("coingecko", "golemite", "gmt", "Golemite"),
+            at=T0 + timedelta(days=1400),
+        ),
+        store,
+    )
+    mapping = later.mappings.filter(pl.col("source_asset_id") == "golem").row(0, named=True)
+    assert (mapping["coin_id"], mapping["method"]) == ("gnt-golem", "names_ids")
+    assert json.loads(mapping["evidence"])["symbol"] == (
+        "differs: the ids agree on a name no other asset of either source bears"
+    )
+    assert later.review.is_empty()
 
 
 def test_a_rebrand_the_ids_still_name_is_linked_under_its_new_ticker() -> None:
@@ -385,7 +416,13 @@ def test_an_id_recording_another_ticker_than_the_candidates_proves_nothing() -> 
     """The id's old ticker must be the candidate's: CoinPaprika's ``hlm-helium``, HLT today, was
     listed as HLM, not as CoinGecko's HNT."""
     store = Store()
-    decide(quotes(("coingecko", "helium", "hnt", "Helium")), store)
+    decide(
+        quotes(
+            ("coingecko", "helium", "hnt", "Helium"),
+            ("coingecko", "helium-mobile", "mobile", "Helium Mobile"),
+        ),
+        store,
+    )
     later = decide(
         quotes(("coinpaprika", "hlm-helium", "HLT", "Helium"), at=T0 + timedelta(days=200)),
         store,

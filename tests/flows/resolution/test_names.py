@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from flows.resolution.names import (
     NAME_SIMILAR,
     _similar,
+    bears_name,
     compare_ids,
     disambiguated,
     id_slugs,
@@ -113,6 +114,26 @@ def test_names_are_the_same_once_generic_words_and_spacing_go(a: str, b: str, sa
 )
 def test_near_symbols_hold_one_another(a: str, b: str, near: bool) -> None:
     assert near_symbols(a, b) is near
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner", "bears"),
+    [
+        ("Helium IOT", "Helium", True),
+        ("Argonon Helium", "Helium", True),
+        ("Newton Project", "newton", True),
+        ("Helium", "Helium", True),
+        ("OpenEden TBILL", "Eden", False),
+        ("Nanomatic", "Nano", False),
+        ("Project Newton", "Newton Project", False),
+        ("Silent  Notary\u200b Token", "Silent Notary", True),
+        ("Helium", "", False),
+    ],
+)
+def test_a_name_is_borne_by_names_holding_its_words_together(
+    outer: str, inner: str, bears: bool
+) -> None:
+    assert bears_name(outer, inner) is bears
 
 
 def test_a_numeric_suffix_names_the_id_it_was_set_apart_from() -> None:
