@@ -405,22 +405,33 @@ def _record_replayed(con: duckdb.DuckDBPyConnection, replay: Replay) -> None:
     """What each replayed load read (loads committed before the ledger listed files get their
     list now), and the loads the rebuild recovered, marked so in the ledger."""
     recovered = {(b.run_id, b.source) for b in replay.recovered}
-    for batch in replay.batches:
-        if (batch.run_id, batch.source) not in recovered:
-            runs.record_files(con, batch.run_id, batch.source, batch.files)
+    runs.record_files_of(
+        con,
+        [
+            (b.run_id, b.source, f)
+            for b in replay.batches
+            if (b.run_id, b.source) not in recovered
+            for f in b.files
+        ],
+    )
     at = datetime.now(UTC)
-    for batch in replay.recovered:
-        runs.record_recovered(
-            con,
-            batch.run_id,
-            batch.source,
-            batch.files,
-            note=(
-                f"recovered by `kasparro rebuild --from-raw --recover` at {at:%Y-%m-%dT%H:%M:%SZ}: "
-                f"no run had committed these {len(batch.files)} raw file(s)"
-            ),
-            started_at=_started_at(batch.run_id, at),
-        )
+    runs.record_recovered(
+        con,
+        [
+            runs.RecoveredLoad(
+                b.run_id,
+                b.source,
+                b.files,
+                note=(
+                    f"recovered by `kasparro rebuild --from-raw --recover` at "
+                    f"{at:%Y-%m-%dT%H:%M:%SZ}: no run had committed these {len(b.files)} raw "
+                    "file(s)"
+                ),
+                started_at=_started_at(b.run_id, at),
+            )
+            for b in replay.recovered
+        ],
+    )
 
 
 def _started_at(run_id: str, fallback: datetime) -> datetime:

@@ -25,6 +25,7 @@ from store.errors import (
     WalReplayError,
     from_duckdb,
 )
+from store.memory import restore_after_rollback
 from store.merge import staging_directory
 from store.migrate import is_behind, migrate_file
 from store.settings import get_store_settings
@@ -166,5 +167,6 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         yield con
     except BaseException:
         con.execute("rollback")
+        restore_after_rollback(con)
         raise
     con.execute("commit")

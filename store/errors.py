@@ -122,8 +122,10 @@ def from_duckdb(
         )
     if isinstance(exc, duckdb.OutOfMemoryException):
         advice = (
-            "DuckDB needed more than KASPARRO_DUCKDB_MEMORY_LIMIT allows (a load replacing "
-            "millions of stored rows at once needs more than the default): raise it, then retry"
+            "DuckDB needed more than its limit allows: KASPARRO_DUCKDB_MERGE_MEMORY_LIMIT while "
+            "merging quotes (a load replacing millions of stored rows at once needs more than "
+            "its default), else KASPARRO_DUCKDB_MEMORY_LIMIT; raise the one the figures above "
+            "name, then retry"
         )
     elif isinstance(exc, duckdb.IOException):
         advice = "check the file and its disk (free space, permissions), then retry"

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from store.memory import memory_limit
 from store.schema import (
     ASSET_CONTRACTS,
     ASSET_CONTRACTS_KEY,
@@ -35,6 +36,7 @@ from store.schema import (
     RESOLUTION_REVIEW,
     RESOLUTION_REVIEW_KEY,
 )
+from store.settings import get_store_settings
 
 
 @dataclass(frozen=True)
@@ -211,9 +213,10 @@ def quotes_merge(
     """A :class:`QuotesMerge` over ``scope`` (``source``, ``coin_id``) and the observations from
     ``since`` to ``until``, finished on leaving (not after an error: the caller's transaction
     rolls back)."""
-    merging = QuotesMerge(con, scope, since, until)
-    yield merging
-    merging.finish()
+    with memory_limit(con, get_store_settings().duckdb_merge_memory_limit):
+        merging = QuotesMerge(con, scope, since, until)
+        yield merging
+        merging.finish()
 
 
 def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeCounts:

@@ -148,19 +148,29 @@ def record_files(
 ) -> None:
     """Add ``files`` (paths below the raw root) to what the source's load read in the run. Call
     it in the transaction that commits the load's data."""
-    con.execute(
-        """
-        insert into run_files
-        select distinct $run, $source, f.raw_file
-        from unnest($files::varchar[]) as f(raw_file)
-        where f.raw_file not in (
-            select raw_file
-            from run_files
-            where run_id = $run and source = $source and raw_file is not null
+    record_files_of(con, [(run_id, source, f) for f in files])
+
+
+_LISTED = pl.Schema({"run_id": pl.String(), "source": pl.String(), "raw_file": pl.String()})
+
+
+def record_files_of(con: duckdb.DuckDBPyConnection, listed: Sequence[tuple[str, str, str]]) -> None:
+    """Add the (run, source, file) rows run_files does not hold yet, in one statement: DuckDB
+    gives each statement's rows in a transaction blocks of their own, so a statement per load
+    of a rebuild's thousand recovered loads filled a 64 MiB limit."""
+    con.register("listed_files", pl.DataFrame(listed, schema=_LISTED, orient="row"))
+    try:
+        con.execute(
+            """
+            insert into run_files
+            select distinct l.run_id, l.source, l.raw_file
+            from listed_files as l
+            anti join run_files as f
+                on f.run_id = l.run_id and f.source = l.source and f.raw_file = l.raw_file
+            """
         )
-        """,
-        {"run": run_id, "source": source, "files": list(files)},
-    )
+    finally:
+        con.unregister("listed_files")
 
 
 @dataclass(frozen=True)
@@ -201,39 +211,69 @@ def recorded_repeats(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
     return {(str(r), str(s)) for r, s in rows}
 
 
-def record_recovered(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    source: str,
-    files: Sequence[str],
-    *,
-    note: str,
-    started_at: datetime,
-) -> None:
-    """Record a load that no run committed and a rebuild recovered from the raw zone: its files,
-    a ``loaded`` ledger row with ``note`` among its warnings (a failed row keeps its error), and
-    the run's row if the ledger never knew the run."""
-    now = datetime.now(UTC)
-    con.execute(
-        """
-        insert into runs (run_id, mode, started_at, finished_at, status, sources, error)
-        values ($run, 'snapshot', $started, $now, 'abandoned', [$source], $note)
-        on conflict (run_id) do update set
-            sources = list_distinct(list_append(runs.sources, $source))
-        """,
-        {"run": run_id, "started": started_at, "now": now, "source": source, "note": note},
-    )
-    con.execute(
-        """
-        insert into run_sources (run_id, source, status, finished_at, warnings)
-        values ($run, $source, 'loaded', $now, [$note])
-        on conflict (run_id, source) do update set
-            status = 'loaded',
-            warnings = list_append(run_sources.warnings, $note)
-        """,
-        {"run": run_id, "source": source, "now": now, "note": note},
-    )
-    record_files(con, run_id, source, files)
+@dataclass(frozen=True)
+class RecoveredLoad:
+    """A load that no run committed and a rebuild recovered from the raw zone."""
+
+    run_id: str
+    source: str
+    files: Sequence[str]
+    note: str
+    """Why it is in the ledger: among the source's warnings, and the run's error if the ledger
+    never knew the run."""
+    started_at: datetime
+    """The run's start, for a run the ledger never knew."""
+
+
+_RECOVERED = pl.Schema(
+    {
+        "position": pl.Int64(),
+        "run_id": pl.String(),
+        "source": pl.String(),
+        "note": pl.String(),
+        "started_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+
+def record_recovered(con: duckdb.DuckDBPyConnection, loads: Sequence[RecoveredLoad]) -> None:
+    """Record loads a rebuild recovered, all in three statements: their files, a ``loaded``
+    ledger row each with its note among the warnings (a failed row keeps its error), and the
+    run's row if the ledger never knew the run (its error the note of its first load)."""
+    if not loads:
+        return
+    rows = [(i, r.run_id, r.source, r.note, r.started_at) for i, r in enumerate(loads)]
+    con.register("recovered", pl.DataFrame(rows, schema=_RECOVERED, orient="row"))
+    try:
+        now = datetime.now(UTC)
+        con.execute(
+            """
+            insert into runs (run_id, mode, started_at, finished_at, status, sources, error)
+            select
+                run_id, 'snapshot', min(started_at), $now, 'abandoned',
+                list(source order by position), arg_min(note, position)
+            from recovered
+            group by run_id
+            on conflict (run_id) do update set
+                sources = list_distinct(list_concat(runs.sources, excluded.sources))
+            """,
+            {"now": now},
+        )
+        con.execute(
+            """
+            insert into run_sources (run_id, source, status, finished_at, warnings)
+            select run_id, source, 'loaded', $now, list(note order by position)
+            from recovered
+            group by run_id, source
+            on conflict (run_id, source) do update set
+                status = 'loaded',
+                warnings = list_concat(run_sources.warnings, excluded.warnings)
+            """,
+            {"now": now},
+        )
+    finally:
+        con.unregister("recovered")
+    record_files_of(con, [(r.run_id, r.source, f) for r in loads for f in r.files])
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ DRIFT_ACKS = Path("drift", "acks")
 """Operators' acknowledgements of drift events, waiting for the next run (store.drift)."""
 
 
+MEMORY_SIZE = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+
+
 class StoreSettings(BaseSettings):
     """Location of the warehouse, the serving snapshot and the raw zone."""
 
@@ -34,13 +37,18 @@ class StoreSettings(BaseSettings):
 
     duckdb_memory_limit: str = Field(
         default="256MiB",
-        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        pattern=MEMORY_SIZE,
         description="Memory DuckDB may use while writing the warehouse (ingest, rebuild): its "
         "buffer pool keeps table blocks up to this and spills to disk beyond it. DuckDB's own "
-        "default is 80% of the machine's RAM. The process holds several times this of "
-        "DuckDB's: a 150 MB CSV file peaked at ~1 GiB with 256, ~600 MiB with 128 and "
-        "409 MiB with 64; but at 64 a 1M-quote `rebuild --from-raw --recover` and a 100k-quote "
-        "first ingest (resolution's market lookup) ran out of memory, so 256 stays the default.",
+        "default is 80% of the machine's RAM. At 64 MiB a 100k-quote first ingest (tens of "
+        "thousands of new assets) runs out of memory.",
+    )
+    duckdb_merge_memory_limit: str = Field(
+        default="64MiB",
+        pattern=MEMORY_SIZE,
+        description="Memory DuckDB may use while merging a load's quotes, the step that grows "
+        "with a file's size (see store.memory): a 500 MB CSV file's process peaked at 448 MiB "
+        "with 64 and 618 MiB with 256, in the same time.",
     )
 
     @property

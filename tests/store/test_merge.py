@@ -14,6 +14,7 @@ import pytest
 from store import merge, runs
 from store.connection import open_warehouse, transaction
 from store.schema import QUARANTINE, QUOTES
+from store.settings import get_store_settings
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -169,22 +170,68 @@ def daily_histories(rows: int, days: int = 2_000) -> pl.DataFrame:
     )
 
 
+def scope_of(quotes: pl.DataFrame) -> tuple[pl.DataFrame, datetime, datetime]:
+    """The (source, coin) pairs and time span a load of ``quotes`` may meet stored rows in."""
+    since, until = quotes["observed_at"].min(), quotes["observed_at"].max()
+    assert isinstance(since, datetime)
+    assert isinstance(until, datetime)
+    return quotes.select("source", "coin_id").unique(), since, until
+
+
 def merge_in_parts(
     con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame, part: int
 ) -> list[merge.MergeCounts]:
     """One load of ``quotes`` in parts of ``part`` rows, each of whole coins, in one
     transaction, as flows.load merges a large file."""
-    scope = quotes.select("source", "coin_id").unique()
-    since, until = quotes["observed_at"].min(), quotes["observed_at"].max()
-    assert isinstance(since, datetime)
-    assert isinstance(until, datetime)
-    with transaction(con), merge.quotes_merge(con, scope, since, until) as merging:
+    with transaction(con), merge.quotes_merge(con, *scope_of(quotes)) as merging:
         return [merging.merge(quotes.slice(at, part)) for at in range(0, quotes.height, part)]
+
+
+def merge_memory_limit(monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    monkeypatch.setenv("KASPARRO_DUCKDB_MERGE_MEMORY_LIMIT", limit)
+    get_store_settings.cache_clear()
+
+
+def memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    return str(con.execute("select current_setting('memory_limit')").fetchall()[0][0])
+
+
+def test_quotes_merge_under_their_own_memory_limit_and_the_writers_comes_back(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The merge grows with a file's size; DuckDB fills whatever limit it has with blocks the
+    # merge writes once (a 500 MB file: 618 MiB peak under 256 MiB, 448 MiB under 64 MiB).
+    merge_memory_limit(monkeypatch, "32MiB")
+    writers = memory_limit(con)
+    quotes = quote_rows(10)
+    with transaction(con), merge.quotes_merge(con, *scope_of(quotes)) as merging:
+        merging.merge(quotes)
+        assert memory_limit(con) == "32.0 MiB"
+    assert memory_limit(con) == writers == "256.0 MiB"
+    assert count(con, "quotes") == 10
+
+
+def test_a_failed_merge_gives_the_writer_its_memory_limit_back_after_the_rollback(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB takes no SET in an aborted transaction: the rollback puts the limit back.
+    merge_memory_limit(monkeypatch, "32MiB")
+    quotes = quote_rows(10)
+
+    def a_part_that_fails(con: duckdb.DuckDBPyConnection) -> None:
+        with transaction(con), merge.quotes_merge(con, *scope_of(quotes)) as merging:
+            merging.merge(quotes)
+            con.execute("select error('a part that fails')").fetchall()
+
+    with pytest.raises(duckdb.Error, match="a part that fails"):
+        a_part_that_fails(con)
+    assert memory_limit(con) == "256.0 MiB"
+    assert count(con, "quotes") == 0
 
 
 @pytest.mark.slow
 def test_a_load_may_change_more_rows_than_duckdbs_memory_holds(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Reloading a changed daily history rewrites every row in one transaction, in parts of a
     # few coins each. DuckDB cannot spill a MERGE's updated values: with a MERGE this ran out
@@ -200,7 +247,7 @@ def test_a_load_may_change_more_rows_than_duckdbs_memory_holds(
         raw_file=pl.lit("source=csv/date=2026-12-04/run=r2/daily_history-0001.parquet"),
     )
     con.execute("set threads = 1")
-    con.execute("set memory_limit = '48MiB'")
+    merge_memory_limit(monkeypatch, "48MiB")
     counts = merge_in_parts(con, changed, 50_000)
     assert sum(c.updated for c in counts) == rows
     assert con.execute(
@@ -210,14 +257,14 @@ def test_a_load_may_change_more_rows_than_duckdbs_memory_holds(
 
 @pytest.mark.slow
 def test_a_large_first_load_does_not_compare_each_part_with_the_parts_before_it(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Compared with the table itself, each part scanned the rows the parts before it had
     # appended in the transaction, which DuckDB holds apart until the commit: a 500 MB file
     # ran out of memory after 3.4M rows at 64 MiB; here 1M rows at 16 MiB did.
     rows = 1_000_000
     con.execute("set threads = 1")
-    con.execute("set memory_limit = '16MiB'")
+    merge_memory_limit(monkeypatch, "16MiB")
     counts = merge_in_parts(con, daily_histories(rows), 50_000)
     assert sum(c.inserted for c in counts) == rows
     assert count(con, "quotes") == rows

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from store.connection import open_warehouse
-from store.resolution import MARKET_LOOKUP, nearest_quotes
+from store.resolution import MARKET_LOOKUP, evidence, nearest_quotes
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -67,3 +67,33 @@ def test_the_asking_source_and_quotes_beyond_the_window_are_no_evidence(
     )
     assert ask(con, "csv", "btc", T0) == [("coingecko", T0 - timedelta(days=3), 100.0)]
     assert ask(con, "csv", "eth", T0) == []
+
+
+def test_pairs_asked_in_several_queries_find_what_one_query_finds(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first load asks for hundreds of thousands of pairs: one query for all of them ran out
+    # of a 64 MiB limit, so they are asked a slice at a time, by coin.
+    rng = random.Random(7)
+    coins = [f"coin-{i}" for i in range(40)]
+    stored = [
+        (coin, rng.choice(["coingecko", "coincap"]), T0 + timedelta(hours=rng.randrange(-200, 200)))
+        for coin in rng.choices(coins, k=400)
+    ]
+    store(con, [(coin, source, at, float(i)) for i, (coin, source, at) in enumerate(stored)])
+    pairs = pl.DataFrame(
+        [
+            (source, f"{source}-{coin}-{k}", coin, T0 + timedelta(hours=rng.randrange(-300, 300)))
+            for source in ("csv", "coinpaprika", "coincap")
+            for coin in coins
+            for k in range(3)
+        ],
+        schema=MARKET_LOOKUP,
+        orient="row",
+    )
+    whole = nearest_quotes(con, pairs)
+    monkeypatch.setattr(evidence, "PAIRS_PER_QUERY", 7)
+    sliced = nearest_quotes(con, pairs.sample(fraction=1.0, shuffle=True, seed=3))
+    assert whole.height > 200
+    order = ["source", "source_asset_id", "coin_id"]
+    assert sliced.sort(order).equals(whole.sort(order))
