@@ -37,11 +37,13 @@ def _clear_settings() -> None:
 
 @pytest.fixture(autouse=True)
 def restored_environment() -> Iterator[None]:
-    """The command line sets Prefect defaults in os.environ; no test leaks them to the next."""
+    """The command line sets Prefect defaults in os.environ; no test leaks them, or settings
+    read from them, to the next."""
     saved = dict(os.environ)
     yield
     os.environ.clear()
     os.environ.update(saved)
+    _clear_settings()
 
 
 @pytest.fixture
