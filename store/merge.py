@@ -68,35 +68,6 @@ def staging_directory(warehouse: Path) -> Path:
 
 
 @contextmanager
-def _staging_file(con: duckdb.DuckDBPyConnection, name: str) -> Iterator[Path]:
-    """A new Parquet file's path in the warehouse's staging directory, removed on leaving."""
-    (database,) = con.execute(
-        "select path from duckdb_databases() where database_name = current_database()"
-    ).fetchone() or (None,)
-    directory = staging_directory(Path(database)) if database else Path(tempfile.gettempdir())
-    directory.mkdir(exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".parquet", dir=directory)
-    os.close(fd)
-    try:
-        yield Path(path)
-    finally:
-        os.unlink(path)
-
-
-@contextmanager
-def _read_as(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> Iterator[None]:
-    """The Parquet file readable as the relation ``name`` for the duration."""
-    quoted = str(path).replace("'", "''")  # DDL takes no bound parameters
-    con.execute(f"create or replace temp view {name} as select * from read_parquet('{quoted}')")
-    try:
-        yield
-    finally:
-        # After a failed statement the transaction is aborted, and its rollback drops it.
-        with contextlib.suppress(duckdb.TransactionException):
-            con.execute(f"drop view if exists {name}")
-
-
-@contextmanager
 def _staged(
     con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame, schema: pl.Schema
 ) -> Iterator[None]:
@@ -110,10 +81,25 @@ def _staged(
         finally:
             con.unregister(name)
         return
-    with _staging_file(con, name) as path:
+    (database,) = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone() or (None,)
+    directory = staging_directory(Path(database)) if database else Path(tempfile.gettempdir())
+    directory.mkdir(exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".parquet", dir=directory)
+    os.close(fd)
+    try:
         frame.write_parquet(path)
-        with _read_as(con, name, path):
+        quoted = path.replace("'", "''")
+        con.execute(f"create or replace temp view {name} as select * from read_parquet('{quoted}')")
+        try:
             yield
+        finally:
+            # After a failed statement the transaction is aborted, and its rollback drops it.
+            with contextlib.suppress(duckdb.TransactionException):
+                con.execute(f"drop view if exists {name}")
+    finally:
+        os.unlink(path)
 
 
 QUOTES_SCOPE = pl.Schema({"source": pl.String(), "coin_id": pl.String()})
@@ -132,12 +118,8 @@ class QuotesMerge:
     aside once, before anything is written, and each part is compared with that copy. Compared
     with the table itself, each part would scan the rows the parts before it appended in the
     same transaction, which DuckDB holds apart until the commit: a 500 MB CSV file slowed part
-    after part and ran out of memory after 3.4M rows at 64 MiB. The copy is a Parquet file in
-    the staging directory, not a temporary table: reading back the 4.2M rows of a spilled
-    temporary table ran out of a 64 MiB limit, and a part reads only the row groups its coins'
-    statistics point to (the rows of a CSV file are stored coin after coin). A changed row is
-    deleted (by its row id, all together at :meth:`finish`) and inserted again rather than
-    updated:
+    after part and ran out of memory after 3.4M rows at 64 MiB. A changed row is deleted (by
+    its row id, all together at :meth:`finish`) and inserted again rather than updated:
     DuckDB keeps a transaction's updated values in memory it cannot spill, and reloading a
     changed 50 MB CSV file (381k rows updated) ran out of memory at 64 and 128 MiB.
     """
@@ -148,23 +130,19 @@ class QuotesMerge:
         scope: pl.DataFrame,
         since: datetime | None,
         until: datetime | None,
-        stored: Path,
     ) -> None:
         self._con = con
         self._doomed = 0
-        span = " and ".join(_timestamp(at) for at in (since, until))
-        quoted = str(stored).replace("'", "''")  # COPY takes no bound parameters
         with _staged(con, "stage_scope", scope, QUOTES_SCOPE):
             con.execute(
                 f"""
-                copy (
-                    select rowid as row_id, {_columns(QUOTES)}
-                    from quotes semi join stage_scope using (source, coin_id)
-                    where observed_at between {span}
-                ) to '{quoted}' (format parquet)
-                """
+                create or replace temp table merge_stored as
+                select rowid as row_id, {_columns(QUOTES)}
+                from quotes semi join stage_scope using (source, coin_id)
+                where observed_at between ? and ?
+                """,
+                [since, until],
             )
-        con.execute(f"create or replace temp view merge_stored as from read_parquet('{quoted}')")
         con.execute("create or replace temp table merge_doomed (row_id bigint)")
 
     def merge(self, quotes: pl.DataFrame) -> MergeCounts:
@@ -221,7 +199,7 @@ class QuotesMerge:
         """Delete the stored rows the parts replaced; the merge is whole once this returns."""
         if self._doomed:
             self._con.execute("delete from quotes where rowid in (select row_id from merge_doomed)")
-        self._con.execute("drop view merge_stored")
+        self._con.execute("drop table merge_stored")
         self._con.execute("drop table merge_doomed")
 
 
@@ -235,18 +213,10 @@ def quotes_merge(
     """A :class:`QuotesMerge` over ``scope`` (``source``, ``coin_id``) and the observations from
     ``since`` to ``until``, finished on leaving (not after an error: the caller's transaction
     rolls back)."""
-    with (
-        memory_limit(con, get_store_settings().duckdb_merge_memory_limit),
-        _staging_file(con, "merge_stored") as stored,
-    ):
-        merging = QuotesMerge(con, scope, since, until, stored)
+    with memory_limit(con, get_store_settings().duckdb_merge_memory_limit):
+        merging = QuotesMerge(con, scope, since, until)
         yield merging
         merging.finish()
-
-
-def _timestamp(at: datetime | None) -> str:
-    """A literal for SQL that takes no bound parameters (``null`` matches nothing)."""
-    return "null" if at is None else f"'{at.isoformat()}'::timestamptz"
 
 
 def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeCounts:
