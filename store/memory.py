@@ -3,8 +3,8 @@
 The writer's limit (``KASPARRO_DUCKDB_MEMORY_LIMIT``) suits work that is wide, not long: a first
 load resolving tens of thousands of new assets. Merging quotes grows with the file instead, and
 DuckDB's buffer pool fills whatever limit it has with blocks the merge writes once and does not
-read again: under 256 MiB a 500 MB CSV file's process peaked at 618 MiB, under 64 MiB at 448
-MiB, in the same time. So the quotes merge runs under its own limit
+read again: under 256 MiB a 500 MB CSV file's process peaked at 618 MiB, with the merge under 64
+MiB at 437 MiB, in the same time (63 s). So the quotes merge runs under its own limit
 (``KASPARRO_DUCKDB_MERGE_MEMORY_LIMIT``).
 """
 

@@ -47,7 +47,7 @@ class StoreSettings(BaseSettings):
         default="64MiB",
         pattern=MEMORY_SIZE,
         description="Memory DuckDB may use while merging a load's quotes, the step that grows "
-        "with a file's size (see store.memory): a 500 MB CSV file's process peaked at 448 MiB "
+        "with a file's size (see store.memory): a 500 MB CSV file's process peaked at 437 MiB "
         "with 64 and 618 MiB with 256, in the same time.",
     )
 
