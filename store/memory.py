@@ -38,6 +38,10 @@ def memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
             con.execute(f"set memory_limit = '{before}'")
         except duckdb.TransactionException:
             _AFTER_ROLLBACK[id(con)] = str(before)
+        except duckdb.Error as exc:
+            # DuckDB reads an unlimited setting back as a size it will not take ('16383.9 PiB'):
+            # say so rather than hide what the block raised.
+            logger.warning("DuckDB's memory limit stays at %s, not %s: %s", limit, before, exc)
 
 
 def restore_after_rollback(con: duckdb.DuckDBPyConnection) -> None:

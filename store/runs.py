@@ -242,6 +242,8 @@ def record_recovered(con: duckdb.DuckDBPyConnection, loads: Sequence[RecoveredLo
     run's row if the ledger never knew the run (its error the note of its first load)."""
     if not loads:
         return
+    if len({(r.run_id, r.source) for r in loads}) < len(loads):
+        raise ValueError("record_recovered: a (run, source) is listed twice; give each load once")
     rows = [(i, r.run_id, r.source, r.note, r.started_at) for i, r in enumerate(loads)]
     con.register("recovered", pl.DataFrame(rows, schema=_RECOVERED, orient="row"))
     try:

@@ -78,15 +78,16 @@ def _slug(text: str) -> str:
     return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:40].strip("-")
 
 
-@lru_cache(maxsize=1 << 16)
 def name_words(name: str) -> tuple[str, ...]:
-    """Every word of a normalised name, generic ones too."""
-    return tuple(_WORDS.findall(normalise(name)))
+    """The words of a normalised name that tell it apart: generic ones (``token``) left out
+    unless nothing else is left, as :func:`same_name` compares them."""
+    return _name_words(name)
 
 
 def bears_name(outer: str, inner: str) -> bool:
-    """Whether ``outer`` holds the words of ``inner`` together and in order: ``Helium IOT`` and
-    ``Argonon Helium`` bear ``Helium``; ``OpenEden`` does not bear ``Eden``."""
+    """Whether ``outer`` holds the words of ``inner`` together and in order, generic words
+    aside: ``Helium IOT`` and ``Argonon Helium`` bear ``Helium`` and ``Helium Token``;
+    ``OpenEden`` does not bear ``Eden``."""
     words, run = name_words(outer), name_words(inner)
     return bool(run) and any(
         words[i : i + len(run)] == run for i in range(len(words) - len(run) + 1)

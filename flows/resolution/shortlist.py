@@ -180,18 +180,23 @@ class Shortlist:
             lead.distinct_name |= names == "identical" and self._name_is_theirs_alone(row, entry)
 
     def _name_is_theirs_alone(self, row: AssetRow, entry: Entry) -> bool:
-        """No asset of the two sources, the two aside, bears the name (stored or in the batch:
-        one listed once may be listed again)."""
-        words = name_words(row.name)
-        if not words:
-            return False
+        """No asset of the two sources, the two aside, bears either's name (stored or in the
+        batch: one listed once may be listed again). Only the assets bearing the name's rarest
+        word are read, so that a word many names share costs nothing."""
         pair = {(row.source, row.asset), (entry.source, entry.asset)}
-        return not any(
-            source in (row.source, entry.source)
-            and (source, asset) not in pair
-            and bears_name(name, row.name)
-            for source, asset, name in self.by_word.get(words[0], ())
-        )
+        for name in {row.name, entry.name}:
+            words = name_words(name)
+            if not words:
+                return False
+            rarest = min((self.by_word.get(w, set()) for w in words), key=len)
+            if any(
+                source in (row.source, entry.source)
+                and (source, asset) not in pair
+                and bears_name(other, name)
+                for source, asset, other in rarest
+            ):
+                return False
+        return True
 
     @property
     def by_word(self) -> dict[str, set[tuple[str, str, str]]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from store import runs
 from store.connection import transaction, warehouse
 
@@ -50,6 +52,8 @@ def test_a_thousand_recovered_loads_are_recorded_in_a_small_memory_limit(tmp_pat
         with transaction(con):
             runs.record_recovered(con, loads)
             runs.record_recovered(con, loads[:2])  # again: no file twice, one more warning
+            with pytest.raises(ValueError, match="listed twice"):
+                runs.record_recovered(con, [loads[0], loads[0]])
         assert con.execute(
             "select count(*), count(distinct raw_file) from run_files"
         ).fetchall() == [(4_000, 4_000)]

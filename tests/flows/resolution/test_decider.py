@@ -332,16 +332,17 @@ def test_a_rebrand_takes_its_coin_before_a_later_namesake() -> None:
     assert coin_of(later)[("coingecko", "ethos-3")] != "ethos-ethos"
 
 
+@pytest.mark.parametrize("name", ["Helium", "Helium Token"])
 @pytest.mark.parametrize("bearer_source", ["coingecko", "coinpaprika"])
 def test_a_name_other_assets_bear_under_an_unrelated_symbol_waits_for_review(
-    bearer_source: str,
+    bearer_source: str, name: str
 ) -> None:
     """HLM's Helium and HNT's Helium: the same name and id slug under unrelated tickers look
     exactly like a ticker that was replaced. A name that other assets of either source bear
     too (Helium IOT) is one projects reuse; without a market to compare, a person decides."""
     store = Store()
-    paprika = [("coinpaprika", "hlm-helium", "HLM", "Helium")]
-    gecko = [("coingecko", "helium", "hnt", "Helium")]
+    paprika = [("coinpaprika", "hlm-helium", "HLM", name)]
+    gecko = [("coingecko", "helium", "hnt", name)]
     bearers = {
         "coingecko": gecko,
         "coinpaprika": paprika,

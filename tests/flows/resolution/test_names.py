@@ -128,6 +128,8 @@ def test_near_symbols_hold_one_another(a: str, b: str, near: bool) -> None:
         ("Project Newton", "Newton Project", False),
         ("Silent  Notary\u200b Token", "Silent Notary", True),
         ("Helium", "", False),
+        ("Helium IOT", "Helium Token", True),
+        ("Helium Network", "Helium", True),
     ],
 )
 def test_a_name_is_borne_by_names_holding_its_words_together(
