@@ -33,7 +33,9 @@ def match_key(symbol: str, name: str) -> str:
 
 
 @lru_cache(maxsize=1 << 16)
-def _name_words(name: str) -> tuple[str, ...]:
+def name_words(name: str) -> tuple[str, ...]:
+    """The words of a normalised name that tell it apart: generic ones (``token``) left out
+    unless nothing else is left, as :func:`same_name` compares them."""
     words = _WORDS.findall(normalise(name))
     return tuple(w for w in words if w not in GENERIC_WORDS) or tuple(words)
 
@@ -44,7 +46,7 @@ def name_similarity(a: str, b: str) -> float:
     run together), generic words (``token``, ``network``...) left out of both."""
     if normalise(a) == normalise(b):
         return 1.0
-    wa, wb = _name_words(a), _name_words(b)
+    wa, wb = name_words(a), name_words(b)
     union = set(wa) | set(wb)
     jaccard = len(set(wa) & set(wb)) / len(union) if union else 0.0
     ratio = difflib.SequenceMatcher(None, "".join(wa), "".join(wb), autojunk=False).ratio()
@@ -53,7 +55,7 @@ def name_similarity(a: str, b: str) -> float:
 
 @lru_cache(maxsize=1 << 16)
 def _name_tokens(name: str) -> tuple[str, ...]:
-    words = _name_words(name)
+    words = name_words(name)
     return (*words, "^" + "".join(words)[:4])
 
 
@@ -61,7 +63,7 @@ def _name_tokens(name: str) -> tuple[str, ...]:
 def _similar(a: str, b: str) -> bool:
     """``name_similarity(a, b) >= NAME_SIMILAR``, cheaply refuted first: difflib's quick ratio
     bounds its ratio from above."""
-    wa, wb = _name_words(a), _name_words(b)
+    wa, wb = name_words(a), name_words(b)
     union = set(wa) | set(wb)
     if union and len(set(wa) & set(wb)) / len(union) >= NAME_SIMILAR:
         return True
@@ -76,12 +78,6 @@ def _similar(a: str, b: str) -> bool:
 def _slug(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:40].strip("-")
-
-
-def name_words(name: str) -> tuple[str, ...]:
-    """The words of a normalised name that tell it apart: generic ones (``token``) left out
-    unless nothing else is left, as :func:`same_name` compares them."""
-    return _name_words(name)
 
 
 def bears_name(outer: str, inner: str) -> bool:
@@ -108,7 +104,7 @@ IdRelation = Literal["exact", "joined"]
 def same_name(a: str, b: str) -> bool:
     """Names identical once normalised, or once generic words and the spaces between words are
     dropped too (``Synthetix Network Token`` / ``Synthetix Network``, ``KZ Cash`` / ``Kzcash``)."""
-    return normalise(a) == normalise(b) or "".join(_name_words(a)) == "".join(_name_words(b))
+    return normalise(a) == normalise(b) or "".join(name_words(a)) == "".join(name_words(b))
 
 
 @lru_cache(maxsize=1 << 18)
