@@ -124,8 +124,8 @@ def from_duckdb(
         advice = (
             "DuckDB needed more than its limit allows: KASPARRO_DUCKDB_MERGE_MEMORY_LIMIT while "
             "merging quotes (a load replacing millions of stored rows at once needs more than "
-            "its default), else KASPARRO_DUCKDB_MEMORY_LIMIT; raise the one the figures above "
-            "name, then retry"
+            "its default), else KASPARRO_DUCKDB_MEMORY_LIMIT; raise the one whose size the "
+            "figures in DuckDB's message show, then retry"
         )
     elif isinstance(exc, duckdb.IOException):
         advice = "check the file and its disk (free space, permissions), then retry"
