@@ -86,7 +86,7 @@ class Capture:
 def shared_dir() -> Path:
     """``KASPARRO_SHARED_DIR``, else ``shared/`` beside the clone."""
     if configured := os.environ.get(SHARED_ENV):
-        return Path(configured)
+        return Path(configured).resolve()  # tests link files to it from elsewhere
     return Path(__file__).resolve().parents[1] / ".." / "shared"
 
 
