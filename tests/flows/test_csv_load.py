@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 
 import pytest
 
+from bench import realcaptures
+from bench.realcaptures import SHARED_ENV
 from store import runs
 from store.connection import open_read_only
 from tests.helpers import ingest_without_prefect
@@ -73,13 +74,10 @@ def test_a_file_whose_data_lines_are_all_blank_loads_nothing_and_fails_nothing(
 
 # --- real files ------------------------------------------------------------------------------
 
-SHARED_ENV = "KASPARRO_SHARED_DIR"
-
 
 def shared_dir() -> Path:
     """The real captures (../shared beside the clone, as in CI; or $KASPARRO_SHARED_DIR)."""
-    configured = os.environ.get(SHARED_ENV)
-    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / ".." / "shared"
+    path = realcaptures.shared_dir()
     if not (path / "realdata" / "csv").is_dir():
         pytest.skip(f"no real captures at {path}/realdata/csv: set {SHARED_ENV} to the shared dir")
     return path / "realdata" / "csv"
