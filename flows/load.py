@@ -209,7 +209,7 @@ def _merge(
         # Each part is read, merged and let go; every row of an asset is in one part, so what
         # is decided per asset (its newest snapshot, what it was seen as) is decided whole.
         loaded = _Loaded()
-        with merge.quotes_merge(con, *_scope(assets, resolution)) as quotes:
+        with merge.quotes_merge(con) as quotes:
             for part in _keys_apart(parts, resolution):
                 delivered = _with_coin_ids(part.quotes, resolution)
                 fresh = _newer_than_stored(con, result.source, delivered)
@@ -334,22 +334,6 @@ def _apply_relinks(con: duckdb.DuckDBPyConnection, resolution: Resolution, run_i
             raise RuntimeError(
                 f"resolution's merge {applied.decision_id} was refused: {applied.detail}"
             )
-
-
-def _scope(
-    assets: pl.DataFrame, resolution: Resolution
-) -> tuple[pl.DataFrame, datetime | None, datetime | None]:
-    """The (source, coin) pairs and the span of time whose stored quotes the load may meet."""
-    scope = (
-        assets.select("source", "source_asset_id")
-        .join(resolution.mappings, on=["source", "source_asset_id"])
-        .select("source", "coin_id")
-        .unique()
-    )
-    since, until = assets["first_seen_at"].min(), assets["last_seen_at"].max()
-    assert since is None or isinstance(since, datetime)
-    assert until is None or isinstance(until, datetime)
-    return scope, since, until
 
 
 def _keys_apart(parts: Sequence[Validated], resolution: Resolution) -> Sequence[Validated]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -50,8 +50,8 @@ def _on(key: tuple[str, ...]) -> str:
     return " and ".join(f"t.{c} = s.{c}" for c in key)
 
 
-def _columns(schema: pl.Schema, prefix: str = "") -> str:
-    return ", ".join(f"{prefix}{c}" for c in schema)
+def _columns(columns: Iterable[str], prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{c}" for c in columns)
 
 
 STAGE_ON_DISK_ROWS = 20_000
@@ -65,6 +65,20 @@ def staging_directory(warehouse: Path) -> Path:
     """Where large batches are staged while they load into ``warehouse``: emptied whenever the
     warehouse is opened for writing (a killed load leaves its files behind)."""
     return warehouse.with_name(warehouse.name + ".staging")
+
+
+def _scratch_directory(con: duckdb.DuckDBPyConnection) -> Path:
+    """Where files staged for ``con``'s database go (see :func:`staging_directory`)."""
+    (database,) = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone() or (None,)
+    directory = staging_directory(Path(database)) if database else Path(tempfile.gettempdir())
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+def _quoted(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 @contextmanager
@@ -81,17 +95,13 @@ def _staged(
         finally:
             con.unregister(name)
         return
-    (database,) = con.execute(
-        "select path from duckdb_databases() where database_name = current_database()"
-    ).fetchone() or (None,)
-    directory = staging_directory(Path(database)) if database else Path(tempfile.gettempdir())
-    directory.mkdir(exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".parquet", dir=directory)
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".parquet", dir=_scratch_directory(con))
     os.close(fd)
     try:
         frame.write_parquet(path)
-        quoted = path.replace("'", "''")
-        con.execute(f"create or replace temp view {name} as select * from read_parquet('{quoted}')")
+        con.execute(
+            f"create or replace temp view {name} as select * from read_parquet({_quoted(path)})"
+        )
         try:
             yield
         finally:
@@ -102,8 +112,14 @@ def _staged(
         os.unlink(path)
 
 
-QUOTES_SCOPE = pl.Schema({"source": pl.String(), "coin_id": pl.String()})
-"""The (source, coin) pairs a :class:`QuotesMerge` may meet stored rows of."""
+@dataclass(frozen=True)
+class _Pending:
+    """What one part of a :class:`QuotesMerge` will write: its new and changed rows (with the
+    ``row_id`` of the stored version a changed row replaces), as a frame when few, else in a
+    Parquet file; and how many stored versions they replace."""
+
+    rows: pl.DataFrame | Path
+    replaced: int
 
 
 class QuotesMerge:
@@ -114,36 +130,23 @@ class QuotesMerge:
     unchanged); a snapshot replaces a history row. A row is changed only when one of its value
     columns differs (lineage alone never counts).
 
-    The stored rows a load may meet (its coins of its source, within its time span) are copied
-    aside once, before anything is written, and each part is compared with that copy. Compared
-    with the table itself, each part would scan the rows the parts before it appended in the
-    same transaction, which DuckDB holds apart until the commit: a 500 MB CSV file slowed part
-    after part and ran out of memory after 3.4M rows at 64 MiB. A changed row is deleted (by
-    its row id, all together at :meth:`finish`) and inserted again rather than updated:
-    DuckDB keeps a transaction's updated values in memory it cannot spill, and reloading a
-    changed 50 MB CSV file (381k rows updated) ran out of memory at 64 and 128 MiB.
+    Each part is compared with the stored rows of its own (source, coin) pairs, in its own span
+    of time, and what it will write (its new rows, and its changed rows with the row id of the
+    stored version they replace) goes to a Parquet file beside the warehouse. Nothing is written
+    to ``quotes`` until :meth:`finish`, which deletes the replaced versions and appends the
+    files' rows. So every part reads ``quotes`` as it was before the load, from compressed,
+    evictable blocks: a comparison that also read what earlier parts had appended (DuckDB keeps a
+    transaction's appends apart until the commit) slowed part after part, and one against a copy
+    of the stored rows held that copy in memory; either ran out of memory on a 500 MB CSV file
+    at 64 MiB (``python -m bench.csv_memory --megabytes 500 --changed``). A changed row is
+    deleted and inserted rather than updated: DuckDB keeps a transaction's updated values in
+    memory it cannot spill (reloading a changed 50 MB file ran out at 64 and 128 MiB).
     """
 
-    def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        scope: pl.DataFrame,
-        since: datetime | None,
-        until: datetime | None,
-    ) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
-        self._doomed = 0
-        with _staged(con, "stage_scope", scope, QUOTES_SCOPE):
-            con.execute(
-                f"""
-                create or replace temp table merge_stored as
-                select rowid as row_id, {_columns(QUOTES)}
-                from quotes semi join stage_scope using (source, coin_id)
-                where observed_at between ? and ?
-                """,
-                [since, until],
-            )
-        con.execute("create or replace temp table merge_doomed (row_id bigint)")
+        self._directory = Path(tempfile.mkdtemp(prefix="quotes-", dir=_scratch_directory(con)))
+        self._pending: list[_Pending] = []
 
     def merge(self, quotes: pl.DataFrame) -> MergeCounts:
         if quotes.is_empty():
@@ -152,70 +155,95 @@ class QuotesMerge:
         # Precedence: a history row (a CSV or backfilled daily value) never overwrites a
         # snapshot.
         changed = f"({differs}) and not (s.kind = 'history' and t.kind = 'snapshot')"
-        # Only the part's coins of the copy: the join must not hold all of it for each part.
-        stored = (
-            "(from merge_stored semi join (select distinct coin_id from stage_quotes) "
-            "using (coin_id))"
-        )
-        con = self._con
-        with _staged(con, "stage_quotes", quotes, QUOTES):
-            inserted, updated, total = con.execute(
+        since, until = quotes["observed_at"].min(), quotes["observed_at"].max()
+        with _staged(self._con, "stage_quotes", quotes, QUOTES):
+            # Only the keys leave DuckDB: the rows to write are taken from the part itself.
+            met = self._con.execute(
                 f"""
-                select
-                    count(*) filter (where t.coin_id is null),
-                    count(*) filter (where t.coin_id is not null and ({changed})),
-                    count(*)
+                select {_columns(QUOTES_KEY, "s.")},
+                    t.row_id, ({changed}) as changed
                 from stage_quotes as s
-                left join {stored} as t on {_on(QUOTES_KEY)}
-                """
-            ).fetchall()[0]
-            columns = _columns(QUOTES)
-            if inserted == total:
-                # Nothing to match (a first load, a fresh snapshot): a plain append.
-                con.execute(f"insert into quotes ({columns}) select {columns} from stage_quotes")
-            elif inserted or updated:
-                if updated:
-                    con.execute(
-                        f"""
-                        insert into merge_doomed
-                        select t.row_id
-                        from stage_quotes as s join {stored} as t on {_on(QUOTES_KEY)}
-                        where {changed}
-                        """
-                    )
-                    self._doomed += updated
-                con.execute(
-                    f"""
-                    insert into quotes ({columns})
-                    select {_columns(QUOTES, "s.")}
-                    from stage_quotes as s
-                    left join {stored} as t on {_on(QUOTES_KEY)}
-                    where t.coin_id is null or ({changed})
-                    """
-                )
-        return MergeCounts(inserted, updated, total - inserted - updated)
+                join (
+                    select rowid as row_id, {_columns(QUOTES)}
+                    from quotes
+                    semi join (select distinct source, coin_id from stage_quotes)
+                        using (source, coin_id)
+                    where observed_at between ? and ?
+                ) as t on {_on(QUOTES_KEY)}
+                """,
+                [since, until],
+            ).pl()
+        written = (
+            quotes.join(
+                met.with_columns(pl.col("observed_at").dt.convert_time_zone("UTC")),
+                on=list(QUOTES_KEY),
+                how="left",
+            )
+            .filter(pl.col("changed").is_null() | pl.col("changed"))
+            .drop("changed")
+        )
+        updated = written["row_id"].count()
+        inserted = written.height - updated
+        if written.height >= STAGE_ON_DISK_ROWS:
+            path = self._directory / f"part-{len(self._pending):06d}.parquet"
+            written.write_parquet(path)
+            self._pending.append(_Pending(path, updated))
+        elif written.height:
+            self._pending.append(_Pending(written, updated))
+        return MergeCounts(inserted, updated, quotes.height - written.height)
 
     def finish(self) -> None:
-        """Delete the stored rows the parts replaced; the merge is whole once this returns."""
-        if self._doomed:
-            self._con.execute("delete from quotes where rowid in (select row_id from merge_doomed)")
-        self._con.execute("drop table merge_stored")
-        self._con.execute("drop table merge_doomed")
+        """Delete the stored versions the parts replaced and append the parts' rows; the merge
+        is whole once this returns."""
+        con = self._con
+        try:
+            # Every replaced version goes before any row is appended: a delete scans the
+            # table, appended rows included. A part at a time, so that the row ids fit a small
+            # hash table.
+            for pending in self._pending:
+                if pending.replaced:
+                    with self._readable(pending) as rows:
+                        con.execute(
+                            f"delete from quotes where rowid in "
+                            f"(select row_id from {rows} where row_id is not null)"
+                        )
+            for pending in self._pending:
+                with self._readable(pending) as rows:
+                    con.execute(
+                        f"insert into quotes ({_columns(QUOTES)}) "
+                        f"select {_columns(QUOTES)} from {rows}"
+                    )
+        finally:
+            self.discard()
+
+    @contextmanager
+    def _readable(self, pending: _Pending) -> Iterator[str]:
+        """A relation over ``pending``'s rows."""
+        if isinstance(pending.rows, Path):
+            yield f"read_parquet({_quoted(pending.rows)})"
+            return
+        self._con.register("pending_quotes", pending.rows)
+        try:
+            yield "pending_quotes"
+        finally:
+            self._con.unregister("pending_quotes")
+
+    def discard(self) -> None:
+        """Remove the staged files (the caller's transaction rolls back what was written)."""
+        shutil.rmtree(self._directory, ignore_errors=True)
 
 
 @contextmanager
-def quotes_merge(
-    con: duckdb.DuckDBPyConnection,
-    scope: pl.DataFrame,
-    since: datetime | None,
-    until: datetime | None,
-) -> Iterator[QuotesMerge]:
-    """A :class:`QuotesMerge` over ``scope`` (``source``, ``coin_id``) and the observations from
-    ``since`` to ``until``, finished on leaving (not after an error: the caller's transaction
-    rolls back)."""
+def quotes_merge(con: duckdb.DuckDBPyConnection) -> Iterator[QuotesMerge]:
+    """A :class:`QuotesMerge`, finished on leaving (not after an error: the caller's
+    transaction rolls back)."""
     with memory_limit(con, get_store_settings().duckdb_merge_memory_limit):
-        merging = QuotesMerge(con, scope, since, until)
-        yield merging
+        merging = QuotesMerge(con)
+        try:
+            yield merging
+        except BaseException:
+            merging.discard()
+            raise
         merging.finish()
 
 
@@ -223,11 +251,7 @@ def merge_quotes(con: duckdb.DuckDBPyConnection, quotes: pl.DataFrame) -> MergeC
     """Upsert one batch of quotes (see :class:`QuotesMerge`)."""
     if quotes.is_empty():
         return MergeCounts()
-    scope = quotes.select(QUOTES_SCOPE.names()).unique()
-    since, until = quotes["observed_at"].min(), quotes["observed_at"].max()
-    assert isinstance(since, datetime)
-    assert isinstance(until, datetime)
-    with quotes_merge(con, scope, since, until) as merging:
+    with quotes_merge(con) as merging:
         return merging.merge(quotes)
 
 
