@@ -21,7 +21,12 @@ from flows import raw_zone
 from flows.errors import ContractError, SourceError, TransientSourceError
 from flows.faults import fault_point
 from flows.sources import API_SOURCES, ApiSource, csv_files
-from flows.sources.csv_files import CsvProgress, inspect_csv_file, list_csv_files
+from flows.sources.csv_files import (
+    CsvProgress,
+    inspect_csv_file,
+    list_csv_files,
+    unreadable_entries,
+)
 from flows.sources.http import Page
 from flows.sources.replay import replay_transport
 from flows.sources.settings import CsvSettings, HttpSourceSettings
@@ -198,7 +203,10 @@ def extract_csv(
     clock = time.perf_counter()
     out = Extracted("csv")
     files = list_csv_files(csv_dir)
-    if not files:
+    for problem in unreadable_entries(csv_dir):
+        out.problems.append(problem)
+        logger.error("csv: %s", problem)
+    if not files and not out.problems:
         logger.info("csv: no *.csv files in %s; nothing to load", csv_dir)
     for path in files:
         file = inspect_csv_file(path, (loaded or {}).get(path.name))

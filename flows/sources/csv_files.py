@@ -19,6 +19,7 @@ import codecs
 import csv
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -305,10 +306,32 @@ def read_csv_file(path: Path) -> CsvFile:
     return file
 
 
-def list_csv_files(directory: Path) -> list[Path]:
+def _csv_entries(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() == ".csv")
+
+
+def list_csv_files(directory: Path) -> list[Path]:
+    return [p for p in _csv_entries(directory) if p.is_file()]
+
+
+def unreadable_entries(directory: Path) -> list[str]:
+    """What is wrong with each ``*.csv`` entry of ``directory`` that is not a file to read: a
+    link to nothing, a directory. They are named rather than passed over, so that a delivery
+    whose file went missing fails instead of loading nothing."""
+    problems = []
+    for path in _csv_entries(directory):
+        if path.is_file():
+            continue
+        if path.is_symlink() and not path.exists():
+            problems.append(
+                f"{path.name}: a symbolic link to {os.readlink(path)}, which does not exist; "
+                "restore the file it names, or remove the link"
+            )
+        else:
+            problems.append(f"{path.name}: not a file; move it out of {directory.name}/")
+    return problems
 
 
 def header_columns(header: str) -> list[str]:

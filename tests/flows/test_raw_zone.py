@@ -78,3 +78,23 @@ def test_an_unloadable_csv_file_is_kept_and_the_others_still_load(tmp_path: Path
     )
     assert bad["record"].to_list() == ["2026-11-20,BTC,97000.5"]
     assert bad["endpoint"].to_list() == ["unreadable"]
+
+
+def test_a_csv_link_to_nothing_fails_the_source_rather_than_loading_nothing(
+    tmp_path: Path,
+) -> None:
+    # A delivery whose file went missing used to load as a success with no rows.
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a_gone.csv").symlink_to(tmp_path / "elsewhere" / "a.csv")
+    (inbox / "b_folder.csv").mkdir()
+    (inbox / "c_good.csv").write_text(
+        "asset_id,symbol,name,observed_at,price_usd\nbtc,BTC,Bitcoin,2026-11-20,97000.5\n"
+    )
+    extracted = extract_csv(inbox, raw_root=tmp_path / "raw", run_id="run-1", started_at=STARTED)
+    assert extracted.problems == [
+        f"a_gone.csv: a symbolic link to {tmp_path / 'elsewhere' / 'a.csv'}, which does not "
+        "exist; restore the file it names, or remove the link",
+        "b_folder.csv: not a file; move it out of inbox/",
+    ]
+    assert set(extracted.checkpoints) == {"file:c_good.csv"}, "the readable file still loads"
