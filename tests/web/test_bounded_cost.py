@@ -6,13 +6,16 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import duckdb
 import pytest
 from litestar.testing import TestClient
 
+from store import quote_pages
 from store.connection import open_read_only
 from tests.web.conftest import Published
 from web.app import create_app
@@ -121,3 +124,32 @@ def test_pages_of_coins_walk_every_coin_once_in_order(client: Client, published:
     page = get_json(client, f"/api/v1/coins?symbol={symbol.upper()}&limit=1&offset=1")
     assert (page["total"], [c["coin_id"] for c in page["items"]]) == (len(coins), coins[1:2])
     assert get_json(client, "/api/v1/coins?symbol=no-such-symbol")["items"] == []
+
+
+def test_a_page_of_a_coin_ends_at_the_coin_page_bound_with_a_cursor_that_walks_on(
+    client: Client, published: Published
+) -> None:
+    """Whatever its limit, a page of chosen coins holds at most MAX_COIN_PAGE_ROWS quotes and
+    names the next page: following it gives every quote of the coin once, in order."""
+    con = open_read_only(published.data_dir / "serving.duckdb")
+    try:
+        coin, quotes = con.execute(
+            "select coin_id, count(*) from quotes group by all order by 2 desc limit 1"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    bound = 7
+    assert quotes > 2 * bound, "the busiest coin of the demo fills several pages"
+    seen: list[tuple[datetime, str]] = []
+    url = f"/api/v1/data?coin_id={coin}&limit=1000"
+    with patch.object(quote_pages, "MAX_COIN_PAGE_ROWS", bound):
+        page = get_json(client, url)
+        while True:
+            assert len(page["items"]) <= bound
+            seen += [(datetime.fromisoformat(q["observed_at"]), q["source"]) for q in page["items"]]
+            if page["next_cursor"] is None:
+                break
+            assert len(page["items"]) == bound, "only a full page continues"
+            page = get_json(client, f"{url}&cursor={page['next_cursor']}")
+    assert len(seen) == quotes == len(set(seen))
+    assert seen == sorted(seen, reverse=True)
