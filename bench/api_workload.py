@@ -1,6 +1,6 @@
 """Interactive speed on a large snapshot: ``/api/v1/data`` workloads beside ``/ping``, same run.
 
-    python -m bench.api_workload [--quotes 10000000] [--seconds 10] [--urls 30000]
+    python -m bench.api_workload [--quotes 10000000] [--seconds 10] [--urls 30000] [--costs-only]
 
 The snapshot is the benchmark raw zone of ``--quotes`` rebuilt (``bench.rebuild.raw_zone``;
 generating 10M takes ~11 min once), published again by this Kasparro. One uvicorn worker, wrk
@@ -14,7 +14,9 @@ generating 10M takes ~11 min once), published again by this Kasparro. One uvicor
   its ETag in ``If-None-Match`` (304).
 
 Then the costliest requests a client without a token can send, one at a time, each URL new to
-the cache: the server time each took (``server-timing``), the most of three.
+the cache: the server time each took (``server-timing``), the most of three. ``--costs-only``
+measures just those, beside ``/ping``'s (no wrk, no publish timing: a quick check while changing
+them).
 """
 
 from __future__ import annotations
@@ -131,20 +133,30 @@ def costly_urls(serving: Path) -> list[str]:
     ]
 
 
-def server_ms(base: str, url: str, attempts: int = 3) -> float:
+def server_ms(base: str, url: str, attempts: int = 3) -> tuple[float, int]:
     """The most server time of ``attempts`` requests of ``url``, each made new to the response
-    cache by a smaller limit (the same work)."""
-    times = []
+    cache by a smaller limit (the same work), and the status they answered (a refusal costs
+    server time too)."""
+    times, statuses = [], set()
     for n in range(attempts):
         found = re.search(r"limit=(\d+)", url)
         varied = url
         if found is not None:
             varied = url.replace(found.group(0), f"limit={int(found.group(1)) - n}")
         response = httpx.get(f"{base}{varied}", timeout=60)
-        response.raise_for_status()
+        if response.status_code >= 500:
+            response.raise_for_status()
+        statuses.add(response.status_code)
         timing = response.headers["server-timing"]
         times.append(float(timing.split("dur=")[1]))
-    return max(times)
+    return max(times), max(statuses)
+
+
+def _cost_rows(costs: list[tuple[str, tuple[float, int]]]) -> list[str]:
+    return [
+        f"| `{url[:90]}` | {ms:.1f} ms |{'' if status == 200 else f' {status}'} |"
+        for url, (ms, status) in costs
+    ]
 
 
 def snapshot_of(quotes: int) -> Path:
@@ -162,10 +174,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quotes", type=int, default=10_000_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--urls", type=int, default=30_000)
+    parser.add_argument("--costs-only", action="store_true")
     args = parser.parse_args(argv)
     CACHE.mkdir(exist_ok=True)
     data_dir = snapshot_of(args.quotes)
     serving = data_dir / "serving.duckdb"
+    if args.costs_only:
+        print(costs_table(data_dir))
+        return
     nbytes, publish = measure_publish(data_dir / "warehouse.duckdb", repeat=3)
     print(f"publish {nbytes:,} bytes: {publish}", flush=True)
     urls = distinct_urls(serving, args.urls)
@@ -211,10 +227,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     lines += [
         "\nCostliest requests without a token (server time, most of 3, each new to the cache):\n",
-        "| request | server time |",
-        "|---|---:|",
-        *(f"| `{url[:90]}` | {ms:.1f} ms |" for url, ms in costs),
-        f"\nMedian of those: {statistics.median(ms for _, ms in costs):.1f} ms.",
+        "| request | server time | status |",
+        "|---|---:|---:|",
+        *_cost_rows(costs),
+        f"\nMedian of those: {statistics.median(ms for _, (ms, _) in costs):.1f} ms.",
     ]
     body = "\n".join(lines)
     print(body)
@@ -222,6 +238,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         "API workloads (issue 13)",
         " ".join(["python -m bench.api_workload", *(argv if argv is not None else sys.argv[1:])]),
         body,
+    )
+
+
+def costs_table(data_dir: Path) -> str:
+    """The costliest requests' server times beside ``/ping``'s, one server, nothing else."""
+    with served(data_dir) as base:
+        urls = costly_urls(data_dir / "serving.duckdb")
+        for url in urls:  # the snapshot's pages in the OS cache, as a serving box has
+            httpx.get(f"{base}{url}", timeout=60)
+        ping, _ = server_ms(base, "/ping", attempts=20)
+        costs = [(url, server_ms(base, url)) for url in urls]
+    return "\n".join(
+        [
+            "| request | server time | status |",
+            "|---|---:|---:|",
+            f"| `/ping` (most of 20) | {ping:.1f} ms | |",
+            *_cost_rows(costs),
+        ]
     )
 
 

@@ -8,10 +8,13 @@ through a float.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 import polars as pl
 
 from store.errors import from_duckdb
+from store.serving import source_quotes_relation
 
 
 def money_text(column: str) -> str:
@@ -65,38 +68,43 @@ def last_run(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     )
 
 
-def coins(
-    cur: duckdb.DuckDBPyConnection, *, symbol: str | None, limit: int, offset: int
-) -> tuple[pl.DataFrame, int]:
-    """coin_id, symbol, name, first_seen_at, sources (list); and the total matching."""
-    where = "where lower(c.symbol) = lower(?)" if symbol else ""
-    params: list[object] = [symbol] if symbol else []
-    total = cur.execute(f"select count(*) from coins as c {where}", params).fetchall()[0][0]
-    rows = _frame(
-        cur,
-        f"""
-        with mapped as (
-            select
-                coin_id,
-                list(distinct source order by source) as sources
-            from coin_source_ids
-            group by coin_id
-        )
+def coins(cur: duckdb.DuckDBPyConnection, coin_ids: Sequence[str]) -> pl.DataFrame:
+    """coin_id, symbol, name, first_seen_at, sources (list) of ``coin_ids``, a page of ids in
+    ``coin_id`` order (a slice of :attr:`store.serving.CoinIndex.ordered` or of a symbol's ids).
+
+    Only the page's range of ids is read and only its coins' sources gathered: ordering every
+    coin and gathering every coin's sources cost ~40-80 ms per page at 10,000 coins. The range
+    is bound by its two ends (binding a thousand ids as parameters costs ~0.1 ms each), then kept
+    to the page's ids when a symbol's coins lie apart in it."""
+    if not coin_ids:
+        return _frame(cur, f"{_COINS_IN_RANGE} limit 0", [None, None, None, None])
+    bounds = [coin_ids[0], coin_ids[-1]]
+    rows = _frame(cur, _COINS_IN_RANGE, [*bounds, *bounds])
+    if rows.height != len(coin_ids):
+        rows = rows.filter(pl.col("coin_id").is_in(list(coin_ids)))
+    return rows
+
+
+_COINS_IN_RANGE = """
+    with mapped as (
         select
-            c.coin_id,
-            c.symbol,
-            c.name,
-            c.first_seen_at,
-            coalesce(m.sources, []) as sources
-        from coins as c
-        left join mapped as m using (coin_id)
-        {where}
-        order by c.coin_id
-        limit ? offset ?
-        """,
-        [*params, limit, offset],
+            coin_id,
+            list(distinct source order by source) as sources
+        from coin_source_ids
+        where coin_id between ? and ?
+        group by coin_id
     )
-    return rows, int(total)
+    select
+        c.coin_id,
+        c.symbol,
+        c.name,
+        c.first_seen_at,
+        coalesce(m.sources, []) as sources
+    from coins as c
+    left join mapped as m using (coin_id)
+    where c.coin_id between ? and ?
+    order by c.coin_id
+    """
 
 
 def coin(cur: duckdb.DuckDBPyConnection, coin_id: str) -> pl.DataFrame:
@@ -135,14 +143,15 @@ def totals(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def source_stats(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Per source: quotes, coins, quarantined, last success/failure, last error, durations."""
+    """Per source: quotes, coins, quarantined, last success/failure, last error, durations.
+
+    Quotes and coins per source are read from what publishing kept (:mod:`store.serving`)."""
     return _frame(
         cur,
-        """
+        f"""
         with stored as (
-            select source, count(*) as quotes, count(distinct coin_id) as coins
-            from quotes
-            group by source
+            select source, quotes, coins
+            from {source_quotes_relation(cur)}
         ),
         held as (
             select source, count(*) as quarantined

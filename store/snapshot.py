@@ -20,6 +20,7 @@ import ctypes
 import errno
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -119,20 +120,33 @@ def fsync_directory(path: Path) -> None:
         os.close(directory)
 
 
-def _add_layouts(path: Path, sources: Sequence[str]) -> None:
-    """Build the serving tables in the copy at ``path``, checkpoint it and fsync it."""
-    con = duckdb.connect(str(path))
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        build_layouts(con, sources)
-        con.execute("checkpoint")
-    finally:
-        con.close()
+def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _add_layouts(path: Path, sources: Sequence[str]) -> None:
+    """Build the serving tables in the copy at ``path``, checkpoint it and fsync it.
+
+    The copy is flushed to disk while the tables are built (one pass over ``quotes``, ~0.3 s of
+    CPU at 10M quotes): the disk's wait and the CPU's work overlap instead of adding up. The
+    fsync after the checkpoint decides durability; the early one only leaves it less to do."""
+    flushing = threading.Thread(target=_fsync, args=(path,), name="publish-flush")
+    flushing.start()
+    try:
+        con = duckdb.connect(str(path))
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            build_layouts(con, sources)
+            con.execute("checkpoint")
+        finally:
+            con.close()
+    finally:
+        flushing.join()
+    _fsync(path)
 
 
 def publish_snapshot(

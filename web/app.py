@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -53,9 +54,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # What is alive once started (modules, the app, ~150k objects) lives as long as the
+        # process: kept out of the collector, a full collection no longer walks it. Walking it
+        # cost ~80 ms, paid by whichever request set the collection off (1-in-thousands
+        # requests of 75-130 ms at 10M quotes, where they otherwise take 10-35).
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             snapshot.close()
 
     # The request's log context and metrics first, so a refused request is logged and counted.

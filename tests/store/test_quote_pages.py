@@ -195,6 +195,8 @@ def test_a_page_equals_the_same_page_of_the_whole_table_sorted(
         offset = 0  # the API takes a cursor or an offset, never both
     flt = QuoteFilter(coin_id, symbol, source, start, end, descending, after)
     got = page(warehouse, flt, limit=limit, offset=offset, slack=slack)
+    if coin_id is not None or symbol is not None:  # a page of chosen coins ends at its bound
+        limit = min(limit, quote_pages.MAX_COIN_PAGE_ROWS)
     assert got == expected(every_quote, flt, limit=limit, offset=offset)
 
 
@@ -286,3 +288,114 @@ def test_pages_cut_short_by_the_scan_bound_resume_where_the_scan_stopped(
     assert seen == expected(
         every_quote, QuoteFilter(coin_id="coin-a1", descending=descending), limit=10**6, offset=0
     )
+
+
+LARGE_ROWS = 400_000
+"""More rows than :data:`~store.quote_pages.MAX_SCAN_ROWS`, one a second, of 99 coins: a sparse
+coin (one row in 4,000), a dense one (one in 10) and 97 others."""
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = open_warehouse(tmp_path_factory.mktemp("quote-pages-large") / "warehouse.duckdb")
+    con.execute(
+        """
+        insert into quotes
+        select
+            case
+                when i % 4000 = 0 then 'sparse-coin'
+                when i % 10 = 1 then 'dense-coin'
+                else 'other-' || (i % 97)
+            end as coin_id,
+            'coingecko' as source,
+            ?::timestamptz + to_seconds(i) as observed_at,
+            'snapshot' as kind,
+            'asset' as source_asset_id,
+            'SYM' as symbol,
+            'Name' as name,
+            1.5 as price_usd,
+            null as market_cap_usd,
+            null as volume_24h_usd,
+            null as pct_change_24h,
+            null as circulating_supply,
+            null as total_supply,
+            null as max_supply,
+            null as rank,
+            'r1' as run_id,
+            'r1.parquet' as raw_file,
+            i::integer as raw_record
+        from range(?) as t(i)
+        """,
+        [T0, LARGE_ROWS],
+    )
+    con.execute(
+        """
+        insert into coins
+        select distinct coin_id, coin_id, coin_id, ?::timestamptz, 'r1' from quotes
+        """,
+        [T0],
+    )
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_a_sparse_coins_page_reads_at_most_the_scan_bound_and_ends_early(
+    large: duckdb.DuckDBPyConnection, descending: bool
+) -> None:
+    """A hundred quotes of the sparse coin lie across the whole table: its page stops at
+    250,000 rows (~62 of them) with a time to resume at, instead of scanning everything."""
+    got = quote_pages.read_page(
+        large, QuoteFilter(coin_id="sparse-coin", descending=descending), limit=100, offset=0
+    )
+    assert got.resume_at is not None, "the page ended early"
+    assert 0 < len(got.rows) <= quote_pages.MAX_SCAN_ROWS // 4000 + 1 < 100
+    rest = quote_pages.read_page(
+        large,
+        QuoteFilter(coin_id="sparse-coin", descending=descending, after=(got.resume_at, "", "")),
+        limit=100,
+        offset=0,
+    )
+    every = [T0 + timedelta(seconds=i) for i in range(0, LARGE_ROWS, 4000)]
+    if descending:
+        every.reverse()
+    walked = [r[3] for r in got.rows + rest.rows]
+    assert walked == every[: len(walked)], "the next page starts where the scan stopped"
+
+
+def test_a_page_of_chosen_coins_holds_at_most_a_hundred_quotes_and_continues(
+    large: duckdb.DuckDBPyConnection,
+) -> None:
+    first = quote_pages.read_page(large, QuoteFilter(coin_id="dense-coin"), limit=1000, offset=0)
+    assert (len(first.rows), first.limit, first.resume_at) == (100, 100, None)
+    last = first.rows[-1]
+    after = QuoteFilter(coin_id="dense-coin", after=(last[3], last[0], last[1]))
+    second = quote_pages.read_page(large, after, limit=1000, offset=0)
+    assert len(second.rows) == 100
+    assert second.rows[0][3] == last[3] - timedelta(seconds=10), "no quote skipped"
+    by_symbol = quote_pages.read_page(large, QuoteFilter(symbol="dense-coin"), limit=500, offset=0)
+    assert by_symbol.rows == first.rows
+    everything = quote_pages.read_page(large, QuoteFilter(), limit=1000, offset=0)
+    assert (len(everything.rows), everything.limit) == (1000, 1000), "only chosen coins"
+
+
+def test_coins_sharing_a_symbol_are_matched_whatever_their_ids_hold(tmp_path: Path) -> None:
+    """The ids a symbol matches travel to DuckDB as one JSON text: quotes and backslashes in
+    an id survive it."""
+    con = open_warehouse(tmp_path / "warehouse.duckdb")
+    try:
+        odd = ['coin "quoted"', "coin \\ slashed, with a comma", "coin with no quotes"]
+        frame = _quotes().filter(pl.col("coin_id").is_in(["coin-01", "coin-02"]))
+        frame = frame.with_columns(
+            pl.col("coin_id").replace({"coin-01": odd[0], "coin-02": odd[1]})
+        )
+        assert frame.height <= quote_pages.MAX_COIN_PAGE_ROWS, "one page holds them all"
+        con.register("staged", frame)
+        con.execute("insert into quotes select * from staged")
+        for coin in odd:
+            con.execute("insert into coins values (?, 'ODD', ?, ?, 'r1')", [coin, coin, T0])
+        rows = quote_pages.quotes(con, QuoteFilter(symbol="odd"), limit=1000, offset=0)
+        assert {r[0] for r in rows} == set(odd[:2])
+        assert len(rows) == frame.height
+    finally:
+        con.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -87,6 +90,7 @@ def test_cursors_are_reused_and_never_outlive_their_snapshot(
             assert held.execute("select count(*) from runs").fetchall() == [(1,)], (
                 "a request under way keeps reading the snapshot it started on"
             )
+        snapshot.settle()
         for stale in (first, held):
             with pytest.raises(duckdb.ConnectionException):
                 stale.execute("select 1")
@@ -94,7 +98,53 @@ def test_cursors_are_reused_and_never_outlive_their_snapshot(
             assert reused is fresh
         with pytest.raises(RuntimeError), snapshot.borrowed_cursor() as failed:
             raise RuntimeError("the request failed")
+        snapshot.settle()
         with pytest.raises(duckdb.ConnectionException):
             failed.execute("select 1")
     finally:
+        snapshot.close()
+
+
+class HeldBack(Executor):
+    """Runs nothing until told: what a request would otherwise have done itself stays visible."""
+
+    def __init__(self) -> None:
+        self.pending: list[Callable[[], object]] = []
+
+    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> Future[Any]:
+        self.pending.append(lambda: fn(*args, **kwargs))
+        done: Future[Any] = Future()
+        done.set_result(None)
+        return done
+
+    def run(self) -> None:
+        while self.pending:
+            self.pending.pop(0)()
+
+
+def test_a_replaced_snapshot_is_closed_off_the_request_that_finds_the_new_one(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    """Letting go of a replaced 1.3 GB snapshot frees the file (230-340 ms at 10M quotes): the
+    closer does it, not the first request after a publish."""
+    data_dir = tmp_path / "data"
+    ingest_without_prefect(demo_dir, data_dir, run_id="run-1", sources=("coingecko",))
+    closer = HeldBack()
+    snapshot = Snapshot(data_dir / "serving.duckdb", closer=closer)
+    try:
+        with snapshot.borrowed_cursor() as old:
+            pass
+        ingest_without_prefect(demo_dir, data_dir, run_id="run-2", sources=("coincap",))
+        with snapshot.borrowed_cursor() as new:
+            assert new.execute("select count(*) from runs").fetchall() == [(2,)]
+        assert old.execute("select count(*) from runs").fetchall() == [(1,)], (
+            "the request that found the new snapshot left the old one to the closer"
+        )
+        closer.run()
+        with pytest.raises(duckdb.ConnectionException):
+            old.execute("select 1")
+        with snapshot.borrowed_cursor() as again:
+            assert again is new, "the current snapshot's cursors stay pooled"
+    finally:
+        closer.run()
         snapshot.close()

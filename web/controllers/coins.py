@@ -84,6 +84,7 @@ class CoinsController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: NamedDependency[duckdb.DuckDBPyConnection],
+        snapshot: NamedDependency[Snapshot],
         *,
         symbol: Annotated[
             str | None,
@@ -92,10 +93,12 @@ class CoinsController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
         offset: Annotated[int, Parameter(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
     ) -> Response[CoinPage]:
-        rows, total = queries.coins(db, symbol=symbol, limit=limit, offset=offset)
+        index = facts_of(snapshot).coins
+        matching = index.ordered if symbol is None else index.with_symbol(symbol)
+        rows = queries.coins(db, matching[offset : offset + limit])
         page = CoinPage(
             items=msgspec.convert(rows.to_dicts(), list[Coin]),
-            total=total,
+            total=len(matching),
             limit=limit,
             offset=offset,
         )

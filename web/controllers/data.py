@@ -2,7 +2,8 @@
 
 Every request's work is bounded: a page reads at most a window of time (see
 :mod:`store.quote_pages`), offsets stop at :data:`MAX_OFFSET` (further on, the cursor is the way),
-and a JSON page holds at most :data:`~web.dependencies.MAX_LIMIT` quotes (exports more, streamed).
+and a JSON page holds at most :data:`~web.dependencies.MAX_LIMIT` quotes, or
+:data:`~store.quote_pages.MAX_COIN_PAGE_ROWS` of chosen coins (exports more, streamed).
 """
 
 from __future__ import annotations
@@ -180,9 +181,11 @@ class DataController(Controller):
         operation_id="listQuotes",
         summary="Quotes, newest first by default; as JSON pages or CSV and Parquet exports",
         description="Filter by coin, symbol (both case-insensitive), source and time; page with "
-        "`cursor`. A page may hold fewer quotes than `limit` when the quotes are sparse in time: "
-        "continue while `next_cursor` is set. Times without a zone are UTC; a date alone is its "
-        "UTC midnight. Offsets beyond 1,000 are refused: use the cursor.",
+        "`cursor`. A page may hold fewer quotes than `limit` when the quotes are sparse in time, "
+        f"and a JSON page of chosen coins (`coin_id` or `symbol`) holds at most "
+        f"{quote_pages.MAX_COIN_PAGE_ROWS}: continue while `next_cursor` is set. Times without a "
+        "zone are UTC; a date alone is its UTC midnight. Offsets beyond 1,000 are refused: use "
+        "the cursor.",
         raises=[BadRequest],
         responses=EXPORTS,
         operation_class=ExportOperation,
@@ -299,7 +302,7 @@ class DataController(Controller):
         # The rows are typed by the query and ordered as Quote's fields (a test holds them
         # equal): built directly, not converted from dicts.
         items = [Quote(*row) for row in page.rows]
-        last = items[-1] if len(items) == limit else None
+        last = items[-1] if len(items) == page.limit else None
         next_cursor = _next_cursor(
             (last.observed_at, last.coin_id, last.source) if last else None, page.resume_at, sort
         )
