@@ -1,6 +1,7 @@
 """Interactive speed on a large snapshot: ``/api/v1/data`` workloads beside ``/ping``, same run.
 
-    python -m bench.api_workload [--quotes 10000000] [--seconds 10] [--urls 30000] [--costs-only]
+    python -m bench.api_workload [--quotes 10000000] [--seconds 10] [--urls 30000]
+        [--costs-only | --after-publish N]
 
 The snapshot is the benchmark raw zone of ``--quotes`` rebuilt (``bench.rebuild.raw_zone``;
 generating 10M takes ~11 min once), published again by this Kasparro. One uvicorn worker, wrk
@@ -16,7 +17,8 @@ generating 10M takes ~11 min once), published again by this Kasparro. One uvicor
 Then the costliest requests a client without a token can send, one at a time, each URL new to
 the cache: the server time each took (``server-timing``), the most of three. ``--costs-only``
 measures just those, beside ``/ping``'s (no wrk, no publish timing: a quick check while changing
-them).
+them). ``--after-publish N`` measures just the first request after the server starts and after
+each of N publishes of the same warehouse.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import random
 import re
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -175,12 +178,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--urls", type=int, default=30_000)
     parser.add_argument("--costs-only", action="store_true")
+    parser.add_argument(
+        "--after-publish",
+        type=int,
+        metavar="N",
+        help="measure only the first request after the start and after each of N publishes",
+    )
     args = parser.parse_args(argv)
     CACHE.mkdir(exist_ok=True)
     data_dir = snapshot_of(args.quotes)
     serving = data_dir / "serving.duckdb"
     if args.costs_only:
         print(costs_table(data_dir))
+        return
+    if args.after_publish:
+        print(first_requests(data_dir, args.after_publish))
         return
     nbytes, publish = measure_publish(data_dir / "warehouse.duckdb", repeat=3)
     print(f"publish {nbytes:,} bytes: {publish}", flush=True)
@@ -256,6 +268,32 @@ def costs_table(data_dir: Path) -> str:
             f"| `/ping` (most of 20) | {ping:.1f} ms | |",
             *_cost_rows(costs),
         ]
+    )
+
+
+FIRST_URL = "/api/v1/data?limit={limit}"
+"""The first request after a start or a publish (the dashboard's first; a new limit each time,
+so that no response cache answers it)."""
+
+
+def first_requests(data_dir: Path, publishes: int, pause: float = 2.0) -> str:
+    """Server time of the first request after the server starts, then after each of
+    ``publishes`` publishes of the same warehouse, each ``pause`` seconds after it (as a client
+    that comes after a load, not during it)."""
+    serving, warehouse = data_dir / "serving.duckdb", data_dir / "warehouse.duckdb"
+    with served(data_dir) as base:
+        time.sleep(pause)
+        started, _ = server_ms(base, FIRST_URL.format(limit=100), attempts=1)
+        after = []
+        for n in range(publishes):
+            publish_snapshot(warehouse, serving, sources=SOURCE_NAMES)
+            time.sleep(pause)
+            after.append(server_ms(base, FIRST_URL.format(limit=99 - n), attempts=1)[0])
+    return (
+        f"first request after the server started: {started:.1f} ms; "
+        f"after each of {publishes} publishes: "
+        + ", ".join(f"{ms:.1f}" for ms in after)
+        + f" ms (median {statistics.median(after):.1f})"
     )
 
 

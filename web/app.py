@@ -38,6 +38,7 @@ from web.middleware import RequestContextApp
 from web.request import SafeJSONRequest
 from web.settings import WebSettings, get_web_settings
 from web.snapshot import Snapshot
+from web.warmer import Warmer
 
 UNLIMITED = ("^/ping$", "^/health$", f"^{DOCS_PATH}")
 """Not counted by the rate limit: probes, and the docs (static, rendered once)."""
@@ -51,6 +52,7 @@ def create_app(
     snapshot = Snapshot(snapshot_path or get_store_settings().serving_path)
     # Decisions go to the inbox of the data directory whose snapshot this app serves.
     inbox = snapshot.path.parent / DECISIONS_INBOX
+    warmer = Warmer(snapshot)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -59,9 +61,11 @@ def create_app(
         # cost ~80 ms, paid by whichever request set the collection off (1-in-thousands
         # requests of 75-130 ms at 10M quotes, where they otherwise take 10-35).
         gc.freeze()
+        warmer.start()
         try:
             yield
         finally:
+            warmer.stop()
             gc.unfreeze()
             snapshot.close()
 
