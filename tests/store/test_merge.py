@@ -243,6 +243,35 @@ def test_a_failed_merge_leaves_neither_rows_nor_staged_files(
     assert list(staged.rglob("*")) == []
 
 
+def test_a_merge_failing_between_its_deletes_and_its_inserts_keeps_every_stored_row(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replaced versions are deleted before the parts' rows are appended, in the caller's
+    # transaction: a failure in between must leave the stored rows as they were.
+    stored = daily_histories(60, days=3)
+    merge.merge_quotes(con, stored)
+    changed = stored.with_columns(
+        price_usd=pl.lit(Decimal("9")).cast(QUOTES["price_usd"]), run_id=pl.lit("r2")
+    )
+    executed: list[str] = []
+    real_execute = duckdb.DuckDBPyConnection.execute
+
+    def execute(self: duckdb.DuckDBPyConnection, sql: str, *args: object) -> object:
+        if sql.lstrip().startswith("insert into quotes") and executed:
+            raise duckdb.IOException("the disk went away between the deletes and the inserts")
+        if sql.lstrip().startswith("delete from quotes"):
+            executed.append(sql)
+        return real_execute(self, sql, *args)
+
+    before = con.execute("select * from quotes order by all").fetchall()
+    monkeypatch.setattr(duckdb.DuckDBPyConnection, "execute", execute)
+    with pytest.raises(duckdb.IOException, match="the disk went away"):
+        merge_in_parts(con, changed, 30)
+    monkeypatch.undo()
+    assert executed, "the deletes ran before the failure"
+    assert con.execute("select * from quotes order by all").fetchall() == before
+
+
 @pytest.mark.slow
 def test_a_load_may_change_more_rows_than_duckdbs_memory_holds(
     con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
