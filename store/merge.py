@@ -147,6 +147,8 @@ class QuotesMerge:
         self._con = con
         self._directory = Path(tempfile.mkdtemp(prefix="quotes-", dir=_scratch_directory(con)))
         self._pending: list[_Pending] = []
+        self._held = 0
+        """Rows of the pending parts that wait in memory."""
 
     def merge(self, quotes: pl.DataFrame) -> MergeCounts:
         if quotes.is_empty():
@@ -184,11 +186,14 @@ class QuotesMerge:
         )
         updated = written["row_id"].count()
         inserted = written.height - updated
-        if written.height >= STAGE_ON_DISK_ROWS:
+        # Rows wait in memory only while all the parts' waiting there stay few: a load of many
+        # parts each writing a few thousand rows would otherwise hold them all until the end.
+        if self._held + written.height >= STAGE_ON_DISK_ROWS:
             path = self._directory / f"part-{len(self._pending):06d}.parquet"
             written.write_parquet(path)
             self._pending.append(_Pending(path, updated))
         elif written.height:
+            self._held += written.height
             self._pending.append(_Pending(written, updated))
         return MergeCounts(inserted, updated, quotes.height - written.height)
 

@@ -243,6 +243,21 @@ def test_a_failed_merge_leaves_neither_rows_nor_staged_files(
     assert list(staged.rglob("*")) == []
 
 
+def test_the_rows_many_small_parts_will_write_wait_on_disk_not_all_in_memory(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    part = merge.STAGE_ON_DISK_ROWS // 4
+    quotes = daily_histories(part * 8, days=part)
+    staged = merge.staging_directory(tmp_path / "warehouse.duckdb")
+    on_disk: list[int] = []
+    with transaction(con), merge.quotes_merge(con) as merging:
+        for at in range(0, quotes.height, part):
+            merging.merge(quotes.slice(at, part))
+        on_disk.append(len(list(staged.rglob("*.parquet"))))
+    assert on_disk == [5], "at most STAGE_ON_DISK_ROWS rows wait in memory"
+    assert count(con, "quotes") == quotes.height
+
+
 def test_a_merge_failing_between_its_deletes_and_its_inserts_keeps_every_stored_row(
     con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
