@@ -62,6 +62,15 @@ def change(serving: Path, *statements: str) -> None:
         con.close()
 
 
+def recount(serving: Path) -> list[tuple[Any, ...]]:
+    """The per-source counts worked out from the snapshot's quotes."""
+    con = open_read_only(serving)
+    try:
+        return con.execute(RECOUNT).fetchall()
+    finally:
+        con.close()
+
+
 def stats_by_source(client: Client) -> list[tuple[str, int, int]]:
     body = get_json(client, "/api/v1/stats")
     return sorted((s["source"], s["quotes"], s["coins"]) for s in body["sources"])
@@ -82,22 +91,14 @@ def test_stats_read_the_counts_kept_at_publish(own_serving: Path) -> None:
     # Proof that no request counts the quotes again: a kept count that no longer agrees with the
     # quotes is the one answered.
     change(own_serving, "update serving_source_quotes set quotes = quotes + 1000")
-    con = open_read_only(own_serving)
-    try:
-        recounted = con.execute(RECOUNT).fetchall()
-    finally:
-        con.close()
+    recounted = recount(own_serving)
     with serve(own_serving) as client:
         assert stats_by_source(client) == [(s, q + 1000, c) for s, q, c in recounted]
 
 
 def test_a_snapshot_published_without_the_counts_is_recounted(own_serving: Path) -> None:
     change(own_serving, "drop table if exists serving_source_quotes")
-    con = open_read_only(own_serving)
-    try:
-        recounted = con.execute(RECOUNT).fetchall()
-    finally:
-        con.close()
+    recounted = recount(own_serving)
     with serve(own_serving) as client:
         assert stats_by_source(client) == recounted
 
