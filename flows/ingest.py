@@ -53,6 +53,7 @@ from store import drift as drift_store
 from store import runs
 from store.connection import warehouse
 from store.quality import quality_checks
+from store.quote_layout import build_after_publish
 from store.resolution import apply_pending, import_inbox
 from store.settings import get_store_settings
 from store.snapshot import publish_snapshot
@@ -465,6 +466,8 @@ def ingest(
             published = publish_snapshot(
                 store.warehouse_path, store.serving_path, sources=SOURCE_NAMES
             )
+            # After the snapshot is out, while no other writer can publish over it.
+            build_after_publish(store.serving_path)
     except Exception as exc:
         # A run that fails before publishing still says what it did (a killed one cannot).
         _summary_artifact(summary, failure=f"{type(exc).__name__}: {exc}")

@@ -219,6 +219,7 @@ def _rebuild_holding(args: argparse.Namespace) -> int:
     from flows.resolution import read_crosswalk, read_overrides
     from flows.settings import get_ingest_settings
     from flows.sources import SOURCE_NAMES
+    from store.quote_layout import build_after_publish
     from store.runs import SourceResult
     from store.snapshot import publish_snapshot
 
@@ -229,6 +230,8 @@ def _rebuild_holding(args: argparse.Namespace) -> int:
             return 2
         published = publish_snapshot(store.warehouse_path, store.serving_path, sources=SOURCE_NAMES)
         print(f"republished {published.path} ({published.bytes} bytes) in {published.seconds:.2f}s")
+        if (built := build_after_publish(published.path)) is not None:
+            print(f"built its quote layout ({built.rows} quotes) in {built.seconds:.2f}s")
         return 0
     settings = get_ingest_settings()
     overrides = read_overrides(settings.overrides_file)

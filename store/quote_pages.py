@@ -17,13 +17,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
 from store.queries import money_text
 from store.serving import CoinIndex, QuoteStats, coin_index, quote_stats
+
+if TYPE_CHECKING:
+    from store.quote_layout import QuoteLayout
 
 QUOTE_FIELDS = (
     "coin_id",
@@ -219,12 +222,19 @@ def read_page(
     offset: int,
     stats: QuoteStats | None = None,
     coins: CoinIndex | None = None,
+    layout: QuoteLayout | None = None,
 ) -> Page:
-    """Quotes matching ``flt``, ordered by (observed_at, coin_id, source), read from the
-    narrowest window of time that holds the page; at most :data:`MAX_COIN_PAGE_ROWS` of them
-    when ``flt`` chooses coins."""
+    """Quotes matching ``flt``, ordered by (observed_at, coin_id, source); at most
+    :data:`MAX_COIN_PAGE_ROWS` of them when ``flt`` chooses coins. From ``layout`` when it is
+    given and serves the page (it must be the layout of the snapshot ``cur`` reads), else read
+    from the narrowest window of time that holds the page."""
     if flt.coin_id is not None or flt.symbol is not None:
         limit = min(limit, MAX_COIN_PAGE_ROWS)
+    if layout is not None:
+        coin_ids = _coin_ids(cur, flt, coins)
+        page = layout.read_page(flt, coin_ids, limit=limit, offset=offset)
+        if page is not None:
+            return page
     for window in _windows(cur, flt, need=offset + limit, stats=stats, coins=coins):
         rows = _page(cur, flt, window.where, limit=limit, offset=offset)
         # A window that holds offset + limit rows gives the page: every row outside it sorts

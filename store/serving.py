@@ -10,10 +10,10 @@ again is worked out once, when it is published (each costs one pass over ``quote
 * ``serving_source_quotes``: per source, its quotes and the distinct coins they are of, which
   ``/api/v1/stats`` shows (counted on each request, 880 ms at 10M quotes; ~0.3 s once here).
 
-Per-coin layouts (quotes ordered by coin and time, a latest-per-coin table) were measured and left
-out: at 10M quotes on two cores rewriting ``quotes`` in coin order takes ~20 s, a narrow
-(coin, rowid) order ~3 s and the latest quote per coin and source 1.5 s, each beyond publishing's
-2 s per GB (the copy alone takes ~1 s per GB).
+Layouts in coin order do not fit here: at 10M quotes on two cores rewriting ``quotes`` in coin
+order takes ~20 s, a narrow (coin, rowid) order ~3 s and the latest quote per coin and source
+1.5 s, each beyond publishing's 2 s per GB (the copy alone takes ~1 s per GB). The quote layout
+(:mod:`store.quote_layout`) is built after the snapshot is published instead.
 
 A snapshot published by an older Kasparro lacks them: the readers here then work the answer out
 from the warehouse tables, as before.

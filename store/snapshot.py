@@ -43,6 +43,16 @@ _REFUSED = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 an old kernel): the chunk is then read and written instead."""
 
 
+FileIdentity = tuple[int, int, int]
+"""A published file's (inode, mtime in ns, size): a publish renames a new file over the last,
+so it changes with every publish, and a reader learns it with one ``stat``."""
+
+
+def file_identity(path: Path) -> FileIdentity:
+    stat = path.stat()
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
 @dataclass(frozen=True)
 class Published:
     path: Path

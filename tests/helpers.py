@@ -22,6 +22,7 @@ from flows.settings import HistorySettings
 from flows.sources import API_SOURCES, SOURCE_NAMES
 from store import runs
 from store.connection import open_read_only, transaction, warehouse
+from store.quote_layout import build_after_publish
 from store.resolution import apply_pending, import_inbox
 from store.snapshot import publish_snapshot
 
@@ -180,9 +181,10 @@ def ingest_without_prefect(
             con.execute("checkpoint")
     finally:
         arm(None, None)
-        publish_snapshot(
+        published = publish_snapshot(
             data_dir / "warehouse.duckdb", data_dir / "serving.duckdb", sources=SOURCE_NAMES
         )
+        build_after_publish(published.path)  # as the flow does
     return results
 
 

@@ -7,6 +7,9 @@ its version is the file's identity (inode, mtime, size), as :mod:`web.snapshot` 
 * **Facts** (:class:`Facts`): the sources ``source=`` accepts, the size and time span of
   ``quotes``, coin ids by lowercase id and symbol; read once per version instead of on every
   request.
+* **The quote layout** the writer builds for the snapshot after publishing it
+  (:mod:`store.quote_layout`), opened by the app's warmer (:mod:`web.warmer`) once it is there;
+  until then pages are read from the snapshot itself.
 * **Responses**: a response's ETag is the version and the request (path, query, the kind of body
   asked for), so a client that sends it back gets ``304 Not Modified`` without any query; bodies
   of JSON responses are kept (least recently used first out, a byte budget) and served again
@@ -15,7 +18,9 @@ its version is the file's identity (inode, mtime, size), as :mod:`web.snapshot` 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -25,10 +30,14 @@ import msgspec
 from litestar import Request, Response
 from litestar.enums import MediaType
 
+from store.quote_layout import LayoutError, QuoteLayout, open_quote_layout, snapshot_name
 from store.serving import CoinIndex, QuoteStats, coin_index, known_sources, quote_stats
+from store.snapshot import FileIdentity, file_identity
 from web.snapshot import Snapshot
 
-Version = tuple[int, int, int]
+logger = logging.getLogger(__name__)
+
+Version = FileIdentity
 
 CACHE_BYTES = 64 * 2**20
 """Response bodies kept at most (a page of 100 quotes is ~50 KB)."""
@@ -38,10 +47,9 @@ CSV = "text/csv"
 def version_of(snapshot: Snapshot) -> Version | None:
     """The published snapshot's identity; None when there is none (the handler says so)."""
     try:
-        stat = snapshot.path.stat()
+        return file_identity(snapshot.path)
     except FileNotFoundError:
         return None
-    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class Facts:
     """None: the snapshot predates the list (an older Kasparro published it)."""
     stats: QuoteStats
     coins: CoinIndex
+    version: Version | None = None
+    """The snapshot file's identity, when no publish came while the facts were read."""
 
 
 _facts_lock = threading.Lock()
@@ -63,15 +73,65 @@ def facts_of(snapshot: Snapshot) -> Facts:
         return known
     cursor = snapshot.cursor()
     try:
-        facts = Facts(known_sources(cursor), quote_stats(cursor), coin_index(cursor))
+        facts = Facts(
+            known_sources(cursor),
+            quote_stats(cursor),
+            coin_index(cursor),
+        )
     finally:
         cursor.close()
     # Only if no publish came between: then the cursor read the version stat'ed.
     if before is not None and version_of(snapshot) == before:
+        facts = dataclasses.replace(facts, version=before)
         with _facts_lock:
             _facts.clear()
             _facts[before] = facts
     return facts
+
+
+class _OpenLayout:
+    """The quote layout opened last, and the snapshots whose layout could not be opened (said
+    once, not tried again)."""
+
+    def __init__(self) -> None:
+        self.layout: QuoteLayout | None = None
+        self.unusable: set[Version] = set()
+
+
+_OPEN = _OpenLayout()
+
+
+def open_layout(snapshot: Snapshot, facts: Facts) -> QuoteLayout | None:
+    """Open the layout of the snapshot ``facts`` describe, once it is built (the warmer calls
+    this; a request never waits for it). The layout of the snapshot before is let go of: the
+    requests still reading it keep it mapped until they end."""
+    wanted = facts.version
+    if wanted is None or wanted in _OPEN.unusable:
+        return None
+    if _OPEN.layout is not None and _OPEN.layout.snapshot == snapshot_name(wanted):
+        return _OPEN.layout
+    try:
+        opened = open_quote_layout(snapshot.path, wanted)
+    except LayoutError as exc:
+        _OPEN.unusable.add(wanted)
+        logger.warning("%s; until then pages are read from the snapshot", snapshot.redact(str(exc)))
+        return None
+    if opened is not None:
+        _OPEN.layout = opened
+    return opened
+
+
+def layout_of(request: Request[Any, Any, Any], facts: Facts) -> QuoteLayout | None:
+    """The open layout of the snapshot ``facts`` describe, when the request's kept body
+    (if any) is for that snapshot too: a publish between the two must not file one snapshot's
+    page under the other's ETag."""
+    layout = _OPEN.layout
+    if layout is None or facts.version is None or layout.snapshot != snapshot_name(facts.version):
+        return None
+    tag: _Tag | None = request.state.get("cache_tag")
+    if tag is not None and tag.version != facts.version:
+        return None
+    return layout
 
 
 @dataclass(frozen=True)

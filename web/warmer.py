@@ -7,6 +7,9 @@ of that request at 10M quotes, against 13-40 ms for any later one. The warmer lo
 snapshot every :data:`POLL_SECONDS` (a ``stat``) and does that work itself, and once when the app
 starts. A request that comes before it still opens the snapshot itself, as before: a request
 always reads the snapshot published when it began.
+
+It also opens the snapshot's quote layout (:mod:`store.quote_layout`) when the writer has built
+it, seconds after publishing: from then on, pages are read from the layout.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import duckdb
 
 from store.errors import StoreError
 from web.snapshot import Snapshot
-from web.versioned import facts_of
+from web.versioned import facts_of, open_layout
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +32,11 @@ THREAD_NAME = "snapshot-warmer"
 
 
 def warm(snapshot: Snapshot) -> None:
-    """Open the published snapshot, if it changed, and read its facts. A missing or broken
-    snapshot is left for the requests to report (503 naming the fix)."""
+    """Open the published snapshot, if it changed, read its facts, and open its quote layout
+    once the writer has built it. A missing or broken snapshot is left for the requests to
+    report (503 naming the fix)."""
     try:
-        facts_of(snapshot)
+        open_layout(snapshot, facts_of(snapshot))
     except (StoreError, duckdb.Error) as exc:
         logger.debug("snapshot not warmed: %s", exc)
 

@@ -33,7 +33,15 @@ from web.dependencies import MAX_LIMIT
 from web.errors import BadRequest
 from web.schemas import Quote, QuotePage
 from web.snapshot import Snapshot
-from web.versioned import Facts, answer_from_cache, etag_headers, facts_of, respond, wants_csv
+from web.versioned import (
+    Facts,
+    answer_from_cache,
+    etag_headers,
+    facts_of,
+    layout_of,
+    respond,
+    wants_csv,
+)
 
 Sort = Literal["observed_at", "-observed_at"]
 Format = Literal["json", "csv", "parquet"]
@@ -293,7 +301,13 @@ class DataController(Controller):
             )
             return export  # type: ignore[return-value]
         page = quote_pages.read_page(
-            db, flt, limit=limit, offset=offset, stats=facts.stats, coins=facts.coins
+            db,
+            flt,
+            limit=limit,
+            offset=offset,
+            stats=facts.stats,
+            coins=facts.coins,
+            layout=layout_of(request, facts),
         )
         if page.resume_at is not None and offset:
             raise BadRequest(
