@@ -4,13 +4,15 @@
         [--costs-only | --after-publish N]
 
 The snapshot is the benchmark raw zone of ``--quotes`` rebuilt (``bench.rebuild.raw_zone``;
-generating 10M takes ~11 min once), published again by this Kasparro. One uvicorn worker, wrk
+generating 10M takes ~11 min once), published again by this Kasparro, and its quote layout built
+(timed). One uvicorn worker, wrk
 -t2 -c32 on 127.0.0.1, each workload for ``--seconds``:
 
 * ``/ping``, the baseline;
 * **distinct**: ``--urls`` different URLs (newest-first pages, ``coin_id=``, ``symbol=`` and
   next-page cursors of each), rotated by a Lua script so that no URL comes back within a run
-  (more URLs than requests): the response cache cannot help;
+  (more URLs than requests): the response cache cannot help; then again by a server started
+  with the snapshot's quote layout moved aside (every page read from the snapshot);
 * **popular**: ``/api/v1/data?limit=100`` repeated (kept since the publish), and the same with
   its ETag in ``If-None-Match`` (304).
 
@@ -29,7 +31,8 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -42,6 +45,7 @@ from bench.scaling import measure_publish
 from flows.rebuild import rebuild_from_raw
 from flows.sources import SOURCE_NAMES
 from store.connection import open_read_only
+from store.quote_layout import LayoutBuilt, build_quote_layout, layout_directory
 from store.snapshot import publish_snapshot
 from web.controllers.data import encode_cursor
 
@@ -162,14 +166,29 @@ def _cost_rows(costs: list[tuple[str, tuple[float, int]]]) -> list[str]:
     ]
 
 
-def snapshot_of(quotes: int) -> Path:
+def snapshot_of(quotes: int) -> tuple[Path, LayoutBuilt]:
     data_dir = raw_zone(quotes)
     warehouse = data_dir / "warehouse.duckdb"
     if not warehouse.exists() or warehouse.stat().st_size < 2**30 * quotes / 10_000_000:
         rebuild_from_raw(data_dir, {}, recover=True)
-    # Published by this Kasparro: the serving tables are this version's.
-    publish_snapshot(warehouse, data_dir / "serving.duckdb", sources=SOURCE_NAMES)
-    return data_dir
+    # Published by this Kasparro: the serving tables are this version's; and its layout built,
+    # as the writer does after each publish.
+    published = publish_snapshot(warehouse, data_dir / "serving.duckdb", sources=SOURCE_NAMES)
+    return data_dir, build_quote_layout(published.path)
+
+
+@contextmanager
+def without_layout(serving: Path) -> Iterator[None]:
+    """The snapshot's quote layout moved aside: a server started inside reads every page from
+    the snapshot, as before the layout (and as in the seconds between a publish and its
+    layout)."""
+    directory = layout_directory(serving)
+    aside = directory.with_name(directory.name + ".aside")
+    directory.rename(aside)
+    try:
+        yield
+    finally:
+        aside.rename(directory)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -186,8 +205,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     CACHE.mkdir(exist_ok=True)
-    data_dir = snapshot_of(args.quotes)
+    data_dir, layout = snapshot_of(args.quotes)
     serving = data_dir / "serving.duckdb"
+    layout_bytes = sum(f.stat().st_size for f in layout.path.iterdir())
+    print(f"layout {layout_bytes:,} bytes built in {layout.seconds:.1f} s", flush=True)
     if args.costs_only:
         print(costs_table(data_dir))
         return
@@ -216,19 +237,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         revalidated = _wrk_with_etag(f"{base}{popular}", args.seconds, etag)
         print(revalidated, flush=True)
         costs = [(url, server_ms(base, url)) for url in costly_urls(serving)]
+    with without_layout(serving), served(data_dir) as base:
+        for url in urls[:200]:
+            httpx.get(f"{base}{url}", timeout=60).raise_for_status()
+        unlaid = _wrk(f"{base}/", args.seconds, script=script, label="distinct, no layout")
+        print(unlaid, flush=True)
     per_url = distinct.requests_per_second * args.seconds / len(urls)
     lines = [
         f"### API on {args.quotes:,} quotes (one uvicorn worker, wrk -t{THREADS} "
         f"-c{CONNECTIONS}, {args.seconds} s each, same run)\n",
         f"Snapshot {serving.stat().st_size / 2**20:,.0f} MiB. Publish of the "
         f"{nbytes / 2**20:,.0f} MiB warehouse (copy, serving tables, fsync): {publish} = "
-        f"{publish.median / (nbytes / 1e9):.2f} s/GB.\n",
+        f"{publish.median / (nbytes / 1e9):.2f} s/GB. Then its quote layout "
+        f"({layout_bytes / 2**20:,.0f} MiB): built in {layout.seconds:.1f} s "
+        f"= {layout.seconds / (nbytes / 1e9):.1f} s per GB of snapshot.\n",
         "| workload | req/s | / `/ping` | p50 | p99 | errors |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, load in (
         ("`/ping`", ping),
         (f"distinct: {len(urls):,} URLs ({per_url:.2f} requests per URL)", distinct),
+        ("distinct, same URLs, no layout (read from the snapshot)", unlaid),
         (f"popular, repeated: `{popular}`", repeated),
         ("popular with its ETag (304)", revalidated),
     ):

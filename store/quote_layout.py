@@ -4,11 +4,12 @@ DuckDB stores ``quotes`` in columns of compressed row groups, in the order loads
 (time, roughly). A coin's page gathers rows that lie one per capture, and each costs a block of
 every column decompressed: 3-10 ms a page at 10M quotes, a few hundred pages a second at best
 (docs/benchmarks.md). This layout is the same rows as uncompressed Arrow IPC files, memory-mapped
-by every reader (the kernel's page cache holds them once for all processes):
+by every reader (the kernel's page cache holds them once for all processes), ~1.6 times the
+snapshot's size:
 
-* ``rows.arrow``: the quotes in :data:`~store.quote_pages.QUOTE_FIELDS`, money as exact text,
-  ordered by (coin_id, source, observed_at): each (coin, source) pair is a run of rows in time
-  order, so a coin's page is a slice of its runs, merged.
+* ``rows.arrow``: each quote as the JSON object a page lists, ordered by (coin_id, source,
+  observed_at): each (coin, source) pair is a run of rows in time order, so a coin's page is a
+  slice of its runs, merged, and a page's body is its rows' bytes joined.
 * ``observed.arrow``: those rows' ``observed_at`` in microseconds, one contiguous array, which
   runs are searched in.
 * ``runs.arrow``: each (coin_id, source) pair's first row and the row after its last.
@@ -37,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import duckdb
 import polars as pl
@@ -96,20 +97,37 @@ def _write(path: Path, table: pa.Table) -> None:
         writer.write_table(table)
 
 
-def _formatted(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Money as exact text without trailing zeros, as :func:`store.queries.money_text` renders
-    it: polars formats it ~20 times faster than DuckDB's cast, and only those columns go
-    through it (converting the others would cost more than the sort)."""
-    money = pl.from_arrow(batch.select(list(_MONEY)))
-    assert isinstance(money, pl.DataFrame)
-    text = money.select(
-        pl.col(c).cast(pl.String).str.strip_chars_end("0").str.strip_chars_end(".") for c in _MONEY
-    ).to_arrow()
-    columns = [
-        text.column(name).combine_chunks().cast(pa.string()) if name in _MONEY else column
-        for name, column in zip(batch.schema.names, batch.columns, strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
+def _json_field(name: str, dtype: pl.DataType) -> pl.Expr:
+    column = pl.col(name)
+    if name in _MONEY:
+        return column.cast(pl.String).str.strip_chars_end("0").str.strip_chars_end(".")
+    if name == "observed_at":
+        return (
+            pl.when(column.dt.microsecond() == 0)
+            .then(column.dt.to_string("%Y-%m-%dT%H:%M:%SZ"))
+            .otherwise(column.dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ"))
+        )
+    if dtype.is_float():
+        return pl.when(column.is_finite()).then(column)
+    return column
+
+
+def _as_json(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pl.Series]:
+    """Each quote as the JSON object a page lists, its keys :data:`QUOTE_FIELDS` in order:
+    money as exact text without trailing zeros (as :func:`store.queries.money_text` renders
+    it), times as RFC 3339 in UTC with microseconds only when there are some (as the API's
+    encoder writes them), a number that is not finite as null. polars renders them ~20 times
+    faster than DuckDB's casts, and a page is then its rows' bytes joined. With the rows'
+    ``observed_at`` in microseconds."""
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    fields = [_json_field(name, frame.schema[name]).alias(name) for name in QUOTE_FIELDS]
+    rows = frame.select(pl.struct(fields).struct.json_encode().alias("quote"))
+    (encoded,) = rows.to_arrow().to_batches(max_chunksize=None)
+    # Computed into a buffer of its own: a view of the batch's column would keep the whole
+    # batch's memory (~90 MB per 500k rows) until the last batch is written.
+    times = frame.get_column("observed_at").dt.epoch("us") + 0
+    return encoded, times
 
 
 def write_quote_layout(
@@ -126,21 +144,19 @@ def write_quote_layout(
     reader = con.execute(
         f"select {', '.join(QUOTE_FIELDS)} from quotes order by coin_id, source, observed_at"
     ).to_arrow_reader(BATCH_ROWS)
+    observed: list[pl.Series] = []
     with pa.OSFile(str(directory / ROWS), "wb") as sink:
-        schema = reader.schema
-        for money in _MONEY:
-            schema = schema.set(schema.get_field_index(money), pa.field(money, pa.string()))
-        with ipc.new_file(sink, schema) as writer:
-            for batch in reader:
-                if not batch.num_rows:
-                    continue
-                formatted = _formatted(batch, schema)
-                writer.write_batch(formatted)
-    # Read back from the file, not kept from each batch: a column taken from a batch keeps
-    # the whole batch's memory (~90 MB per 500k rows).
-    observed = pl.from_arrow(_read(directory / ROWS).column("observed_at"))
-    assert isinstance(observed, pl.Series)
-    times = observed.dt.epoch("us").rechunk()
+        writer: ipc.RecordBatchFileWriter | None = None
+        for batch in reader:
+            encoded, times = _as_json(batch)
+            observed.append(times)
+            if writer is None:
+                writer = ipc.new_file(sink, encoded.schema)
+            writer.write_batch(encoded)
+        if writer is None:  # no quotes
+            writer = ipc.new_file(sink, pa.schema([("quote", pa.large_string())]))
+        writer.close()
+    times = pl.concat(observed, rechunk=True) if observed else pl.Series("t", [], pl.Int64)
     rows = len(times)
     ends = list(itertools.accumulate(n for _, _, n in runs))
     if (ends[-1] if ends else 0) != rows:
@@ -169,9 +185,14 @@ def write_quote_layout(
     return rows
 
 
+FORMAT = "q1"
+"""Named in every layout's directory: a Kasparro that writes its files otherwise changes it, and
+builds its own layout of a snapshot an older one laid out."""
+
+
 def snapshot_name(identity: FileIdentity) -> str:
     """The name of the layout of the snapshot file whose identity is ``identity``."""
-    return "-".join(str(part) for part in identity)
+    return "-".join([FORMAT, *(str(part) for part in identity)])
 
 
 def build_quote_layout(serving_path: Path) -> LayoutBuilt:
@@ -278,11 +299,11 @@ class QuoteLayout:
         self.snapshot = directory.name
         """The identity of the snapshot file it was built from, as :func:`snapshot_name`
         spells it."""
-        self._rows = _read(directory / ROWS)
-        if tuple(self._rows.column_names) != QUOTE_FIELDS:
+        rows = _read(directory / ROWS)
+        if rows.column_names != ["quote"]:
             raise LayoutError(f"{directory / ROWS} holds other columns; build the layout again")
-        self._batches = self._rows.to_batches()
-        self._chunk_starts = [0, *itertools.accumulate(b.num_rows for b in self._batches)]
+        self._chunks = [_Strings(chunk) for chunk in rows.column("quote").chunks]
+        self._chunk_starts = [0, *itertools.accumulate(len(c) for c in self._chunks)]
         self._observed = _view(_read(directory / OBSERVED).column("observed_us"), "q")
         order = _read(directory / ORDER)
         self._order_positions = _view(order.column("position"), "I")
@@ -293,14 +314,14 @@ class QuoteLayout:
         self._runs: dict[str, list[_Run]] = {}
         for run in self._run_list:
             self._runs.setdefault(run.coin_id, []).append(run)
-        rows = self._rows.num_rows
+        count = rows.num_rows
         ends = self._run_list[-1].end if self._run_list else 0
-        if not (rows == len(self._observed) == len(self._order_positions) == ends):
+        if not (count == len(self._observed) == len(self._order_positions) == ends):
             raise LayoutError(f"the files of {directory} do not match; build the layout again")
 
     @property
     def quotes(self) -> int:
-        return int(self._rows.num_rows)
+        return self._chunk_starts[-1]
 
     def read_page(
         self, flt: QuoteFilter, coin_ids: list[str] | None, *, limit: int, offset: int
@@ -322,7 +343,9 @@ class QuoteLayout:
                 if flt.source is None or run.source == flt.source
             ]
             positions = self._runs_page(runs, flt, need)
-        return Page(self._page_rows(positions[offset:]), None, limit)
+        page = positions[offset:]
+        last_key = self._key(page[-1]) if len(page) == limit else None
+        return Page([], None, limit, encoded=[self._json(p) for p in page], last_key=last_key)
 
     def _bounds(self, flt: QuoteFilter, run: _Run) -> tuple[int, int]:
         """The rows of ``run`` within the filter's times and after its cursor."""
@@ -395,47 +418,33 @@ class QuoteLayout:
             return [positions[i] for i in range(hi - 1, max(lo, hi - need) - 1, -1)]
         return [positions[i] for i in range(lo, min(hi, lo + need))]
 
-    def _gather(self, positions: Sequence[int]) -> pa.Table:
-        """The rows at ``positions``, in that order. ``Table.take`` joins every chunk of the
-        table first (~140 ms at 10M quotes): each chunk is taken from alone instead."""
-        ranked = sorted(range(len(positions)), key=positions.__getitem__)
-        parts: list[pa.RecordBatch] = []
-        i = 0
-        while i < len(ranked):
-            chunk = bisect.bisect_right(self._chunk_starts, positions[ranked[i]]) - 1
-            start, end = self._chunk_starts[chunk], self._chunk_starts[chunk + 1]
-            local = []
-            while i < len(ranked) and positions[ranked[i]] < end:
-                local.append(positions[ranked[i]] - start)
-                i += 1
-            parts.append(self._batches[chunk].take(pa.array(local, pa.int64())))
-        by_position = pa.Table.from_batches(parts, schema=self._rows.schema)
-        back = [0] * len(ranked)
-        for rank, index in enumerate(ranked):
-            back[index] = rank
-        return by_position.take(pa.array(back, pa.int64()))
+    def _json(self, position: int) -> memoryview:
+        chunk = bisect.bisect_right(self._chunk_starts, position) - 1
+        return self._chunks[chunk].at(position - self._chunk_starts[chunk])
 
-    def _page_rows(self, positions: Sequence[int]) -> list[tuple[Any, ...]]:
-        if not positions:
-            return []
-        # A run's page is a slice, forwards or backwards; rows of several are gathered.
-        if isinstance(positions, range):
-            backwards = positions.step < 0
-            taken = self._rows.slice(min(positions[0], positions[-1]), len(positions))
-        else:
-            backwards = False
-            taken = self._gather(positions)
-        observed = self._observed
-        columns: list[list[Any]] = []
-        for name in QUOTE_FIELDS:
-            if name == "observed_at":
-                # Built from the microseconds: Arrow's conversion of zoned timestamps costs
-                # ~3 us a value, two thirds of a page's rows.
-                columns.append([_EPOCH + _MICROSECOND * observed[p] for p in positions])
-            else:
-                values = taken.column(name).to_pylist()
-                columns.append(values[::-1] if backwards else values)
-        return list(zip(*columns, strict=True))
+    def _key(self, position: int) -> tuple[datetime, str, str]:
+        """The (observed_at, coin_id, source) of the row at ``position``: a cursor."""
+        return (_EPOCH + _MICROSECOND * self._observed[position], *self._coin_source(position))
+
+
+class _Strings:
+    """A chunk of a string column read in place: the bytes of a value are a view of the
+    mapped file (``take`` costs ~35 us a chunk, 60% of a page that gathers rows)."""
+
+    def __init__(self, chunk: pa.Array) -> None:
+        if chunk.null_count:
+            raise LayoutError("a quote's JSON is missing; build the layout again")
+        code: Literal["q", "i"] = "q" if pa.types.is_large_string(chunk.type) else "i"
+        _, offsets, data = chunk.buffers()
+        self._offsets: memoryview[int] = memoryview(offsets).cast(code)[chunk.offset :]
+        self._data = memoryview(data) if data is not None else memoryview(b"")
+        self._length = len(chunk)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def at(self, index: int) -> memoryview:
+        return self._data[self._offsets[index] : self._offsets[index + 1]]
 
 
 def open_quote_layout(serving_path: Path, identity: FileIdentity) -> QuoteLayout | None:

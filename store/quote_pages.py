@@ -104,8 +104,10 @@ def _coin_ids(
     the scan of quotes filters on bound ids and no match scans nothing."""
     if flt.symbol is None and flt.coin_id is None:
         return None
-    if coins is None:
-        coins = coin_index(cur)
+    return _matching(flt, coins if coins is not None else coin_index(cur))
+
+
+def _matching(flt: QuoteFilter, coins: CoinIndex) -> list[str]:
     by_symbol = coins.with_symbol(flt.symbol) if flt.symbol is not None else None
     by_id = coins.with_id(flt.coin_id) if flt.coin_id is not None else None
     if by_symbol is None:
@@ -212,6 +214,11 @@ class Page:
     limit: int
     """The most rows this page could hold: the limit asked, or less for chosen coins
     (:data:`MAX_COIN_PAGE_ROWS`). A page that holds this many continues after its last row."""
+    encoded: list[memoryview] | None = None
+    """From a quote layout: the quotes as JSON objects (keys :data:`QUOTE_FIELDS`), instead
+    of :attr:`rows`."""
+    last_key: tuple[datetime, str, str] | None = None
+    """With :attr:`encoded`, when the page is full: its last (observed_at, coin_id, source)."""
 
 
 def read_page(
@@ -222,19 +229,11 @@ def read_page(
     offset: int,
     stats: QuoteStats | None = None,
     coins: CoinIndex | None = None,
-    layout: QuoteLayout | None = None,
 ) -> Page:
-    """Quotes matching ``flt``, ordered by (observed_at, coin_id, source); at most
-    :data:`MAX_COIN_PAGE_ROWS` of them when ``flt`` chooses coins. From ``layout`` when it is
-    given and serves the page (it must be the layout of the snapshot ``cur`` reads), else read
-    from the narrowest window of time that holds the page."""
-    if flt.coin_id is not None or flt.symbol is not None:
-        limit = min(limit, MAX_COIN_PAGE_ROWS)
-    if layout is not None:
-        coin_ids = _coin_ids(cur, flt, coins)
-        page = layout.read_page(flt, coin_ids, limit=limit, offset=offset)
-        if page is not None:
-            return page
+    """Quotes matching ``flt``, ordered by (observed_at, coin_id, source), read from the
+    narrowest window of time that holds the page; at most :data:`MAX_COIN_PAGE_ROWS` of them
+    when ``flt`` chooses coins."""
+    limit = _page_limit(flt, limit)
     for window in _windows(cur, flt, need=offset + limit, stats=stats, coins=coins):
         rows = _page(cur, flt, window.where, limit=limit, offset=offset)
         # A window that holds offset + limit rows gives the page: every row outside it sorts
@@ -242,6 +241,23 @@ def read_page(
         if len(rows) == limit or window.last:
             return Page(rows, window.resume_at if len(rows) < limit else None, limit)
     raise AssertionError("the last window is always marked")  # pragma: no cover
+
+
+def _page_limit(flt: QuoteFilter, limit: int) -> int:
+    if flt.coin_id is not None or flt.symbol is not None:
+        return min(limit, MAX_COIN_PAGE_ROWS)
+    return limit
+
+
+def layout_page(
+    layout: QuoteLayout, flt: QuoteFilter, *, limit: int, offset: int, coins: CoinIndex
+) -> Page | None:
+    """The page :func:`read_page` gives, from the snapshot's quote layout, with no query;
+    None when the layout does not hold it."""
+    coin_ids = None
+    if flt.coin_id is not None or flt.symbol is not None:
+        coin_ids = _matching(flt, coins)
+    return layout.read_page(flt, coin_ids, limit=_page_limit(flt, limit), offset=offset)
 
 
 def quotes(

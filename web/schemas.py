@@ -202,6 +202,14 @@ class QuotePage(msgspec.Struct):
     """Pass as ``cursor`` to get the next page; null on the last page."""
 
 
+class EncodedQuotePage(msgspec.Struct):
+    """A :class:`QuotePage` whose quotes are JSON already (from the quote layout)."""
+
+    items: list[msgspec.Raw]
+    limit: int
+    next_cursor: str | None
+
+
 class SourceStats(msgspec.Struct):
     source: str
     quotes: int

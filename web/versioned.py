@@ -89,6 +89,13 @@ def facts_of(snapshot: Snapshot) -> Facts:
     return facts
 
 
+def known_facts(request: Request[Any, Any, Any]) -> Facts | None:
+    """The facts of the snapshot the request's ETag names, when they are read already: no
+    query, no ``stat`` (for the event loop's thread)."""
+    tag: _Tag | None = request.state.get("cache_tag")
+    return _facts.get(tag.version) if tag is not None else None
+
+
 class _OpenLayout:
     """The quote layout opened last, and the snapshots whose layout could not be opened (said
     once, not tried again)."""

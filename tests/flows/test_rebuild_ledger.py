@@ -208,8 +208,8 @@ def test_a_raw_zone_without_its_warehouse_is_recovered_whole(
 ) -> None:
     data_dir = copy_of(built, "repeated delivery", tmp_path)
     quotes = query(data_dir, "select count(*) from quotes")
-    for lost in data_dir.glob("*.duckdb*"):
-        lost.unlink()
+    for lost in data_dir.glob("*.duckdb*"):  # the snapshot's layout, a directory, with them
+        shutil.rmtree(lost) if lost.is_dir() else lost.unlink()
     rebuilt = rebuild_from_raw(data_dir, OVERRIDES, recover=True)
     assert len(rebuilt.replay.recovered) == 7, "both runs' sources, but the second's empty CSV"
     assert query(data_dir, "select count(*) from quotes") == quotes

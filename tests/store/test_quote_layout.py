@@ -12,6 +12,7 @@ from typing import Any
 from unittest.mock import patch
 
 import duckdb
+import msgspec
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -31,6 +32,7 @@ from store.quote_layout import (
     write_quote_layout,
 )
 from store.quote_pages import QUOTE_FIELDS, QuoteFilter
+from store.serving import coin_index
 from store.snapshot import file_identity, publish_snapshot
 from tests.store.test_quote_pages import (
     COIN_IDS,
@@ -74,16 +76,36 @@ def every_quote(warehouse: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     return quote_pages.quotes(warehouse, QuoteFilter(), limit=10**6, offset=0)
 
 
-def _from_layout(
+def as_api(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows as the API's JSON encoder writes them, read back."""
+    encoded = [msgspec.json.encode(dict(zip(QUOTE_FIELDS, r, strict=True))) for r in rows]
+    return [msgspec.json.decode(quote) for quote in encoded]
+
+
+def _page(
     con: duckdb.DuckDBPyConnection, layout: QuoteLayout, flt: QuoteFilter, limit: int, offset: int
-) -> list[tuple[Any, ...]]:
-    """A page through :func:`quote_pages.read_page` that fails if it reads DuckDB's quotes."""
+) -> quote_pages.Page:
+    """A page through :func:`quote_pages.layout_page`, which must not read DuckDB's quotes."""
 
     def scanned(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the page was read from the snapshot, not the layout")
 
     with patch.object(quote_pages, "_page", scanned):
-        return quote_pages.read_page(con, flt, limit=limit, offset=offset, layout=layout).rows
+        page = quote_pages.layout_page(
+            layout, flt, limit=limit, offset=offset, coins=coin_index(con)
+        )
+    assert page is not None
+    assert page.encoded is not None
+    assert page.rows == []
+    return page
+
+
+def _from_layout(
+    con: duckdb.DuckDBPyConnection, layout: QuoteLayout, flt: QuoteFilter, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    encoded = _page(con, layout, flt, limit, offset).encoded
+    assert encoded is not None
+    return [msgspec.json.decode(quote) for quote in encoded]
 
 
 @settings(max_examples=300)
@@ -134,7 +156,7 @@ def test_a_layout_page_equals_the_same_page_of_the_whole_table_sorted(
     )
     if coin_id is not None:
         wanted = [r for r in wanted if r[0].lower() == coin_id.lower()]
-    assert got == wanted[offset : offset + limit]
+    assert got == as_api(wanted[offset : offset + limit])
 
 
 @pytest.mark.parametrize("chosen", [{}, {"coin_id": "coin-a2"}, {"symbol": "AAA"}])
@@ -146,17 +168,21 @@ def test_cursor_paging_over_the_layout_walks_every_quote_once_in_order_through_t
     chosen: dict[str, str],
     descending: bool,
 ) -> None:
-    seen: list[tuple[Any, ...]] = []
+    seen: list[dict[str, Any]] = []
     flt = QuoteFilter(descending=descending, **chosen)  # type: ignore[arg-type]
     while True:
-        rows = _from_layout(warehouse, layout, flt, 37, 0)
-        seen += rows
-        if len(rows) < 37:
+        page = _page(warehouse, layout, flt, 37, 0)
+        assert page.encoded is not None
+        seen += [msgspec.json.decode(quote) for quote in page.encoded]
+        if page.last_key is None:
+            assert len(page.encoded) < 37
             break
-        last = rows[-1]
-        flt = QuoteFilter(descending=descending, after=(last[3], last[0], last[1]), **chosen)  # type: ignore[arg-type]
+        at, coin_id, source = page.last_key
+        assert (seen[-1]["coin_id"], seen[-1]["source"]) == (coin_id, source)
+        assert datetime.fromisoformat(seen[-1]["observed_at"]) == at
+        flt = QuoteFilter(descending=descending, after=page.last_key, **chosen)  # type: ignore[arg-type]
     everything = QuoteFilter(descending=descending, **chosen)  # type: ignore[arg-type]
-    assert seen == expected(every_quote, everything, limit=10**6, offset=0)
+    assert seen == as_api(expected(every_quote, everything, limit=10**6, offset=0))
     assert len(seen) > 37
 
 
@@ -215,10 +241,10 @@ def test_a_layout_is_built_for_each_published_snapshot_and_replaces_the_last(
     assert newer is not None
     assert newer.quotes == fewer.height
     # A reader still holding the replaced layout keeps reading it: its files are mapped.
-    assert (
-        len(layout.read_page(QuoteFilter(coin_id="coin-a1"), ["coin-a1"], limit=5, offset=0).rows)
-        == 5
-    )  # type: ignore[union-attr]
+    page = layout.read_page(QuoteFilter(coin_id="coin-a1"), ["coin-a1"], limit=5, offset=0)
+    assert page is not None
+    assert page.encoded is not None
+    assert [msgspec.json.decode(q)["coin_id"] for q in page.encoded] == ["coin-a1"] * 5
 
 
 def test_a_killed_build_leaves_no_layout_and_the_next_build_clears_it(tmp_path: Path) -> None:
