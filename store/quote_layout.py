@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 ROWS, OBSERVED, RUNS, ORDER = "rows.arrow", "observed.arrow", "runs.arrow", "order.arrow"
 FILES = (ROWS, OBSERVED, RUNS, ORDER)
-BATCH_ROWS = 500_000
+BATCH_ROWS = 100_000
 """Rows read from the sort, formatted and written at a time while building."""
 _MONEY = ("price_usd", "market_cap_usd", "volume_24h_usd")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -210,6 +210,10 @@ def build_quote_layout(serving_path: Path) -> LayoutBuilt:
     if target.exists():
         return LayoutBuilt(target, _rows_of(target), time.perf_counter() - started)
     root.mkdir(exist_ok=True)
+    # Earlier snapshots' layouts go first: no reader opens them again (a reader that has one
+    # open keeps its mapped files), and the disk holds one layout at a time.
+    for entry in root.iterdir():
+        shutil.rmtree(entry, ignore_errors=True)
     tmp = root / f".{target.name}.{uuid.uuid4().hex}.tmp"
     tmp.mkdir()
     try:
@@ -234,15 +238,16 @@ def build_quote_layout(serving_path: Path) -> LayoutBuilt:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for entry in root.iterdir():
-        if entry.name != target.name:
-            shutil.rmtree(entry, ignore_errors=True)
     return LayoutBuilt(target, rows, time.perf_counter() - started)
 
 
 def build_after_publish(serving_path: Path) -> LayoutBuilt | None:
     """:func:`build_quote_layout`, for a writer that has just published: a layout that cannot
-    be built is said, not raised (the snapshot is published, and pages are read from it)."""
+    be built is said, not raised (the snapshot is published, and pages are read from it).
+    None also when layouts are turned off (``KASPARRO_QUOTE_LAYOUT=false``)."""
+    if not get_store_settings().quote_layout:
+        shutil.rmtree(layout_directory(serving_path), ignore_errors=True)
+        return None
     try:
         built = build_quote_layout(serving_path)
     except (StoreError, duckdb.Error, OSError, pa.ArrowException) as exc:

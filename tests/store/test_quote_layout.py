@@ -25,6 +25,7 @@ from store.connection import open_read_only, open_warehouse
 from store.quote_layout import (
     LayoutError,
     QuoteLayout,
+    build_after_publish,
     build_quote_layout,
     layout_directory,
     open_quote_layout,
@@ -33,6 +34,7 @@ from store.quote_layout import (
 )
 from store.quote_pages import QUOTE_FIELDS, QuoteFilter
 from store.serving import coin_index
+from store.settings import get_store_settings
 from store.snapshot import file_identity, publish_snapshot
 from tests.store.test_quote_pages import (
     COIN_IDS,
@@ -316,3 +318,30 @@ def test_a_layout_whose_files_disagree_is_refused_with_the_fix(
     os.truncate(truncated / quote_layout.ROWS, 100)
     with pytest.raises(LayoutError, match="unreadable"):
         QuoteLayout(truncated)
+
+
+def test_layouts_turned_off_are_neither_built_nor_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = _publish(tmp_path, _quotes())
+    assert build_after_publish(serving) is not None
+    monkeypatch.setenv("KASPARRO_QUOTE_LAYOUT", "false")
+    get_store_settings.cache_clear()
+    try:
+        assert build_after_publish(serving) is None
+        assert not layout_directory(serving).exists()
+    finally:
+        monkeypatch.delenv("KASPARRO_QUOTE_LAYOUT")
+        get_store_settings.cache_clear()
+
+
+def test_a_layout_that_cannot_be_built_is_said_and_the_publish_stands(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    serving = _publish(tmp_path, _quotes())
+    layout_directory(serving).write_text("a file where the layouts' directory goes")
+    assert build_after_publish(serving) is None
+    assert "pages are read from the snapshot" in caplog.text
+    assert open_read_only(serving).execute("select count(*) from quotes").fetchall() == [
+        (_quotes().height,)
+    ]
