@@ -281,7 +281,9 @@ def _view(array: pa.ChunkedArray, code: Literal["q", "I"]) -> Sequence[int]:
     if array.num_chunks == 0 or len(array) == 0:
         return ()
     if array.num_chunks != 1:
-        raise LayoutError(f"expected one chunk, found {array.num_chunks}")
+        raise LayoutError(
+            f"an index of the layout has {array.num_chunks} chunks, not one; build it again"
+        )
     chunk = array.chunk(0)
     data = chunk.buffers()[1]
     assert data is not None

@@ -3,6 +3,7 @@ the writer builds after publishing, without a restart."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from litestar.testing import TestClient
 from store import quote_pages
 from store.quote_layout import build_quote_layout, layout_directory
 from tests.web.conftest import Published
-from web import versioned
+from web import versioned, warmer
 from web.app import create_app
 from web.settings import WebSettings
 
@@ -117,3 +118,37 @@ def test_the_app_serves_from_a_layout_built_after_it_started(
     monkeypatch.setattr(versioned, "RESPONSES", versioned.ResponseCache())
     monkeypatch.setattr(quote_pages, "_page", _read_from_the_snapshot)
     assert client.get(url).json() == before
+
+
+class _Said(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_damaged_layout_is_said_once_and_pages_come_from_the_snapshot(
+    published: Published, tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving.duckdb"
+    shutil.copyfile(published.data_dir / "serving.duckdb", serving)
+    built = build_quote_layout(serving)
+    (built.path / "rows.arrow").write_bytes(b"not an Arrow file")
+    said = _Said()
+    logger = logging.getLogger(versioned.__name__)
+    logger.addHandler(said)
+    try:
+        with TestClient(app=create_app(WebSettings(), snapshot_path=serving)) as client:
+            for _ in range(3):
+                response = client.get("/api/v1/data?coin_id=eth-ethereum&limit=5")
+                assert response.status_code == 200
+                assert len(response.json()["items"]) == 5
+                time.sleep(warmer.POLL_SECONDS)  # the warmer tries again, and says nothing
+    finally:
+        logger.removeHandler(said)
+    unreadable = [m for m in said.messages if "rows.arrow is unreadable" in m]
+    assert len(unreadable) == 1
+    assert "pages are read from the snapshot" in unreadable[0]
+    assert str(tmp_path) not in unreadable[0], "the data directory is not shown"
