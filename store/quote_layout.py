@@ -310,7 +310,7 @@ class QuoteLayout:
         if rows.column_names != ["quote"]:
             raise LayoutError(f"{directory / ROWS} holds other columns; build the layout again")
         self._chunks = [_Strings(chunk) for chunk in rows.column("quote").chunks]
-        self._chunk_starts = [0, *itertools.accumulate(len(c) for c in self._chunks)]
+        self._chunk_starts = [0, *itertools.accumulate(c.length for c in self._chunks)]
         self._observed = _view(_read(directory / OBSERVED).column("observed_us"), "q")
         order = _read(directory / ORDER)
         self._order_positions = _view(order.column("position"), "I")
@@ -352,7 +352,7 @@ class QuoteLayout:
             positions = self._runs_page(runs, flt, need)
         page = positions[offset:]
         last_key = self._key(page[-1]) if len(page) == limit else None
-        return Page([], None, limit, encoded=[self._json(p) for p in page], last_key=last_key)
+        return Page([], None, limit, encoded=self._jsons(page), last_key=last_key)
 
     def _bounds(self, flt: QuoteFilter, run: _Run) -> tuple[int, int]:
         """The rows of ``run`` within the filter's times and after its cursor."""
@@ -425,9 +425,24 @@ class QuoteLayout:
             return [positions[i] for i in range(hi - 1, max(lo, hi - need) - 1, -1)]
         return [positions[i] for i in range(lo, min(hi, lo + need))]
 
-    def _json(self, position: int) -> memoryview:
-        chunk = bisect.bisect_right(self._chunk_starts, position) - 1
-        return self._chunks[chunk].at(position - self._chunk_starts[chunk])
+    def _jsons(self, positions: Sequence[int]) -> list[memoryview]:
+        """The JSON of the rows at ``positions``, in that order (inlined: the per-row calls
+        were an eighth of a page request)."""
+        starts, chunks = self._chunk_starts, self._chunks
+        if isinstance(positions, range) and positions:
+            first, last = min(positions[0], positions[-1]), max(positions[0], positions[-1])
+            index = bisect.bisect_right(starts, first) - 1
+            if last < starts[index + 1]:  # a run's slice in one chunk: its offsets at once
+                chunk, base = chunks[index], starts[index]
+                offsets, data = chunk.offsets[first - base : last - base + 2].tolist(), chunk.data
+                found = [data[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+                return found[::-1] if positions.step < 0 else found
+        found = []
+        for position in positions:
+            index = bisect.bisect_right(starts, position) - 1
+            chunk, row = chunks[index], position - starts[index]
+            found.append(chunk.data[chunk.offsets[row] : chunk.offsets[row + 1]])
+        return found
 
     def _key(self, position: int) -> tuple[datetime, str, str]:
         """The (observed_at, coin_id, source) of the row at ``position``: a cursor."""
@@ -443,15 +458,9 @@ class _Strings:
             raise LayoutError("a quote's JSON is missing; build the layout again")
         code: Literal["q", "i"] = "q" if pa.types.is_large_string(chunk.type) else "i"
         _, offsets, data = chunk.buffers()
-        self._offsets: memoryview[int] = memoryview(offsets).cast(code)[chunk.offset :]
-        self._data = memoryview(data) if data is not None else memoryview(b"")
-        self._length = len(chunk)
-
-    def __len__(self) -> int:
-        return self._length
-
-    def at(self, index: int) -> memoryview:
-        return self._data[self._offsets[index] : self._offsets[index + 1]]
+        self.offsets: memoryview[int] = memoryview(offsets).cast(code)[chunk.offset :]
+        self.data = memoryview(data) if data is not None else memoryview(b"")
+        self.length = len(chunk)
 
 
 def open_quote_layout(serving_path: Path, identity: FileIdentity) -> QuoteLayout | None:
