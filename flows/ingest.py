@@ -65,6 +65,8 @@ class RunSummary:
     status: runs.RunStatus
     results: list[runs.SourceResult] = field(default_factory=list)
     snapshot_seconds: float | None = None
+    layout_seconds: float | None = None
+    """Building the snapshot's quote layout after publishing it; None when none was built."""
 
     @property
     def failed(self) -> list[runs.SourceResult]:
@@ -467,13 +469,14 @@ def ingest(
                 store.warehouse_path, store.serving_path, sources=SOURCE_NAMES
             )
             # After the snapshot is out, while no other writer can publish over it.
-            build_after_publish(store.serving_path)
+            layout = build_after_publish(store.serving_path)
     except Exception as exc:
         # A run that fails before publishing still says what it did (a killed one cannot).
         _summary_artifact(summary, failure=f"{type(exc).__name__}: {exc}")
         raise
     assert summary is not None
     summary.snapshot_seconds = published.seconds
+    summary.layout_seconds = layout.seconds if layout is not None else None
     logger.info(
         "published %s (%d bytes) in %.2fs", published.path, published.bytes, published.seconds
     )

@@ -21,6 +21,8 @@ from prefect.client.schemas.filters import (
 from flows.ingest import RunSummary, ingest
 from kasparro.cli import main
 from store.connection import open_read_only
+from store.quote_layout import layout_directory, snapshot_name
+from store.snapshot import file_identity
 from tests.helpers import (
     assert_no_duplicates,
     checksums,
@@ -69,6 +71,13 @@ def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
     assert snapshot_tables(data_dir) == (counts, sums), (
         "a re-run over the same data changes nothing"
     )
+    # Each publish is followed by its quote layout, and only the current one is kept.
+    assert first.layout_seconds is not None
+    assert second.layout_seconds is not None
+    serving = data_dir / "serving.duckdb"
+    assert [p.name for p in layout_directory(serving).iterdir()] == [
+        snapshot_name(file_identity(serving))
+    ]
 
     app = create_app(WebSettings(), snapshot_path=data_dir / "serving.duckdb")
     with TestClient(app=app) as client:
