@@ -57,7 +57,7 @@ from flows.sources import SOURCE_NAMES
 from flows.transform import Validated, transform_raw_files
 from store import runs
 from store.connection import open_warehouse, transaction
-from store.quote_layout import build_after_publish
+from store.quote_layout import Progress, build_after_publish
 from store.resolution import RESOLVER, apply_pending
 from store.snapshot import Published, publish_snapshot
 
@@ -222,8 +222,10 @@ def rebuild_from_raw(
     recover: bool = False,
     on_plan: Callable[[Replay, list[Chunk]], None] | None = None,
     on_chunk: Callable[[Chunk, runs.SourceResult], None] | None = None,
+    on_layout: Progress | None = None,
 ) -> Rebuilt:
-    """Rebuild ``data_dir/warehouse.duckdb`` from ``data_dir/raw`` and publish the snapshot."""
+    """Rebuild ``data_dir/warehouse.duckdb`` from ``data_dir/raw`` and publish the snapshot
+    (then its quote layout, telling ``on_layout`` how far it got)."""
     warehouse_path, raw_root = data_dir / "warehouse.duckdb", data_dir / "raw"
     fresh_path = data_dir / "warehouse.rebuild.duckdb"
     fresh_path.unlink(missing_ok=True)
@@ -281,7 +283,7 @@ def rebuild_from_raw(
         old.close()
         seen_file.unlink(missing_ok=True)
     published = publish_snapshot(warehouse_path, data_dir / "serving.duckdb", sources=SOURCE_NAMES)
-    build_after_publish(published.path)
+    build_after_publish(published.path, on_layout)
     return Rebuilt(published, replay, plan)
 
 

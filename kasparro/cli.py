@@ -16,10 +16,14 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from store.settings import get_store_settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
 EXIT_DEGRADED = 3
@@ -213,7 +217,7 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _rebuild_holding(args: argparse.Namespace) -> int:
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress
 
     from flows.rebuild import Chunk, RebuildError, Replay, rebuild_from_raw
     from flows.resolution import read_crosswalk, read_overrides
@@ -230,8 +234,8 @@ def _rebuild_holding(args: argparse.Namespace) -> int:
             return 2
         published = publish_snapshot(store.warehouse_path, store.serving_path, sources=SOURCE_NAMES)
         print(f"republished {published.path} ({published.bytes} bytes) in {published.seconds:.2f}s")
-        if (built := build_after_publish(published.path)) is not None:
-            print(f"built its quote layout ({built.rows} quotes) in {built.seconds:.2f}s")
+        with Progress(transient=True) as progress:  # the build logs what it did
+            build_after_publish(published.path, _layout_bar(progress))
         return 0
     settings = get_ingest_settings()
     overrides = read_overrides(settings.overrides_file)
@@ -264,6 +268,7 @@ def _rebuild_holding(args: argparse.Namespace) -> int:
                 recover=args.recover,
                 on_plan=planned,
                 on_chunk=advance,
+                on_layout=_layout_bar(progress),
             )
         except RebuildError as exc:
             print(f"rebuild: {exc}", file=sys.stderr)
@@ -285,6 +290,18 @@ def _rebuild_holding(args: argparse.Namespace) -> int:
             "sources no run committed"
         )
     return 0
+
+
+def _layout_bar(progress: Progress) -> Callable[[int, int], None]:
+    """A bar for the quote layout built after a publish, added when it starts."""
+    bar: list[TaskID] = []
+
+    def advance(done: int, total: int) -> None:
+        if not bar:
+            bar.append(progress.add_task("building the quote layout", total=total))
+        progress.update(bar[0], completed=done)
+
+    return advance
 
 
 def _resolution_eval(args: argparse.Namespace) -> int:

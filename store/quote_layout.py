@@ -35,7 +35,7 @@ import shutil
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,8 +134,16 @@ def _as_json(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pl.Series]:
     return encoded, times
 
 
+Progress = Callable[[int, int], None]
+"""Told the quotes laid out so far and how many there are, after each batch."""
+
+
 def write_quote_layout(
-    con: duckdb.DuckDBPyConnection, directory: Path, *, temp_directory: Path | None = None
+    con: duckdb.DuckDBPyConnection,
+    directory: Path,
+    *,
+    temp_directory: Path | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Write the layout of the quotes ``con`` reads into ``directory`` (new, empty); the rows."""
     if temp_directory is not None:
@@ -152,13 +160,18 @@ def write_quote_layout(
     with pa.OSFile(str(directory / ROWS), "wb") as sink:
         writer: ipc.RecordBatchFileWriter | None = None
 
+        total, done = sum(n for _, _, n in runs), 0
+
         def write(encoding: Future[tuple[pa.RecordBatch, pl.Series]]) -> None:
-            nonlocal writer
+            nonlocal writer, done
             encoded, times = encoding.result()
             observed.append(times)
             if writer is None:
                 writer = ipc.new_file(sink, encoded.schema)
             writer.write_batch(encoded)
+            done += encoded.num_rows
+            if progress is not None:
+                progress(done, total)
 
         # Batches are rendered on a thread of their own while DuckDB hands over the next ones
         # (both release the GIL), a few at a time, written in order.
@@ -212,7 +225,7 @@ def snapshot_name(identity: FileIdentity) -> str:
     return "-".join([FORMAT, *(str(part) for part in identity)])
 
 
-def build_quote_layout(serving_path: Path) -> LayoutBuilt:
+def build_quote_layout(serving_path: Path, progress: Progress | None = None) -> LayoutBuilt:
     """Build the layout of the snapshot published at ``serving_path`` beside it, and remove
     the layouts of earlier snapshots. The caller keeps others from publishing meanwhile (the
     writer's lock).
@@ -243,7 +256,7 @@ def build_quote_layout(serving_path: Path) -> LayoutBuilt:
                 )
             con.execute(f"set memory_limit = '{get_store_settings().duckdb_memory_limit}'")
             (tmp / "spill").mkdir()
-            rows = write_quote_layout(con, tmp, temp_directory=tmp / "spill")
+            rows = write_quote_layout(con, tmp, temp_directory=tmp / "spill", progress=progress)
         finally:
             con.close()
         shutil.rmtree(tmp / "spill")
@@ -258,7 +271,7 @@ def build_quote_layout(serving_path: Path) -> LayoutBuilt:
     return LayoutBuilt(target, rows, time.perf_counter() - started)
 
 
-def build_after_publish(serving_path: Path) -> LayoutBuilt | None:
+def build_after_publish(serving_path: Path, progress: Progress | None = None) -> LayoutBuilt | None:
     """:func:`build_quote_layout`, for a writer that has just published: a layout that cannot
     be built is said, not raised (the snapshot is published, and pages are read from it).
     None also when layouts are turned off (``KASPARRO_QUOTE_LAYOUT=false``)."""
@@ -266,7 +279,7 @@ def build_after_publish(serving_path: Path) -> LayoutBuilt | None:
         shutil.rmtree(layout_directory(serving_path), ignore_errors=True)
         return None
     try:
-        built = build_quote_layout(serving_path)
+        built = build_quote_layout(serving_path, progress)
     except (StoreError, duckdb.Error, OSError, pa.ArrowException) as exc:
         logger.warning(
             "the quote layout of %s was not built (%s: %s): pages are read from the snapshot, "

@@ -345,3 +345,13 @@ def test_a_layout_that_cannot_be_built_is_said_and_the_publish_stands(
     assert open_read_only(serving).execute("select count(*) from quotes").fetchall() == [
         (_quotes().height,)
     ]
+
+
+def test_a_build_tells_how_far_it_got(tmp_path: Path) -> None:
+    serving = _publish(tmp_path, _quotes())
+    told: list[tuple[int, int]] = []
+    with patch.object(quote_layout, "BATCH_ROWS", 50):
+        built = build_quote_layout(serving, lambda done, total: told.append((done, total)))
+    assert len(told) > 3
+    assert [done for done, _ in told] == sorted(done for done, _ in told)
+    assert told[-1] == (built.rows, built.rows)
