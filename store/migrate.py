@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 from store.errors import MigrationError
-from store.snapshot import copy_durably, fsync_directory
+from store.snapshot import copy_durably, fsync_path
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -127,4 +127,4 @@ def migrate_file(
     finally:
         con.close()
     os.replace(work, path)
-    fsync_directory(path.parent)
+    fsync_path(path.parent)

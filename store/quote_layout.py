@@ -51,7 +51,7 @@ from store.connection import open_read_only
 from store.errors import StoreError
 from store.quote_pages import QUOTE_FIELDS, Page, QuoteFilter
 from store.settings import get_store_settings
-from store.snapshot import FileIdentity, file_identity
+from store.snapshot import FileIdentity, file_identity, fsync_path
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +86,6 @@ def _microseconds(moment: datetime) -> int:
     if moment.tzinfo is None:  # a time without a zone is UTC, as the warehouse reads it
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _MICROSECOND
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write(path: Path, table: pa.Table) -> None:
@@ -261,10 +253,10 @@ def build_quote_layout(serving_path: Path, progress: Progress | None = None) -> 
             con.close()
         shutil.rmtree(tmp / "spill")
         for name in FILES:
-            _fsync(tmp / name)
-        _fsync(tmp)
+            fsync_path(tmp / name)
+        fsync_path(tmp)
         os.rename(tmp, target)
-        _fsync(root)
+        fsync_path(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -121,16 +121,8 @@ def copy_durably(source: Path, target: Path, *, fsync: bool = True) -> None:
         os.close(src)
 
 
-def fsync_directory(path: Path) -> None:
-    """Make a rename in ``path`` durable."""
-    directory = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Make a file's contents, or the renames in a directory, durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -144,7 +136,7 @@ def _add_layouts(path: Path, sources: Sequence[str]) -> None:
     The copy is flushed to disk while the tables are built (one pass over ``quotes``, ~0.3 s of
     CPU at 10M quotes): the disk's wait and the CPU's work overlap instead of adding up. The
     fsync after the checkpoint decides durability; the early one only leaves it less to do."""
-    flushing = threading.Thread(target=_fsync, args=(path,), name="publish-flush")
+    flushing = threading.Thread(target=fsync_path, args=(path,), name="publish-flush")
     flushing.start()
     try:
         con = duckdb.connect(str(path))
@@ -156,7 +148,7 @@ def _add_layouts(path: Path, sources: Sequence[str]) -> None:
             con.close()
     finally:
         flushing.join()
-    _fsync(path)
+    fsync_path(path)
 
 
 def publish_snapshot(
@@ -179,5 +171,5 @@ def publish_snapshot(
     finally:
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-    fsync_directory(serving_path.parent)
+    fsync_path(serving_path.parent)
     return Published(serving_path, serving_path.stat().st_size, time.perf_counter() - started)
