@@ -45,7 +45,8 @@ from bench.scaling import measure_publish
 from flows.rebuild import rebuild_from_raw
 from flows.sources import SOURCE_NAMES
 from store.connection import open_read_only
-from store.quote_layout import LayoutBuilt, build_quote_layout, layout_directory
+from store.quote_layout import layout_directory
+from store.quote_layout_build import LayoutBuilt, build_quote_layout
 from store.snapshot import publish_snapshot
 from web.controllers.data import encode_cursor
 
@@ -166,7 +167,7 @@ def _cost_rows(costs: list[tuple[str, tuple[float, int]]]) -> list[str]:
     ]
 
 
-def snapshot_of(quotes: int) -> tuple[Path, LayoutBuilt]:
+def snapshot_of(quotes: int, *, lay_out: bool = True) -> tuple[Path, LayoutBuilt | None]:
     data_dir = raw_zone(quotes)
     warehouse = data_dir / "warehouse.duckdb"
     if not warehouse.exists() or warehouse.stat().st_size < 2**30 * quotes / 10_000_000:
@@ -174,7 +175,7 @@ def snapshot_of(quotes: int) -> tuple[Path, LayoutBuilt]:
     # Published by this Kasparro: the serving tables are this version's; and its layout built,
     # as the writer does after each publish.
     published = publish_snapshot(warehouse, data_dir / "serving.duckdb", sources=SOURCE_NAMES)
-    return data_dir, build_quote_layout(published.path)
+    return data_dir, build_quote_layout(published.path, base=True) if lay_out else None
 
 
 @contextmanager
@@ -207,7 +208,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     CACHE.mkdir(exist_ok=True)
     data_dir, layout = snapshot_of(args.quotes)
     serving = data_dir / "serving.duckdb"
-    layout_bytes = sum(f.stat().st_size for f in layout.path.iterdir())
+    assert layout is not None
+    layout_bytes = sum(
+        f.stat().st_size for f in layout_directory(serving).rglob("*") if f.is_file()
+    )
     print(f"layout {layout_bytes:,} bytes built in {layout.seconds:.1f} s", flush=True)
     if args.costs_only:
         print(costs_table(data_dir))

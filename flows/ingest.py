@@ -53,7 +53,7 @@ from store import drift as drift_store
 from store import runs
 from store.connection import warehouse
 from store.quality import quality_checks
-from store.quote_layout import build_after_publish
+from store.quote_layout_build import build_after_publish
 from store.resolution import apply_pending, import_inbox
 from store.settings import get_store_settings
 from store.snapshot import publish_snapshot

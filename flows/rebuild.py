@@ -57,7 +57,7 @@ from flows.sources import SOURCE_NAMES
 from flows.transform import Validated, transform_raw_files
 from store import runs
 from store.connection import open_warehouse, transaction
-from store.quote_layout import Progress, build_after_publish
+from store.quote_layout_build import Progress, build_after_publish
 from store.resolution import RESOLVER, apply_pending
 from store.snapshot import Published, publish_snapshot
 
@@ -283,7 +283,7 @@ def rebuild_from_raw(
         old.close()
         seen_file.unlink(missing_ok=True)
     published = publish_snapshot(warehouse_path, data_dir / "serving.duckdb", sources=SOURCE_NAMES)
-    build_after_publish(published.path, on_layout)
+    build_after_publish(published.path, on_layout, base=True)
     return Rebuilt(published, replay, plan)
 
 

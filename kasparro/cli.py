@@ -223,7 +223,7 @@ def _rebuild_holding(args: argparse.Namespace) -> int:
     from flows.resolution import read_crosswalk, read_overrides
     from flows.settings import get_ingest_settings
     from flows.sources import SOURCE_NAMES
-    from store.quote_layout import build_after_publish
+    from store.quote_layout_build import build_after_publish
     from store.runs import SourceResult
     from store.snapshot import publish_snapshot
 
@@ -235,7 +235,7 @@ def _rebuild_holding(args: argparse.Namespace) -> int:
         published = publish_snapshot(store.warehouse_path, store.serving_path, sources=SOURCE_NAMES)
         print(f"republished {published.path} ({published.bytes} bytes) in {published.seconds:.2f}s")
         with Progress(transient=True) as progress:  # the build logs what it did
-            build_after_publish(published.path, _layout_bar(progress))
+            build_after_publish(published.path, _layout_bar(progress), base=True)
         return 0
     settings = get_ingest_settings()
     overrides = read_overrides(settings.overrides_file)

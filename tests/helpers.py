@@ -22,7 +22,7 @@ from flows.settings import HistorySettings
 from flows.sources import API_SOURCES, SOURCE_NAMES
 from store import runs
 from store.connection import open_read_only, transaction, warehouse
-from store.quote_layout import build_after_publish
+from store.quote_layout_build import build_after_publish
 from store.resolution import apply_pending, import_inbox
 from store.snapshot import publish_snapshot
 

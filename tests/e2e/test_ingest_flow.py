@@ -21,7 +21,7 @@ from prefect.client.schemas.filters import (
 from flows.ingest import RunSummary, ingest
 from kasparro.cli import main
 from store.connection import open_read_only
-from store.quote_layout import layout_directory, snapshot_name
+from store.quote_layout import Manifest, layout_directory, manifest_path
 from store.snapshot import file_identity
 from tests.helpers import (
     assert_no_duplicates,
@@ -75,9 +75,10 @@ def test_the_flow_ingests_the_demo_and_a_rerun_writes_nothing(
     assert first.layout_seconds is not None
     assert second.layout_seconds is not None
     serving = data_dir / "serving.duckdb"
-    assert [p.name for p in layout_directory(serving).iterdir()] == [
-        snapshot_name(file_identity(serving))
-    ]
+    manifest = manifest_path(serving, file_identity(serving))
+    assert sorted(p.name for p in layout_directory(serving).iterdir()) == sorted(
+        [manifest.name, *Manifest.read(manifest).segments]
+    )
 
     app = create_app(WebSettings(), snapshot_path=data_dir / "serving.duckdb")
     with TestClient(app=app) as client:

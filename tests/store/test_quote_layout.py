@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -20,18 +20,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyarrow import ipc
 
-from store import quote_layout, quote_pages
+from store import quote_layout, quote_layout_build, quote_pages
 from store.connection import open_read_only, open_warehouse
 from store.quote_layout import (
     LayoutError,
+    Manifest,
     QuoteLayout,
-    build_after_publish,
-    build_quote_layout,
+    Segment,
     layout_directory,
+    manifest_path,
     open_quote_layout,
-    snapshot_name,
-    write_quote_layout,
 )
+from store.quote_layout_build import build_after_publish, build_quote_layout, write_quote_layout
 from store.quote_pages import QUOTE_FIELDS, QuoteFilter
 from store.serving import coin_index
 from store.settings import get_store_settings
@@ -63,14 +63,76 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckD
 
 
 @pytest.fixture(scope="module")
-def layout(
+def base_directory(
     warehouse: duckdb.DuckDBPyConnection, tmp_path_factory: pytest.TempPathFactory
-) -> QuoteLayout:
-    directory = tmp_path_factory.mktemp("layout") / "snapshot-1"
+) -> Path:
+    directory = tmp_path_factory.mktemp("layout") / "seg-1"
     directory.mkdir()
-    with patch.object(quote_layout, "BATCH_ROWS", 97):  # many chunks, runs across their ends
+    with patch.object(quote_layout_build, "BATCH_ROWS", 97):  # many chunks, runs across ends
         write_quote_layout(warehouse, directory)
-    return QuoteLayout(directory)
+    return directory
+
+
+def _earlier(quotes: pl.DataFrame) -> pl.DataFrame:
+    """The quotes of an earlier snapshot, which ``quotes`` changed in each way a load or a
+    resolution does: most pairs have later quotes now, one pair had none, one had a quote
+    rewritten by a later run, one lost a quote, a coin's csv quotes were another coin's, and a
+    pair is gone."""
+    keyed = quotes.with_columns(
+        pl.col("observed_at").rank("ordinal").over("coin_id", "source").alias("nth")
+    )
+
+    def pair(coin_id: str, source: str) -> pl.Expr:
+        return (pl.col("coin_id") == coin_id) & (pl.col("source") == source)
+
+    unchanged = pair("coin-04", "coinpaprika")
+    rewritten = pair("coin-b", "coingecko") & (pl.col("nth") == 2)
+    earlier = keyed.filter((pl.col("nth") <= 9) | unchanged).with_columns(
+        pl.when(rewritten).then(pl.lit("r0")).otherwise("run_id").alias("run_id"),
+        pl.when(rewritten).then(pl.col("price_usd") + 1).otherwise("price_usd"),
+        pl.when(pair("coin-02", "csv"))
+        .then(pl.lit("coin-unquoted"))
+        .otherwise("coin_id")
+        .alias("coin_id"),
+    )
+    lost = earlier.filter(pair("coin-06", "coincap") & (pl.col("nth") == 1)).with_columns(
+        pl.col("observed_at") - timedelta(seconds=1), pl.lit("r0").alias("run_id")
+    )
+    gone = earlier.filter(pair("coin-05", "coingecko")).with_columns(
+        pl.lit("coin-unquoted").alias("coin_id")
+    )
+    return pl.concat([earlier, lost, gone.head(3)]).drop("nth")
+
+
+MASKED = [
+    ("coin-06", "coincap"),  # lost a quote
+    ("coin-b", "coingecko"),  # a quote rewritten by a later run
+    ("coin-unquoted", "coingecko"),  # gone
+    ("coin-unquoted", "csv"),  # coin-02's now
+]
+
+
+@pytest.fixture(scope="module")
+def layered_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A published snapshot of :func:`_quotes`, laid out as a delta of an earlier one's base."""
+    tmp_path = tmp_path_factory.mktemp("layered")
+    serving = _publish(tmp_path, _earlier(_quotes()))
+    with patch.object(quote_layout_build, "BATCH_ROWS", 97):
+        assert build_quote_layout(serving).kind == "base"
+        serving = _publish(tmp_path, _quotes())
+        assert build_quote_layout(serving).kind == "delta"
+    return serving
+
+
+@pytest.fixture(scope="module", params=["base", "base and delta"])
+def layout(
+    request: pytest.FixtureRequest, base_directory: Path, layered_directory: Path
+) -> QuoteLayout:
+    if request.param == "base":
+        return QuoteLayout([Segment(base_directory)])
+    found = open_quote_layout(layered_directory, file_identity(layered_directory))
+    assert found is not None
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +223,23 @@ def test_a_layout_page_equals_the_same_page_of_the_whole_table_sorted(
     assert got == as_api(wanted[offset : offset + limit])
 
 
+@pytest.mark.parametrize("descending", [True, False])
+def test_a_pairs_pages_read_across_its_base_and_delta_rows(
+    warehouse: duckdb.DuckDBPyConnection,
+    layout: QuoteLayout,
+    every_quote: list[tuple[Any, ...]],
+    descending: bool,
+) -> None:
+    for coin_id in COIN_IDS:
+        for source in SOURCES:
+            flt = QuoteFilter(coin_id, None, source, descending=descending)
+            everything = expected(every_quote, flt, limit=10**6, offset=0)
+            for limit in (1, 2, 3, 4, 7, 12, 100):
+                for offset in (0, 2, 9):
+                    got = _from_layout(warehouse, layout, flt, limit, offset)
+                    assert got == as_api(everything[offset : offset + limit]), (flt, limit, offset)
+
+
 @pytest.mark.parametrize("chosen", [{}, {"coin_id": "coin-a2"}, {"symbol": "AAA"}])
 @pytest.mark.parametrize("descending", [True, False])
 def test_cursor_paging_over_the_layout_walks_every_quote_once_in_order_through_ties(
@@ -193,7 +272,7 @@ def test_an_empty_table_has_a_layout_of_no_pages(tmp_path: Path) -> None:
     try:
         (tmp_path / "layout").mkdir()
         assert write_quote_layout(con, tmp_path / "layout") == 0
-        layout = QuoteLayout(tmp_path / "layout")
+        layout = QuoteLayout([Segment(tmp_path / "layout")])
         for flt in (
             QuoteFilter(),
             QuoteFilter(coin_id="coin-01"),
@@ -218,6 +297,34 @@ def _publish(tmp_path: Path, quotes: pl.DataFrame) -> Path:
     return serving
 
 
+def _on_disk(serving: Path) -> list[str]:
+    return sorted(p.name for p in layout_directory(serving).iterdir())
+
+
+def _coin_page(layout: QuoteLayout, coin_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    page = layout.read_page(QuoteFilter(coin_id=coin_id), [coin_id], limit=limit, offset=0)
+    assert page is not None
+    assert page.encoded is not None
+    return [msgspec.json.decode(quote) for quote in page.encoded]
+
+
+def test_a_published_snapshot_is_laid_out_as_what_changed_since_the_last_base(
+    layered_directory: Path,
+) -> None:
+    serving = layered_directory
+    manifest = Manifest.read(manifest_path(serving, file_identity(serving)))
+    assert manifest.delta is not None
+    assert _on_disk(serving) == sorted([f"{manifest.snapshot}.json", manifest.base, manifest.delta])
+    delta = Segment(layout_directory(serving) / manifest.delta)
+    assert sorted(delta.masked) == MASKED
+    now, before = _quotes(), _earlier(_quotes())
+    masked = pl.DataFrame(MASKED, schema=["coin_id", "source"], orient="row")
+    kept = before.join(masked, on=["coin_id", "source"], how="anti")
+    # The delta holds every quote of a masked or new pair, and the later quotes of the rest.
+    assert delta.rows == now.height - kept.height
+    assert delta.rows < now.height / 2
+
+
 def test_a_layout_is_built_for_each_published_snapshot_and_replaces_the_last(
     tmp_path: Path,
 ) -> None:
@@ -225,9 +332,8 @@ def test_a_layout_is_built_for_each_published_snapshot_and_replaces_the_last(
     first = file_identity(serving)
     assert open_quote_layout(serving, first) is None, "nothing built yet"
     built = build_quote_layout(serving)
-    assert built is not None
-    assert built.path == layout_directory(serving) / snapshot_name(first)
-    assert built.rows == _quotes().height
+    assert (built.path, built.kind) == (manifest_path(serving, first), "base")
+    assert built.rows == built.written == _quotes().height
     layout = open_quote_layout(serving, first)
     assert layout is not None
     assert layout.quotes == built.rows
@@ -237,34 +343,134 @@ def test_a_layout_is_built_for_each_published_snapshot_and_replaces_the_last(
     second = file_identity(serving)
     assert second != first, "each publish is a new file"
     assert open_quote_layout(serving, second) is None, "the old layout is not the new one's"
-    build_quote_layout(serving)
-    assert [p.name for p in layout_directory(serving).iterdir()] == [snapshot_name(second)]
+    again = build_quote_layout(serving)
+    assert (again.kind, again.rows, again.written) == ("delta", fewer.height, 0)
+    assert _on_disk(serving) == sorted([again.path.name, *Manifest.read(again.path).segments])
+    assert not manifest_path(serving, first).exists()
     newer = open_quote_layout(serving, second)
     assert newer is not None
     assert newer.quotes == fewer.height
+    assert _coin_page(newer, "coin-a1") == []
     # A reader still holding the replaced layout keeps reading it: its files are mapped.
-    page = layout.read_page(QuoteFilter(coin_id="coin-a1"), ["coin-a1"], limit=5, offset=0)
-    assert page is not None
-    assert page.encoded is not None
-    assert [msgspec.json.decode(q)["coin_id"] for q in page.encoded] == ["coin-a1"] * 5
+    assert [q["coin_id"] for q in _coin_page(layout, "coin-a1", 5)] == ["coin-a1"] * 5
 
 
-def test_a_killed_build_leaves_no_layout_and_the_next_build_clears_it(tmp_path: Path) -> None:
+def _fewer_per_pair(quotes: pl.DataFrame, kept: int) -> pl.DataFrame:
+    """Each pair's first ``kept`` quotes: a snapshot the later quotes were appended to."""
+    nth = pl.col("observed_at").rank("ordinal").over("coin_id", "source")
+    return quotes.filter(nth <= kept)
+
+
+@pytest.mark.parametrize("grown", [False, True])
+def test_a_delta_is_laid_out_as_a_new_base_once_it_has_grown(tmp_path: Path, grown: bool) -> None:
+    serving = _publish(tmp_path, _fewer_per_pair(_quotes(), 9))
+    build_quote_layout(serving)
+    serving = _publish(tmp_path, _quotes())
+    with patch.object(quote_layout_build, "COMPACT_MIN_ROWS", 0 if grown else 10**9):
+        built = build_after_publish(serving)
+    assert built is not None
+    assert (built.kind, built.masked) == ("delta", 0), "the pages are laid out first"
+    manifest = Manifest.read(built.path)
+    assert (manifest.delta is None) == grown, "then, once grown, a new base replaces both"
+    assert _on_disk(serving) == sorted([built.path.name, *manifest.segments])
+    compacted = open_quote_layout(serving, file_identity(serving))
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with open_read_only(serving) as con:
+        write_quote_layout(con, fresh)
+    assert compacted is not None
+    for coin_id in COIN_IDS:
+        assert _coin_page(compacted, coin_id) == _coin_page(QuoteLayout([Segment(fresh)]), coin_id)
+
+
+def test_a_delta_that_masks_pairs_is_followed_by_a_new_base(tmp_path: Path) -> None:
+    serving = _publish(tmp_path, _earlier(_quotes()))
+    build_quote_layout(serving)
+    serving = _publish(tmp_path, _quotes())
+    built = build_after_publish(serving)
+    assert built is not None
+    assert (built.kind, built.masked) == ("delta", len(MASKED))
+    assert Manifest.read(built.path).delta is None
+    # The next publish's delta holds only what it adds: a scan of the last row groups.
+    serving = _publish(tmp_path, _quotes())
+    again = build_after_publish(serving)
+    assert again is not None
+    assert (again.kind, again.written, again.masked) == ("delta", 0, 0)
+
+
+def test_a_rebuild_lays_out_a_base_since_its_quotes_may_differ_with_the_same_lineage(
+    tmp_path: Path,
+) -> None:
+    serving = _publish(tmp_path, _quotes())
+    build_quote_layout(serving)
+    # A rebuild transforms the raw zone again: a value may change, its lineage not.
+    changed = _quotes().with_columns(pl.col("price_usd") * 2)
+    serving = _publish(tmp_path, changed)
+    built = build_after_publish(serving, base=True)
+    assert built is not None
+    assert built.kind == "base"
+    layout = open_quote_layout(serving, file_identity(serving))
+    assert layout is not None
+    flt = QuoteFilter(coin_id="coin-01")
+    with open_read_only(serving) as con:
+        wanted = as_api(quote_pages.quotes(con, flt, limit=100, offset=0))
+    assert _coin_page(layout, "coin-01") == wanted
+
+
+def test_a_snapshot_of_another_warehouse_schema_is_laid_out_as_a_base(tmp_path: Path) -> None:
+    serving = _publish(tmp_path, _earlier(_quotes()))
+    build_quote_layout(serving)
+    serving = _publish(tmp_path, _quotes())
+    with patch.object(quote_layout_build, "current_version", lambda con: 999):
+        assert build_quote_layout(serving).kind == "base"
+
+
+def test_a_killed_build_leaves_the_last_layout_and_the_next_build_clears_up(tmp_path: Path) -> None:
+    serving = _publish(tmp_path, _earlier(_quotes()))
+    build_quote_layout(serving)
+    before = _on_disk(serving)
     serving = _publish(tmp_path, _quotes())
     found = file_identity(serving)
 
     def killed(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt  # as a kill would, partway through writing the files
 
-    with patch.object(quote_layout, "_write", killed), pytest.raises(KeyboardInterrupt):
+    with patch.object(quote_layout_build, "_write", killed), pytest.raises(KeyboardInterrupt):
         build_quote_layout(serving)
     assert open_quote_layout(serving, found) is None
-    # A process killed outright leaves its temporary directory behind.
-    stale = layout_directory(serving) / f".{snapshot_name(found)}.deadbeef.tmp"
+    assert _on_disk(serving) == before
+    # A process killed outright leaves its temporary directories behind.
+    stale = layout_directory(serving) / ".seg-deadbeef.tmp"
     stale.mkdir()
     (stale / quote_layout.ROWS).write_bytes(b"partial")
+    built = build_quote_layout(serving)
+    manifest = Manifest.read(built.path)
+    assert _on_disk(serving) == sorted([built.path.name, *manifest.segments])
+
+
+def test_a_reader_opening_while_the_writer_swaps_in_a_new_base_reads_the_new_one(
+    tmp_path: Path,
+) -> None:
+    serving = _publish(tmp_path, _earlier(_quotes()))
     build_quote_layout(serving)
-    assert [p.name for p in layout_directory(serving).iterdir()] == [snapshot_name(found)]
+    serving = _publish(tmp_path, _quotes())
+    path = build_quote_layout(serving).path
+    layered = Manifest.read(path)
+    read = Manifest.read
+
+    def swapped_meanwhile(at: Path) -> Manifest:
+        # The reader read the manifest of base and delta; the writer then swapped in a new
+        # base and removed them before the reader opened them.
+        found = read(at)
+        if found == layered:
+            build_quote_layout(serving, base=True)
+        return found
+
+    with patch.object(Manifest, "read", swapped_meanwhile):
+        layout = open_quote_layout(serving, file_identity(serving))
+    assert layout is not None
+    assert layout.quotes == _quotes().height
+    assert Manifest.read(path).delta is None
 
 
 def test_a_snapshot_file_changed_outside_a_publish_is_not_served_an_old_layout(
@@ -293,31 +499,41 @@ def test_a_layout_is_not_built_from_a_snapshot_published_over_while_it_opens(
         return open_read_only(path)
 
     with (
-        patch.object(quote_layout, "open_read_only", published_meanwhile),
-        pytest.raises(LayoutError, match="published again while its layout was built"),
+        patch.object(quote_layout_build, "open_read_only", published_meanwhile),
+        pytest.raises(LayoutError, match="published again while it was laid out"),
     ):
         build_quote_layout(serving)
-    assert [p.name for p in layout_directory(serving).iterdir()] == []
+    assert _on_disk(serving) == []
 
 
 def test_a_layout_whose_files_disagree_is_refused_with_the_fix(
-    layout: QuoteLayout, tmp_path: Path
+    base_directory: Path, tmp_path: Path
 ) -> None:
     damaged = tmp_path / "damaged"
-    shutil.copytree(layout.directory, damaged)
+    shutil.copytree(base_directory, damaged)
     table = pa.table({"observed_us": pa.array([1, 2, 3], pa.int64())})
     with (
         pa.OSFile(str(damaged / quote_layout.OBSERVED), "wb") as sink,
         ipc.new_file(sink, table.schema) as writer,
     ):
         writer.write_table(table)
-    with pytest.raises(LayoutError, match="build the layout again"):
-        QuoteLayout(damaged)
+    with pytest.raises(LayoutError, match="do not match; `kasparro rebuild`"):
+        Segment(damaged)
     truncated = tmp_path / "truncated"
-    shutil.copytree(layout.directory, truncated)
+    shutil.copytree(base_directory, truncated)
     os.truncate(truncated / quote_layout.ROWS, 100)
     with pytest.raises(LayoutError, match="unreadable"):
-        QuoteLayout(truncated)
+        Segment(truncated)
+
+
+def test_a_damaged_base_is_not_built_upon(tmp_path: Path) -> None:
+    serving = _publish(tmp_path, _earlier(_quotes()))
+    built = build_quote_layout(serving)
+    base = layout_directory(serving) / Manifest.read(built.path).base
+    os.truncate(base / quote_layout.OBSERVED, 100)
+    serving = _publish(tmp_path, _quotes())
+    assert build_quote_layout(serving).kind == "base"
+    assert open_quote_layout(serving, file_identity(serving)) is not None
 
 
 def test_layouts_turned_off_are_neither_built_nor_kept(
@@ -335,13 +551,26 @@ def test_layouts_turned_off_are_neither_built_nor_kept(
         get_store_settings.cache_clear()
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(28, "No space left on device"),
+        pl.exceptions.ComputeError("cannot render"),
+        MemoryError(),
+    ],
+)
 def test_a_layout_that_cannot_be_built_is_said_and_the_publish_stands(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: BaseException
 ) -> None:
     serving = _publish(tmp_path, _quotes())
-    layout_directory(serving).write_text("a file where the layouts' directory goes")
-    assert build_after_publish(serving) is None
+
+    def fails(*args: Any, **kwargs: Any) -> Any:
+        raise failure
+
+    with patch.object(quote_layout_build, "_as_json", fails):
+        assert build_after_publish(serving) is None
     assert "pages are read from the snapshot" in caplog.text
+    assert open_quote_layout(serving, file_identity(serving)) is None
     assert open_read_only(serving).execute("select count(*) from quotes").fetchall() == [
         (_quotes().height,)
     ]
@@ -350,7 +579,7 @@ def test_a_layout_that_cannot_be_built_is_said_and_the_publish_stands(
 def test_a_build_tells_how_far_it_got(tmp_path: Path) -> None:
     serving = _publish(tmp_path, _quotes())
     told: list[tuple[int, int]] = []
-    with patch.object(quote_layout, "BATCH_ROWS", 50):
+    with patch.object(quote_layout_build, "BATCH_ROWS", 50):
         built = build_quote_layout(serving, lambda done, total: told.append((done, total)))
     assert len(told) > 3
     assert [done for done, _ in told] == sorted(done for done, _ in told)

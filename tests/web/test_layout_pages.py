@@ -15,7 +15,8 @@ import pytest
 from litestar.testing import TestClient
 
 from store import quote_pages
-from store.quote_layout import build_quote_layout, layout_directory
+from store.quote_layout import Manifest, layout_directory
+from store.quote_layout_build import build_quote_layout
 from tests.web.conftest import Published
 from web import versioned, warmer
 from web.app import create_app
@@ -112,7 +113,7 @@ def test_the_app_serves_from_a_layout_built_after_it_started(
     while layout is None and time.monotonic() < deadline:
         time.sleep(0.05)
         layout = versioned._OPEN.layout
-        if layout is not None and layout.directory.parent != layout_directory(serving):
+        if layout is not None and layout.directory != layout_directory(serving):
             layout = None  # another test's
     assert layout is not None, "the warmer opened the new layout"
     monkeypatch.setattr(versioned, "RESPONSES", versioned.ResponseCache())
@@ -135,7 +136,8 @@ def test_a_damaged_layout_is_said_once_and_pages_come_from_the_snapshot(
     serving = tmp_path / "serving.duckdb"
     shutil.copyfile(published.data_dir / "serving.duckdb", serving)
     built = build_quote_layout(serving)
-    (built.path / "rows.arrow").write_bytes(b"not an Arrow file")
+    base = layout_directory(serving) / Manifest.read(built.path).base
+    (base / "rows.arrow").write_bytes(b"not an Arrow file")
     said = _Said()
     logger = logging.getLogger(versioned.__name__)
     logger.addHandler(said)

@@ -1,0 +1,166 @@
+"""Publishing a large snapshot and laying out what each run changed, beside the base layout.
+
+    python -m bench.publish_delta [--quotes 10000000] [--runs 4] [--rewrites 50] [--seconds 10]
+
+A copy of the benchmark warehouse of ``--quotes`` (``bench.api_workload``'s) is published and
+laid out as a base (timed). Then ``--runs`` runs, each as an ingest writes them: one new quote
+for every (coin, source) pair, an hour after its last; after each, the publish and the layout of
+the delta since the base are timed, as seconds per GB of snapshot. Then the distinct-URL
+workload of ``bench.api_workload`` against the last snapshot (base and delta), beside ``/ping``,
+same run. Last, one more run that also rewrites ``--rewrites`` old quotes (values a later
+delivery corrected: each makes its pair laid out again whole), and the new base the writer lays
+out after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from bench.api import CONNECTIONS, THREADS, _wrk, served
+from bench.api_workload import _LUA, distinct_urls, snapshot_of
+from bench.harness import CACHE, append_results
+from flows.sources import SOURCE_NAMES
+from store.connection import open_warehouse
+from store.quote_layout import layout_directory
+from store.quote_layout_build import build_quote_layout, should_compact
+from store.schema import QUOTES
+from store.snapshot import copy_durably, publish_snapshot
+
+_COLUMNS = ", ".join(QUOTES)
+
+
+def _run(warehouse: Path, number: int, rewrites: int) -> None:
+    """Write run ``number`` into ``warehouse`` as a load would: its own lineage on each row."""
+    run_id = f"bench-delta-{number}"
+    con = open_warehouse(warehouse)
+    try:
+        later = ", ".join(
+            {
+                "observed_at": "observed_at + interval 1 hour",
+                "run_id": "? as run_id",
+                "raw_file": "'bench-delta.parquet' as raw_file",
+                "raw_record": "(row_number() over ())::integer as raw_record",
+            }.get(column, column)
+            for column in QUOTES
+        )
+        con.execute(
+            f"""
+            insert into quotes ({_COLUMNS})
+            select {later} from quotes
+            qualify row_number() over (partition by coin_id, source order by observed_at desc) = 1
+            """,
+            [run_id],
+        )
+        con.execute(
+            f"""
+            update quotes set price_usd = price_usd + 1, run_id = ?
+            where rowid in (
+                select rowid from quotes
+                using sample reservoir({rewrites} rows) repeatable ({number})
+            )
+            """,
+            [run_id],
+        )
+        con.execute("checkpoint")
+    finally:
+        con.close()
+
+
+def _layout_bytes(serving: Path) -> int:
+    return sum(f.stat().st_size for f in layout_directory(serving).rglob("*") if f.is_file())
+
+
+def pages(work: Path, args: argparse.Namespace) -> list[str]:
+    """The distinct-URL workload on ``work``'s snapshot, beside ``/ping``."""
+    serving = work / "serving.duckdb"
+    urls = distinct_urls(serving, args.urls)
+    url_file = CACHE / "workload-urls.txt"
+    url_file.write_text("\n".join(urls) + "\n")
+    script = CACHE / "workload.lua"
+    script.write_text(_LUA % {"urls": url_file.resolve(), "threads": THREADS})
+    with served(work) as address:
+        for url in urls[:200]:
+            httpx.get(f"{address}{url}", timeout=60).raise_for_status()
+        ping = _wrk(f"{address}/ping", args.seconds)
+        distinct = _wrk(f"{address}/", args.seconds, script=script, label="distinct")
+    lines = [
+        f"\nPages of the snapshot after run {args.runs} (base and delta), one uvicorn worker, "
+        f"wrk -t{THREADS} -c{CONNECTIONS}, {args.seconds} s each, same run:\n",
+        "| workload | req/s | / `/ping` | p50 | p99 | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, load in (("`/ping`", ping), (f"distinct: {len(urls):,} URLs", distinct)):
+        lines.append(
+            f"| {name} | {load.requests_per_second:,.0f} "
+            f"| {load.requests_per_second / ping.requests_per_second:.2f} | {load.p50_ms:.1f} ms "
+            f"| {load.p99_ms:.1f} ms | {load.errors} |"
+        )
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.publish_delta", description=__doc__)
+    parser.add_argument("--quotes", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--rewrites", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--urls", type=int, default=30_000)
+    args = parser.parse_args(argv)
+    CACHE.mkdir(exist_ok=True)
+    source_dir, _ = snapshot_of(args.quotes, lay_out=False)
+    work = CACHE / "publish-delta"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    warehouse, serving = work / "warehouse.duckdb", work / "serving.duckdb"
+    copy_durably(source_dir / "warehouse.duckdb", warehouse)
+    published = publish_snapshot(warehouse, serving, sources=SOURCE_NAMES)
+    base = build_quote_layout(serving, base=True)
+    gb = published.bytes / 1e9
+    lines = [
+        f"### Publish and layout on {args.quotes:,} quotes ({published.bytes / 2**20:,.0f} MiB "
+        f"snapshot)\n",
+        f"Base layout: {base.rows:,} quotes in {base.seconds:.1f} s "
+        f"({base.seconds / gb:.1f} s/GB; {_layout_bytes(serving) / 2**30:.1f} GiB).\n",
+        "| run | quotes | rewrites | publish | layout (since base) | delta quotes "
+        "| pairs masked | publish + layout | per GB | new base after |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    print(lines[1], flush=True)
+    measured: list[str] = []
+    for number in range(1, args.runs + 2):
+        if number == args.runs + 1:  # after the pages were measured on base and delta
+            measured = pages(work, args)
+        rewrites = args.rewrites if number > args.runs else 0
+        _run(warehouse, number, rewrites)
+        published = publish_snapshot(warehouse, serving, sources=SOURCE_NAMES)
+        built = build_quote_layout(serving)
+        total = published.seconds + built.seconds
+        gb = published.bytes / 1e9
+        after = "-"
+        if should_compact(built):
+            after = f"{build_quote_layout(serving, base=True).seconds:.1f} s"
+        lines.append(
+            f"| {number} | {built.rows:,} | {rewrites} "
+            f"| {published.seconds:.2f} s | {built.seconds:.2f} s ({built.kind}) "
+            f"| {built.written:,} | {built.masked:,} | {total:.2f} s | {total / gb:.2f} s/GB "
+            f"| {after} |"
+        )
+        print(lines[-1], flush=True)
+    body = "\n".join([*lines, *measured])
+    shutil.rmtree(work, ignore_errors=True)
+    append_results(
+        "Publish and quote layout deltas (issue 13)",
+        " ".join(["python -m bench.publish_delta", *(argv if argv is not None else sys.argv[1:])]),
+        body,
+    )
+
+
+if __name__ == "__main__":
+    main()
