@@ -341,6 +341,11 @@ class QuoteLayout:
         segments = [Segment(root / name) for name in manifest.segments]
         return cls(segments, manifest.snapshot)
 
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        """Its segments' directory names, base first."""
+        return tuple(segment.directory.name for segment in self._segments)
+
     def read_page(
         self, flt: QuoteFilter, coin_ids: list[str] | None, *, limit: int, offset: int
     ) -> Page | None:

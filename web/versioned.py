@@ -30,7 +30,13 @@ import msgspec
 from litestar import Request, Response
 from litestar.enums import MediaType
 
-from store.quote_layout import LayoutError, QuoteLayout, open_quote_layout, snapshot_name
+from store.quote_layout import (
+    LayoutError,
+    QuoteLayout,
+    manifest_path,
+    open_quote_layout,
+    snapshot_name,
+)
 from store.serving import CoinIndex, QuoteStats, coin_index, known_sources, quote_stats
 from store.snapshot import FileIdentity, file_identity
 from web.snapshot import Snapshot
@@ -97,35 +103,53 @@ def known_facts(request: Request[Any, Any, Any]) -> Facts | None:
 
 
 class _OpenLayout:
-    """The quote layout opened last, and the snapshots whose layout could not be opened (said
-    once, not tried again)."""
+    """The quote layout opened last, the identity of the manifest it was opened from, and the
+    snapshots whose layout could not be opened (said once, not tried again)."""
 
     def __init__(self) -> None:
         self.layout: QuoteLayout | None = None
+        self.manifest: FileIdentity | None = None
         self.unusable: set[Version] = set()
+
+    def keep(self, layout: QuoteLayout | None, manifest: FileIdentity | None) -> None:
+        self.layout, self.manifest = layout, manifest
 
 
 _OPEN = _OpenLayout()
 
 
+def _manifest_identity(snapshot: Snapshot, version: Version) -> FileIdentity | None:
+    try:
+        return file_identity(manifest_path(snapshot.path, version))
+    except FileNotFoundError:
+        return None
+
+
 def open_layout(snapshot: Snapshot, facts: Facts) -> QuoteLayout | None:
-    """Open the layout of the snapshot ``facts`` describe, once it is built (the warmer calls
-    this; a request never waits for it). The layout of the snapshot before is let go of: the
-    requests still reading it keep it mapped until they end."""
+    """Open the layout of the snapshot ``facts`` describe, once it is laid out (the warmer
+    calls this; a request never waits for it), and again when the writer lays it out anew (a
+    new base replaces the manifest). The layout of the snapshot before is let go of as soon as
+    the snapshot changes, so the files the writer removed free their disk; the requests still
+    reading it keep it mapped until they end."""
     wanted = facts.version
+    current = _OPEN.layout
+    if current is not None and (wanted is None or current.snapshot != snapshot_name(wanted)):
+        _OPEN.keep(None, None)
     if wanted is None or wanted in _OPEN.unusable:
         return None
-    if _OPEN.layout is not None and _OPEN.layout.snapshot == snapshot_name(wanted):
+    manifest = _manifest_identity(snapshot, wanted)
+    if _OPEN.layout is not None and (manifest is None or manifest == _OPEN.manifest):
         return _OPEN.layout
     try:
         opened = open_quote_layout(snapshot.path, wanted)
     except LayoutError as exc:
         _OPEN.unusable.add(wanted)
+        _OPEN.keep(None, None)
         logger.warning("%s; until then pages are read from the snapshot", snapshot.redact(str(exc)))
         return None
     if opened is not None:
-        _OPEN.layout = opened
-    return opened
+        _OPEN.keep(opened, manifest)
+    return _OPEN.layout
 
 
 def layout_of(request: Request[Any, Any, Any], facts: Facts) -> QuoteLayout | None:

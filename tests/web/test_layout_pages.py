@@ -4,6 +4,7 @@ the writer builds after publishing, without a restart."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,12 +16,13 @@ import pytest
 from litestar.testing import TestClient
 
 from store import quote_pages
-from store.quote_layout import Manifest, layout_directory
+from store.quote_layout import Manifest, QuoteLayout, layout_directory
 from store.quote_layout_build import build_quote_layout
 from tests.web.conftest import Published
 from web import versioned, warmer
 from web.app import create_app
 from web.settings import WebSettings
+from web.snapshot import Snapshot
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -119,6 +121,53 @@ def test_the_app_serves_from_a_layout_built_after_it_started(
     monkeypatch.setattr(versioned, "RESPONSES", versioned.ResponseCache())
     monkeypatch.setattr(quote_pages, "_page", _read_from_the_snapshot)
     assert client.get(url).json() == before
+
+
+@pytest.fixture
+def opened(published: Published, tmp_path: Path) -> Iterator[tuple[Snapshot, Path]]:
+    """A snapshot (a copy of the published one) with its layout, opened as the warmer opens
+    it; no app runs, so no warmer thread opens layouts meanwhile."""
+    serving = tmp_path / "serving.duckdb"
+    shutil.copyfile(published.data_dir / "serving.duckdb", serving)
+    build_quote_layout(serving)
+    snapshot = Snapshot(serving)
+    layout = versioned.open_layout(snapshot, versioned.facts_of(snapshot))
+    assert layout is not None
+    assert layout.directory == layout_directory(serving)
+    try:
+        yield snapshot, serving
+    finally:
+        versioned._OPEN.keep(None, None)
+        snapshot.close()
+
+
+def _segments(layout: QuoteLayout | None) -> set[str]:
+    assert layout is not None
+    return set(layout.segment_names)
+
+
+def test_a_new_base_of_the_same_snapshot_is_opened_in_place_of_the_old(
+    opened: tuple[Snapshot, Path],
+) -> None:
+    snapshot, serving = opened
+    before = _segments(versioned._OPEN.layout)
+    build_quote_layout(serving, base=True)  # what the writer does when it compacts
+    after = versioned.open_layout(snapshot, versioned.facts_of(snapshot))
+    assert _segments(after) == {
+        Manifest.read(p).base for p in layout_directory(serving).glob("*.json")
+    }
+    assert not _segments(after) & before, "the old base (its files removed) is let go of"
+
+
+def test_the_layout_of_a_replaced_snapshot_is_let_go_of_before_the_new_one_is_laid_out(
+    opened: tuple[Snapshot, Path],
+) -> None:
+    snapshot, serving = opened
+    republished = serving.with_name("next.duckdb")
+    shutil.copyfile(serving, republished)
+    os.replace(republished, serving)  # a publish: a new file, not laid out yet
+    assert versioned.open_layout(snapshot, versioned.facts_of(snapshot)) is None
+    assert versioned._OPEN.layout is None, "the old snapshot's layout is not held open"
 
 
 class _Said(logging.Handler):
