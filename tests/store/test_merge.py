@@ -330,6 +330,37 @@ def test_a_large_first_load_does_not_compare_each_part_with_the_parts_before_it(
     assert count(con, "quotes") == rows
 
 
+def captures(coins: int, hours: int, source: str, *, start: datetime = T0) -> pl.DataFrame:
+    """``hours`` hourly captures of ``coins`` coins by ``source``, as an API run delivers them."""
+    index = pl.int_range(coins * hours, eager=True)
+    return quote_rows(coins * hours).with_columns(
+        coin_id=pl.format("coin-{}", index % coins),
+        source=pl.lit(source),
+        observed_at=pl.lit(start) + pl.duration(hours=index // coins),
+    )
+
+
+@pytest.mark.slow
+def test_a_part_of_new_quotes_is_compared_by_key_not_carried_whole_into_a_join(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebuild at 10M quotes ran out of its 64 MiB merging a 160k-row capture of which
+    # nothing was stored: the comparison joined the part's wide rows with the stored ones, and
+    # DuckDB built its hash table from the part. Here that ran out at 40 MiB; the part's keys
+    # matched against the stored keys of its pairs need less than 20 (the appends at the
+    # end need most of what is left). Two threads, as CI has.
+    coins, hours = 9_000, 18
+    older = captures(coins, 120, "coinpaprika", start=T0 - timedelta(days=30))
+    for at in range(0, older.height, 500_000):
+        merge.merge_quotes(con, older.slice(at, 500_000))
+    merge.merge_quotes(con, captures(coins, hours, "coincap"))
+    con.execute("set threads = 2")
+    merge_memory_limit(monkeypatch, "32MiB")
+    (counts,) = merge_in_parts(con, captures(coins, hours, "coingecko"), coins * hours)
+    assert counts == merge.MergeCounts(inserted=coins * hours)
+    assert count(con, "quotes") == older.height + 2 * coins * hours
+
+
 def test_a_part_replaces_only_what_changed_and_counts_it(con: duckdb.DuckDBPyConnection) -> None:
     stored = daily_histories(6, days=3)  # coin-0 and coin-1, three days each
     merge.merge_quotes(con, stored)
