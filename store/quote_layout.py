@@ -493,39 +493,33 @@ def _merged_pairs(
     need: int,
 ) -> Picked:
     """The first ``need`` rows of several pairs' spans (each pair's in page order), merged in
-    page order: (observed_at, coin_id, source). A heap holds one row of each pair, keyed by
-    its time and the pair's rank, both negated for newest first: no generator a pair, as
-    under :func:`heapq.merge`, and no key tuple a row but the heap's."""
-    sign = -1 if descending else 1
-    step = sign
-    ranked = sorted(
-        range(len(bounded)), key=lambda k: (bounded[k][0].coin_id, bounded[k][0].source)
-    )
-    heads: list[list[int]] = []  # each pair's [span index, position]
-    heap: list[tuple[int, int, int]] = []
-    for rank, k in enumerate(ranked):
-        index, lo, hi = bounded[k][1][0]
-        position = hi - 1 if descending else lo
-        heads.append([0, position])
-        heap.append((sign * segments[index].observed[position], sign * rank, rank))
+    page order: (observed_at, coin_id, source). A heap holds each pair's next row, keyed by its
+    time and the pair's rank (both negated for newest first) and carrying where the pair is:
+    no generator a pair, as under :func:`heapq.merge`."""
+    sign = step = -1 if descending else 1
+    observed = [segment.observed for segment in segments]
+    ranked = sorted(bounded, key=lambda b: (b[0].coin_id, b[0].source))
+    every = [spans for _, spans in ranked]
+    heap: list[tuple[int, int, int, int, int, int]] = []
+    for rank, spans in enumerate(every):
+        index, lo, hi = spans[0]
+        position, end = (hi - 1, lo - 1) if descending else (lo, hi)
+        heap.append((sign * observed[index][position], sign * rank, index, position, end, 0))
     heapq.heapify(heap)
     picked: Picked = []
     while heap and len(picked) < need:
-        rank = heap[0][2]
-        head = heads[rank]
-        spans = bounded[ranked[rank]][1]
-        index, lo, hi = spans[head[0]]
-        picked.append((index, head[1]))
-        position = head[1] + step
-        if not lo <= position < hi:
-            head[0] += 1
-            if head[0] == len(spans):
+        _, key, index, position, end, span = heap[0]
+        picked.append((index, position))
+        position += step
+        if position == end:
+            spans = every[sign * key]
+            span += 1
+            if span == len(spans):
                 heapq.heappop(heap)
                 continue
-            index, lo, hi = spans[head[0]]
-            position = hi - 1 if descending else lo
-        head[1] = position
-        heapq.heapreplace(heap, (sign * segments[index].observed[position], sign * rank, rank))
+            index, lo, hi = spans[span]
+            position, end = (hi - 1, lo - 1) if descending else (lo, hi)
+        heapq.heapreplace(heap, (sign * observed[index][position], key, index, position, end, span))
     return picked
 
 
