@@ -440,10 +440,13 @@ class QuoteLayout:
         return self._merged_time_page(window, need)
 
     def _merged_time_page(self, window: _Window, need: int) -> Picked:
-        """The base's rows the delta does not mask and the delta's, merged in page order: two
-        cursors walked together (a heap of keyed rows cost ~3 us a row)."""
+        """The base's rows the delta does not mask and the delta's, merged in page order. While
+        the delta masks some (until the new base is laid out), two cursors are walked together
+        row by row, past the masked rows; else :func:`_galloped`."""
         base, delta = self._segments
         masked, descending = self._masked_rows, window.descending
+        if masked is None:
+            return _galloped(base, delta, window, need)
         b_positions, b_observed = base.order_positions, base.order_observed
         d_positions, d_observed = delta.order_positions, delta.order_observed
         (b_lo, b_hi), (d_lo, d_hi) = base.time_bounds(window), delta.time_bounds(window)
@@ -452,9 +455,8 @@ class QuoteLayout:
         j, j_end = (d_hi - 1, d_lo - 1) if descending else (d_lo, d_hi)
         picked: Picked = []
         while len(picked) < need:
-            if masked is not None:
-                while i != i_end and masked[b_positions[i]]:
-                    i += step
+            while i != i_end and masked[b_positions[i]]:
+                i += step
             if i == i_end and j == j_end:
                 break
             if j == j_end:
@@ -484,6 +486,62 @@ class QuoteLayout:
         for index, stretch in itertools.groupby(picked, key=operator.itemgetter(0)):
             found += segments[index].jsons([position for _, position in stretch])
         return found
+
+
+def _galloped(base: Segment, delta: Segment, window: _Window, need: int) -> Picked:
+    """The rows of a base that the delta masks nothing of and the delta's, merged in page
+    order: the rows of one side that come before the other's next row are found by a search
+    of its time index and taken at once (newest first, the delta's hours, then the base's),
+    and only rows at the same instant are compared one by one."""
+    b_positions, b_observed = base.order_positions, base.order_observed
+    d_positions, d_observed = delta.order_positions, delta.order_observed
+    (b_lo, b_hi), (d_lo, d_hi) = base.time_bounds(window), delta.time_bounds(window)
+    picked: Picked = []
+    if window.descending:
+        i, j = b_hi - 1, d_hi - 1  # the next rows, walked down to b_lo and d_lo
+        while len(picked) < need and (i >= b_lo or j >= d_lo):
+            left = need - len(picked)
+            if j < d_lo or (i >= b_lo and b_observed[i] > d_observed[j]):
+                until = (
+                    b_lo if j < d_lo else bisect.bisect_right(b_observed, d_observed[j], b_lo, i)
+                )
+                stop = max(until, i + 1 - left)
+                picked += [(0, b_positions[x]) for x in range(i, stop - 1, -1)]
+                i = stop - 1
+            elif i < b_lo or d_observed[j] > b_observed[i]:
+                until = (
+                    d_lo if i < b_lo else bisect.bisect_right(d_observed, b_observed[i], d_lo, j)
+                )
+                stop = max(until, j + 1 - left)
+                picked += [(1, d_positions[x]) for x in range(j, stop - 1, -1)]
+                j = stop - 1
+            elif base.coin_source(b_positions[i]) > delta.coin_source(d_positions[j]):
+                picked.append((0, b_positions[i]))  # the same instant: (coin, source) decides
+                i -= 1
+            else:
+                picked.append((1, d_positions[j]))
+                j -= 1
+        return picked
+    i, j = b_lo, d_lo
+    while len(picked) < need and (i < b_hi or j < d_hi):
+        left = need - len(picked)
+        if j == d_hi or (i < b_hi and b_observed[i] < d_observed[j]):
+            until = b_hi if j == d_hi else bisect.bisect_left(b_observed, d_observed[j], i, b_hi)
+            stop = min(until, i + left)
+            picked += [(0, b_positions[x]) for x in range(i, stop)]
+            i = stop
+        elif i == b_hi or d_observed[j] < b_observed[i]:
+            until = d_hi if i == b_hi else bisect.bisect_left(d_observed, b_observed[i], j, d_hi)
+            stop = min(until, j + left)
+            picked += [(1, d_positions[x]) for x in range(j, stop)]
+            j = stop
+        elif base.coin_source(b_positions[i]) < delta.coin_source(d_positions[j]):
+            picked.append((0, b_positions[i]))
+            i += 1
+        else:
+            picked.append((1, d_positions[j]))
+            j += 1
+    return picked
 
 
 def _merged_pairs(

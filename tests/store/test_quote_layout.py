@@ -124,13 +124,34 @@ def layered_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return serving
 
 
-@pytest.fixture(scope="module", params=["base", "base and delta"])
+@pytest.fixture(scope="module")
+def appended_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A published snapshot of :func:`_quotes`, laid out as a delta that masks nothing: the
+    earlier snapshot held each pair's first quotes, and loads appended the rest (the pages
+    in time order then take each side's rows in stretches)."""
+    tmp_path = tmp_path_factory.mktemp("appended")
+    quotes = _quotes()
+    nth = pl.col("observed_at").rank("ordinal").over("coin_id", "source")
+    serving = _publish(tmp_path, quotes.filter(nth <= 9))
+    with patch.object(quote_layout_build, "BATCH_ROWS", 97):
+        assert build_quote_layout(serving).kind == "base"
+        serving = _publish(tmp_path, quotes)
+        built = build_quote_layout(serving)
+    assert (built.kind, built.masked) == ("delta", 0)
+    return serving
+
+
+@pytest.fixture(scope="module", params=["base", "base and delta", "base and an appended delta"])
 def layout(
-    request: pytest.FixtureRequest, base_directory: Path, layered_directory: Path
+    request: pytest.FixtureRequest,
+    base_directory: Path,
+    layered_directory: Path,
+    appended_directory: Path,
 ) -> QuoteLayout:
     if request.param == "base":
         return QuoteLayout([Segment(base_directory)])
-    found = open_quote_layout(layered_directory, file_identity(layered_directory))
+    serving = layered_directory if request.param == "base and delta" else appended_directory
+    found = open_quote_layout(serving, file_identity(serving))
     assert found is not None
     return found
 
