@@ -182,24 +182,24 @@ class QuotesMerge:
     def _met(self, quotes: pl.DataFrame, span: list[Any]) -> pl.DataFrame:
         """The keys of ``quotes`` that are stored, with the stored row's id.
 
-        DuckDB reads only the stored keys of the part's (source, coin) pairs in its span; they
-        are matched here. A join in DuckDB built its hash table from whichever side it guessed
-        smaller, often the part's: ~160k rows of new quotes ran a 10M-quote rebuild out of
-        its 64 MiB where nothing was stored to match."""
-        self._con.register("part_pairs", quotes.select("source", "coin_id").unique())
+        Keys only, on both sides: a join carrying every column built its hash table from
+        whichever side DuckDB guessed smaller, often the part's, and ~160k rows of new quotes
+        ran a 10M-quote rebuild out of its 64 MiB where nothing was stored to match. Only the
+        keys that match leave DuckDB: a part whose span reaches far back (an asset last updated
+        long ago) must not bring every stored key of its pairs into memory."""
+        self._con.register("part_keys", quotes.select(QUOTES_KEY))
         try:
-            stored = self._con.execute(
+            met = self._con.execute(
                 f"""
-                select rowid as row_id, {_columns(QUOTES_KEY)}
-                from quotes semi join part_pairs using (source, coin_id)
-                where observed_at between ? and ?
+                select {_columns(QUOTES_KEY, "s.")}, t.rowid as row_id
+                from part_keys as s join quotes as t on {_on(QUOTES_KEY)}
+                where t.observed_at between ? and ?
                 """,
                 span,
             ).pl()
         finally:
-            self._con.unregister("part_pairs")
-        stored = stored.with_columns(pl.col("observed_at").dt.convert_time_zone("UTC"))
-        return quotes.select(QUOTES_KEY).join(stored, on=list(QUOTES_KEY), how="inner")
+            self._con.unregister("part_keys")
+        return met.with_columns(pl.col("observed_at").dt.convert_time_zone("UTC"))
 
     def _compared(self, quotes: pl.DataFrame, met: pl.DataFrame, span: list[Any]) -> pl.DataFrame:
         """``met`` with whether each row of ``quotes`` differs from its stored version

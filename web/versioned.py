@@ -105,12 +105,13 @@ def known_facts(request: Request[Any, Any, Any]) -> Facts | None:
 
 class _OpenLayout:
     """The quote layout opened last, the identity of the manifest it was opened from, and the
-    snapshots whose layout could not be opened (said once, not tried again)."""
+    manifests that could not be opened (said once, not tried again until the writer replaces
+    them)."""
 
     def __init__(self) -> None:
         self.layout: QuoteLayout | None = None
         self.manifest: FileIdentity | None = None
-        self.unusable: set[Version] = set()
+        self.unusable: set[tuple[Version, FileIdentity]] = set()
 
     def keep(self, layout: QuoteLayout | None, manifest: FileIdentity | None) -> None:
         self.layout, self.manifest = layout, manifest
@@ -131,23 +132,27 @@ def open_layout(snapshot: Snapshot, facts: Facts) -> QuoteLayout | None:
     calls this; a request never waits for it), and again when the writer lays it out anew (a
     new base replaces the manifest). The layout of the snapshot before is let go of as soon as
     the snapshot changes, so the files the writer removed free their disk; the requests still
-    reading it keep it mapped until they end."""
+    reading it keep it mapped until they end. A new base that cannot be opened leaves the
+    layout of the same snapshot that is open in place: it answers for the same file."""
     wanted = facts.version
     current = _OPEN.layout
     if current is not None and (wanted is None or current.snapshot != snapshot_name(wanted)):
         _OPEN.keep(None, None)
-    if wanted is None or wanted in _OPEN.unusable:
+    if wanted is None:
         return None
     manifest = _manifest_identity(snapshot, wanted)
-    if _OPEN.layout is not None and (manifest is None or manifest == _OPEN.manifest):
+    if manifest is None or manifest == _OPEN.manifest or (wanted, manifest) in _OPEN.unusable:
         return _OPEN.layout
     try:
         opened = open_quote_layout(snapshot.path, wanted)
     except LayoutError as exc:
-        _OPEN.unusable.add(wanted)
-        _OPEN.keep(None, None)
-        logger.warning("%s; until then pages are read from the snapshot", snapshot.redact(str(exc)))
-        return None
+        _OPEN.unusable = {failed for failed in _OPEN.unusable if failed[0] == wanted}
+        _OPEN.unusable.add((wanted, manifest))
+        meanwhile = "the layout opened before" if _OPEN.layout else "the snapshot"
+        logger.warning(
+            "%s; until then pages are read from %s", snapshot.redact(str(exc)), meanwhile
+        )
+        return _OPEN.layout
     if opened is not None:
         _OPEN.keep(opened, manifest)
         _out_of_the_collectors_way()

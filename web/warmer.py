@@ -37,7 +37,8 @@ def warm(snapshot: Snapshot) -> None:
     report (503 naming the fix)."""
     try:
         open_layout(snapshot, facts_of(snapshot))
-    except (StoreError, duckdb.Error) as exc:
+    except (StoreError, duckdb.Error, OSError) as exc:
+        # A request that comes meanwhile opens the snapshot itself, and says what failed.
         logger.debug("snapshot not warmed: %s", exc)
 
 

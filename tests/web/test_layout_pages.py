@@ -168,6 +168,25 @@ def test_a_new_base_of_the_same_snapshot_is_opened_in_place_of_the_old(
     assert not _segments(after) & before, "the old base (its files removed) is let go of"
 
 
+def test_a_new_base_that_cannot_be_opened_leaves_the_open_layout_until_a_good_one_comes(
+    opened: tuple[Snapshot, Path],
+) -> None:
+    snapshot, serving = opened
+    serving_before = versioned._OPEN.layout
+    assert serving_before is not None
+    damaged = build_quote_layout(serving, base=True)
+    base = layout_directory(serving) / Manifest.read(damaged.path).base
+    (base / "rows.arrow").write_bytes(b"not an Arrow file")
+    for _ in range(2):  # tried once, not again while the manifest stays the same
+        assert versioned.open_layout(snapshot, versioned.facts_of(snapshot)) is serving_before
+    flt = quote_pages.QuoteFilter(coin_id="eth-ethereum")
+    assert serving_before.read_page(flt, ["eth-ethereum"], limit=5, offset=0) is not None
+    build_quote_layout(serving, base=True)  # the writer's next base
+    after = versioned.open_layout(snapshot, versioned.facts_of(snapshot))
+    assert after is not serving_before
+    assert _segments(after) == {Manifest.read(damaged.path).base}
+
+
 def test_the_layout_of_a_replaced_snapshot_is_let_go_of_before_the_new_one_is_laid_out(
     opened: tuple[Snapshot, Path],
 ) -> None:
