@@ -20,16 +20,14 @@ import time
 from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from bench.api_workload import distinct_urls, snapshot_of
+from bench.api_workload import distinct_urls
 from bench.harness import CACHE, append_results
-from bench.publish_delta import _run
-from flows.sources import SOURCE_NAMES
+from bench.publish_delta import laid_out_copy, publish_run
 from store.connection import open_read_only
 from store.quote_layout import open_quote_layout
-from store.quote_layout_build import build_quote_layout
 from store.quote_pages import QuoteFilter, layout_page
 from store.serving import coin_index
-from store.snapshot import copy_durably, file_identity, publish_snapshot
+from store.snapshot import file_identity
 from web.controllers.data import decode_cursor
 
 
@@ -45,19 +43,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--urls", type=int, default=30_000)
     args = parser.parse_args(argv)
     CACHE.mkdir(exist_ok=True)
-    source_dir, _ = snapshot_of(args.quotes, lay_out=False)
     work = CACHE / "layout-pages"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
     try:
-        warehouse, serving = work / "warehouse.duckdb", work / "serving.duckdb"
-        copy_durably(source_dir / "warehouse.duckdb", warehouse)
-        publish_snapshot(warehouse, serving, sources=SOURCE_NAMES)
-        build_quote_layout(serving, base=True)
+        copy = laid_out_copy(args.quotes, work)
+        serving = copy.serving
         for number in range(1, args.runs + 1):
-            _run(warehouse, number, 0)
-            publish_snapshot(warehouse, serving, sources=SOURCE_NAMES)
-            build_quote_layout(serving)
+            publish_run(copy, number, 0)
         layout = open_quote_layout(serving, file_identity(serving))
         assert layout is not None
         con = open_read_only(serving)

@@ -18,6 +18,7 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,9 +29,9 @@ from bench.harness import CACHE, append_results
 from flows.sources import SOURCE_NAMES
 from store.connection import open_warehouse
 from store.quote_layout import layout_directory
-from store.quote_layout_build import build_quote_layout, should_compact
+from store.quote_layout_build import LayoutBuilt, build_quote_layout, should_compact
 from store.schema import QUOTES
-from store.snapshot import copy_durably, publish_snapshot
+from store.snapshot import Published, copy_durably, publish_snapshot
 
 _COLUMNS = ", ".join(QUOTES)
 
@@ -105,6 +106,36 @@ def pages(work: Path, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class LaidOut:
+    """A copy of the benchmark warehouse, published and laid out as a base."""
+
+    warehouse: Path
+    serving: Path
+    published: Published
+    base: LayoutBuilt
+
+
+def laid_out_copy(quotes: int, work: Path) -> LaidOut:
+    """The benchmark warehouse of ``quotes`` copied into ``work`` (emptied first), published
+    and laid out as a base."""
+    source_dir, _ = snapshot_of(quotes, lay_out=False)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    warehouse, serving = work / "warehouse.duckdb", work / "serving.duckdb"
+    copy_durably(source_dir / "warehouse.duckdb", warehouse)
+    published = publish_snapshot(warehouse, serving, sources=SOURCE_NAMES)
+    return LaidOut(warehouse, serving, published, build_quote_layout(serving, base=True))
+
+
+def publish_run(copy: LaidOut, number: int, rewrites: int) -> tuple[Published, LayoutBuilt]:
+    """Run ``number`` written into the copy's warehouse, published, and laid out as the writer
+    does after a publish."""
+    _run(copy.warehouse, number, rewrites)
+    published = publish_snapshot(copy.warehouse, copy.serving, sources=SOURCE_NAMES)
+    return published, build_quote_layout(copy.serving)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.publish_delta", description=__doc__)
     parser.add_argument("--quotes", type=int, default=10_000_000)
@@ -114,14 +145,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--urls", type=int, default=30_000)
     args = parser.parse_args(argv)
     CACHE.mkdir(exist_ok=True)
-    source_dir, _ = snapshot_of(args.quotes, lay_out=False)
     work = CACHE / "publish-delta"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
-    warehouse, serving = work / "warehouse.duckdb", work / "serving.duckdb"
-    copy_durably(source_dir / "warehouse.duckdb", warehouse)
-    published = publish_snapshot(warehouse, serving, sources=SOURCE_NAMES)
-    base = build_quote_layout(serving, base=True)
+    copy = laid_out_copy(args.quotes, work)
+    serving, published, base = copy.serving, copy.published, copy.base
     gb = published.bytes / 1e9
     lines = [
         f"### Publish and layout on {args.quotes:,} quotes ({published.bytes / 2**20:,.0f} MiB "
@@ -138,9 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if number == args.runs + 1:  # after the pages were measured on base and delta
             measured = pages(work, args)
         rewrites = args.rewrites if number > args.runs else 0
-        _run(warehouse, number, rewrites)
-        published = publish_snapshot(warehouse, serving, sources=SOURCE_NAMES)
-        built = build_quote_layout(serving)
+        published, built = publish_run(copy, number, rewrites)
         total = published.seconds + built.seconds
         gb = published.bytes / 1e9
         after = "-"
