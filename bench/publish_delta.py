@@ -4,12 +4,12 @@
 
 A copy of the benchmark warehouse of ``--quotes`` (``bench.api_workload``'s) is published and
 laid out as a base (timed). Then ``--runs`` runs, each as an ingest writes them: one new quote
-for every (coin, source) pair, an hour after its last; after each, the publish and the layout of
-the delta since the base are timed, as seconds per GB of snapshot. Then the distinct-URL
-workload of ``bench.api_workload`` against the last snapshot (base and delta), beside ``/ping``,
-same run. Last, one more run that also rewrites ``--rewrites`` old quotes (values a later
-delivery corrected: each makes its pair laid out again whole), and the new base the writer lays
-out after it.
+for every (coin, source) pair, an hour after its last; and one more that also rewrites
+``--rewrites`` old quotes (values a later delivery corrected, with the run's lineage: the delta
+lays out each as a row that replaces the base's). After each, the publish and the layout of the
+delta since the base are timed, as seconds per GB of snapshot, and a new base if the writer
+would lay one out. Last, the distinct-URL workload of ``bench.api_workload`` against the last
+snapshot (base and delta), beside ``/ping``, same run.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def pages(work: Path, args: argparse.Namespace) -> list[str]:
         ping = _wrk(f"{address}/ping", args.seconds)
         distinct = _wrk(f"{address}/", args.seconds, script=script, label="distinct")
     lines = [
-        f"\nPages of the snapshot after run {args.runs} (base and delta), one uvicorn worker, "
+        f"\nPages of the snapshot after run {args.runs + 1} (base and delta), one uvicorn worker, "
         f"wrk -t{THREADS} -c{CONNECTIONS}, {args.seconds} s each, same run:\n",
         "| workload | req/s | / `/ping` | p50 | p99 | errors |",
         "|---|---:|---:|---:|---:|---:|",
@@ -155,14 +155,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Base layout: {base.rows:,} quotes in {base.seconds:.1f} s "
         f"({base.seconds / gb:.1f} s/GB; {_layout_bytes(serving) / 2**30:.1f} GiB).\n",
         "| run | quotes | rewrites | publish | layout (since base) | delta quotes "
-        "| pairs masked | publish + layout | per GB | new base after |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| pairs masked | rows masked | publish + layout | per GB | new base after |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     print(lines[1], flush=True)
     measured: list[str] = []
     for number in range(1, args.runs + 2):
-        if number == args.runs + 1:  # after the pages were measured on base and delta
-            measured = pages(work, args)
         rewrites = args.rewrites if number > args.runs else 0
         published, built = publish_run(copy, number, rewrites)
         total = published.seconds + built.seconds
@@ -173,10 +171,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         lines.append(
             f"| {number} | {built.rows:,} | {rewrites} "
             f"| {published.seconds:.2f} s | {built.seconds:.2f} s ({built.kind}) "
-            f"| {built.written:,} | {built.masked:,} | {total:.2f} s | {total / gb:.2f} s/GB "
+            f"| {built.written:,} | {built.masked:,} | {built.masked_rows:,} | {total:.2f} s "
+            f"| {total / gb:.2f} s/GB "
             f"| {after} |"
         )
         print(lines[-1], flush=True)
+    if not should_compact(built):  # the pages of base and delta, with the rows it replaces
+        measured = pages(work, args)
     body = "\n".join([*lines, *measured])
     shutil.rmtree(work, ignore_errors=True)
     append_results(

@@ -11,19 +11,28 @@ A **segment** is a directory ``seg-<id>/`` of four files:
 * ``rows.arrow``: each quote as the JSON object a page lists, ordered by (coin_id, source,
   observed_at): each (coin, source) pair is a run of rows in time order, so a coin's page is a
   slice of its runs, merged, and a page's body is its rows' bytes joined.
-* ``observed.arrow``: those rows' ``observed_at`` in microseconds, which runs are searched in.
+* ``observed.arrow``: those rows' ``observed_at`` in microseconds, which runs are searched in,
+  and a hash of each row's lineage (the writer's, to tell which rows a later snapshot replaced).
 * ``runs.arrow``: each (coin_id, source) pair's first row, the row after its last, and a
   fingerprint of its rows' lineage (the writer's way to tell what a later snapshot changed).
 * ``order.arrow``: every row's position in the page order (observed_at, coin_id, source), with
   its ``observed_at``: a newest-first page is a slice of it.
 
 A snapshot's layout is a **base** segment, built from every quote of some snapshot, and at most
-one **delta** segment: the quotes a later snapshot added or changed since that base. A delta holds
-a pair's rows after the base's last one, or all of a pair's rows, and then ``masked.arrow`` names
-the pair so that the base's rows of it are not read (changed or gone). The writer lays out a delta
-in the time a publish allows (:mod:`store.quote_layout_build`), and a base now and then.
+one **delta** segment: the quotes a later snapshot added or changed since that base. A base also
+names the runs its quotes came from (``run_ids.arrow``). For each pair a delta holds one of
 
-A layout belongs to one published snapshot file: its **manifest** ``q2-<identity>.json`` names
+* the pair's rows after the base's last one (new quotes appended);
+* the rows later runs wrote (a quote corrected, or one filled in among the base's):
+  ``masked_rows.arrow`` lists the base's rows they replace, which are not read, and the pair's
+  pages merge its base rows and delta rows in time order;
+* all of the pair's rows: ``masked.arrow`` names the pair so that none of the base's rows of it
+  are read (changed, moved or gone).
+
+The writer lays out a delta in the time a publish allows (:mod:`store.quote_layout_build`), and a
+base now and then.
+
+A layout belongs to one published snapshot file: its **manifest** ``q3-<identity>.json`` names
 the file (inode, mtime, size: :func:`store.snapshot.file_identity`) and its segments, and a reader
 uses a layout only when it names the snapshot file it reads. Until the manifest is there, pages
 are read from the snapshot (:mod:`store.quote_pages`).
@@ -50,8 +59,8 @@ from store.quote_pages import Page, QuoteFilter
 from store.snapshot import FileIdentity
 
 ROWS, OBSERVED, RUNS, ORDER = "rows.arrow", "observed.arrow", "runs.arrow", "order.arrow"
-MASKED = "masked.arrow"
-FORMAT = "q2"
+MASKED, MASKED_ROWS, RUN_IDS = "masked.arrow", "masked_rows.arrow", "run_ids.arrow"
+FORMAT = "q3"
 """Named in every manifest: a Kasparro that writes its files otherwise changes it, and builds its
 own layout of a snapshot an older one laid out."""
 _FIX = "`kasparro rebuild` publishes the snapshot again and lays it out anew"
@@ -124,7 +133,7 @@ class Run:
     fingerprint: int
 
 
-def _view(array: pa.ChunkedArray, code: Literal["q", "I"]) -> Sequence[int]:
+def _view(array: pa.ChunkedArray, code: Literal["q", "Q", "I"]) -> Sequence[int]:
     """The values of a one-chunk numeric column without nulls, indexable at no cost."""
     if array.num_chunks == 0 or len(array) == 0:
         return ()
@@ -144,8 +153,23 @@ def _read(path: Path) -> pa.Table:
         raise LayoutError(f"{path} is unreadable ({exc}); " + _FIX) from exc
 
 
+def _column(path: Path, name: str) -> pa.ChunkedArray:
+    table = _read(path)
+    if name not in table.column_names:
+        raise LayoutError(f"{path} has no column {name!r}; " + _FIX)
+    return table.column(name)
+
+
 def read_runs(directory: Path) -> list[Run]:
     return [Run(**run) for run in _read(directory / RUNS).to_pylist()]
+
+
+def read_run_ids(directory: Path) -> frozenset[str] | None:
+    """The runs whose quotes the base segment in ``directory`` holds; None for a segment that
+    does not name them (a delta)."""
+    if not (directory / RUN_IDS).exists():
+        return None
+    return frozenset(_column(directory / RUN_IDS, "run_id").to_pylist())
 
 
 @dataclass(frozen=True)
@@ -182,10 +206,10 @@ class Segment:
             raise LayoutError(f"{directory / ROWS} holds other columns; " + _FIX)
         self._chunks = [_Strings(chunk) for chunk in rows.column("quote").chunks]
         self._chunk_starts = [0, *itertools.accumulate(c.length for c in self._chunks)]
-        self.observed = _view(_read(directory / OBSERVED).column("observed_us"), "q")
-        order = _read(directory / ORDER)
-        self.order_positions = _view(order.column("position"), "I")
-        self.order_observed = _view(order.column("observed_us"), "q")
+        self.observed = _view(_column(directory / OBSERVED, "observed_us"), "q")
+        self.lineage = _view(_column(directory / OBSERVED, "lineage"), "Q")
+        self.order_positions = _view(_column(directory / ORDER, "position"), "I")
+        self.order_observed = _view(_column(directory / ORDER, "observed_us"), "q")
         self.runs = read_runs(directory)
         self._run_starts = [run.start for run in self.runs]
         self.masked: frozenset[tuple[str, str]] = frozenset()
@@ -198,8 +222,13 @@ class Segment:
                     strict=True,
                 )
             )
+        self.masked_rows: Sequence[int] = ()
+        """The base's rows this delta replaces, ascending."""
+        if (directory / MASKED_ROWS).exists():
+            self.masked_rows = _view(_column(directory / MASKED_ROWS, "position"), "q")
         ends = self.runs[-1].end if self.runs else 0
-        if not (rows.num_rows == len(self.observed) == len(self.order_positions) == ends):
+        counts = (len(self.observed), len(self.lineage), len(self.order_positions), ends)
+        if any(count != rows.num_rows for count in counts):
             raise LayoutError(f"the files of {directory} do not match; " + _FIX)
 
     @property
@@ -308,18 +337,40 @@ class _Strings:
 
 @dataclass(frozen=True)
 class _Piece:
-    """Some of a (coin, source) pair's rows: ``segment``'s ``run``."""
+    """Some of a (coin, source) pair's rows: ``segment``'s ``run``, but for ``holes``."""
 
     segment: int
     run: Run
+    holes: tuple[int, ...] = ()
+    """The run's rows a delta replaces, ascending: not read."""
+
+    def spans(self, segments: Sequence[Segment], window: _Window) -> list[tuple[int, int, int]]:
+        """Its rows within the window, as (segment, start, end) in time order: one span, or
+        several around holes."""
+        lo, hi = segments[self.segment].bounds(window, self.run)
+        if lo >= hi:
+            return []
+        if not self.holes:
+            return [(self.segment, lo, hi)]
+        found = []
+        holes = self.holes
+        for hole in holes[bisect.bisect_left(holes, lo) : bisect.bisect_left(holes, hi)]:
+            if lo < hole:
+                found.append((self.segment, lo, hole))
+            lo = hole + 1
+        if lo < hi:
+            found.append((self.segment, lo, hi))
+        return found
 
 
 @dataclass(frozen=True)
 class _Pair:
     coin_id: str
     source: str
-    pieces: tuple[_Piece, ...]
-    """In time order: a delta's rows of a pair come after the base's it does not mask."""
+    streams: tuple[tuple[_Piece, ...], ...]
+    """Its pieces, each stream's in time order, the streams' rows interleaved: one stream
+    when a delta's rows of the pair all come after the base's (appended), else the base's and
+    the delta's, merged by time."""
 
 
 Picked = list[tuple[int, int]]
@@ -347,28 +398,37 @@ class QuoteLayout:
         self._segments = list(segments)
         base = segments[0]
         masked = segments[1].masked if len(segments) == 2 else frozenset()
-        self._masked_runs = frozenset(
+        masked_runs = frozenset(
             i for i, run in enumerate(base.runs) if (run.coin_id, run.source) in masked
         )
-        """The base's runs a delta masks: their rows are not read."""
+        holes: dict[int, list[int]] = {}
+        for position in segments[1].masked_rows if len(segments) == 2 else ():
+            holes.setdefault(base.run_index(position), []).append(position)
         self._masked_rows: bytearray | None = None
         """Whether each of the base's rows is masked, for pages in time order (none while a
         delta masks nothing, as after most publishes)."""
-        if self._masked_runs:
+        if masked_runs or holes:
             self._masked_rows = bytearray(base.rows)
-            for number in self._masked_runs:
+            for number in masked_runs:
                 run = base.runs[number]
                 self._masked_rows[run.start : run.end] = b"\x01" * (run.end - run.start)
+            for found in holes.values():
+                for position in found:
+                    self._masked_rows[position] = 1
         pieces: dict[tuple[str, str], list[_Piece]] = {}
         for index, segment in enumerate(segments):
             for number, run in enumerate(segment.runs):
-                if index == 0 and number in self._masked_runs:
+                if index == 0 and number in masked_runs:
                     continue
-                pieces.setdefault((run.coin_id, run.source), []).append(_Piece(index, run))
+                piece = _Piece(index, run, tuple(holes.get(number, ())) if index == 0 else ())
+                pieces.setdefault((run.coin_id, run.source), []).append(piece)
         self._pairs: dict[str, list[_Pair]] = {}
-        for (coin_id, source), found in pieces.items():
-            self._pairs.setdefault(coin_id, []).append(_Pair(coin_id, source, tuple(found)))
-        self.quotes = sum(p.run.end - p.run.start for ps in pieces.values() for p in ps)
+        self.quotes = 0
+        for (coin_id, source), its in pieces.items():
+            self._pairs.setdefault(coin_id, []).append(
+                _Pair(coin_id, source, _streams(segments, its))
+            )
+            self.quotes += sum(p.run.end - p.run.start - len(p.holes) for p in its)
 
     @classmethod
     def open(cls, root: Path, manifest: Manifest) -> QuoteLayout:
@@ -416,13 +476,13 @@ class QuoteLayout:
         segments, descending = self._segments, window.descending
         bounded = []
         for pair in pairs:
-            spans = [(p.segment, *segments[p.segment].bounds(window, p.run)) for p in pair.pieces]
-            spans = [span for span in spans if span[1] < span[2]]
-            if spans:
-                bounded.append((pair, spans[::-1] if descending else spans))
+            for stream in pair.streams:
+                spans = [span for piece in stream for span in piece.spans(segments, window)]
+                if spans:
+                    bounded.append((pair, spans[::-1] if descending else spans))
         if len(bounded) == 1 and (
             len(bounded[0][1]) == 1 or bounded[0][1][0][2] - bounded[0][1][0][1] >= need
-        ):  # one pair, and the page within one of its pieces (the base's, or the delta's)
+        ):  # one stream, and the page within one of its spans (the base's, or the delta's)
             index, lo, hi = bounded[0][1][0]
             if descending:
                 return _Slice(index, range(hi - 1, max(lo, hi - need) - 1, -1))
@@ -437,46 +497,8 @@ class QuoteLayout:
             if window.descending:
                 return [(0, positions[i]) for i in range(hi - 1, max(lo, hi - need) - 1, -1)]
             return [(0, positions[i]) for i in range(lo, min(hi, lo + need))]
-        return self._merged_time_page(window, need)
-
-    def _merged_time_page(self, window: _Window, need: int) -> Picked:
-        """The base's rows the delta does not mask and the delta's, merged in page order. While
-        the delta masks some (until the new base is laid out), two cursors are walked together
-        row by row, past the masked rows; else :func:`_galloped`."""
         base, delta = self._segments
-        masked, descending = self._masked_rows, window.descending
-        if masked is None:
-            return _galloped(base, delta, window, need)
-        b_positions, b_observed = base.order_positions, base.order_observed
-        d_positions, d_observed = delta.order_positions, delta.order_observed
-        (b_lo, b_hi), (d_lo, d_hi) = base.time_bounds(window), delta.time_bounds(window)
-        step = -1 if descending else 1
-        i, i_end = (b_hi - 1, b_lo - 1) if descending else (b_lo, b_hi)
-        j, j_end = (d_hi - 1, d_lo - 1) if descending else (d_lo, d_hi)
-        picked: Picked = []
-        while len(picked) < need:
-            while i != i_end and masked[b_positions[i]]:
-                i += step
-            if i == i_end and j == j_end:
-                break
-            if j == j_end:
-                take_base = True
-            elif i == i_end:
-                take_base = False
-            else:
-                ours, theirs = b_observed[i], d_observed[j]
-                if ours == theirs:  # the tie-break: (coin, source); no key is in both
-                    lower = base.coin_source(b_positions[i]) < delta.coin_source(d_positions[j])
-                else:
-                    lower = ours < theirs
-                take_base = lower != descending
-            if take_base:
-                picked.append((0, b_positions[i]))
-                i += step
-            else:
-                picked.append((1, d_positions[j]))
-                j += step
-        return picked
+        return _galloped(base, delta, window, need, self._masked_rows)
 
     def _jsons(self, picked: Picked) -> list[memoryview]:
         segments = self._segments
@@ -488,47 +510,99 @@ class QuoteLayout:
         return found
 
 
-def _galloped(base: Segment, delta: Segment, window: _Window, need: int) -> Picked:
-    """The rows of a base that the delta masks nothing of and the delta's, merged in page
-    order: the rows of one side that come before the other's next row are found by a search
-    of its time index and taken at once (newest first, the delta's hours, then the base's),
-    and only rows at the same instant are compared one by one."""
+def _streams(segments: Sequence[Segment], pieces: list[_Piece]) -> tuple[tuple[_Piece, ...], ...]:
+    """A pair's pieces (its base's, then its delta's) as streams of rows in time order: one
+    when the delta's rows all come after the base's, else one a piece."""
+    if len(pieces) == 2:
+        base, delta = pieces
+        appended = (
+            not base.holes
+            and segments[1].observed[delta.run.start] > segments[0].observed[base.run.end - 1]
+        )
+        if not appended:
+            return ((base,), (delta,))
+    return (tuple(pieces),)
+
+
+def _galloped(
+    base: Segment, delta: Segment, window: _Window, need: int, masked: bytearray | None
+) -> Picked:
+    """The base's rows but those ``masked`` and the delta's, merged in page order: the rows of
+    one side that come before the other's next row are found by a search of its time index and
+    taken at once (newest first, the delta's hours, then the base's), and only rows at the same
+    instant are compared one by one."""
+    walk = _newest_first if window.descending else _oldest_first
+    bounds = base.time_bounds(window), delta.time_bounds(window)
+    return walk(base, delta, *bounds, need=need, masked=masked)
+
+
+def _base_rows(positions: Sequence[int], stretch: range, masked: bytearray | None) -> Picked:
+    if masked is None:
+        return [(0, positions[x]) for x in stretch]
+    return [(0, p) for x in stretch if not masked[p := positions[x]]]
+
+
+def _newest_first(
+    base: Segment,
+    delta: Segment,
+    b_bounds: tuple[int, int],
+    d_bounds: tuple[int, int],
+    *,
+    need: int,
+    masked: bytearray | None,
+) -> Picked:
     b_positions, b_observed = base.order_positions, base.order_observed
     d_positions, d_observed = delta.order_positions, delta.order_observed
-    (b_lo, b_hi), (d_lo, d_hi) = base.time_bounds(window), delta.time_bounds(window)
+    (b_lo, b_hi), (d_lo, d_hi) = b_bounds, d_bounds
     picked: Picked = []
-    if window.descending:
-        i, j = b_hi - 1, d_hi - 1  # the next rows, walked down to b_lo and d_lo
-        while len(picked) < need and (i >= b_lo or j >= d_lo):
-            left = need - len(picked)
-            if j < d_lo or (i >= b_lo and b_observed[i] > d_observed[j]):
-                until = (
-                    b_lo if j < d_lo else bisect.bisect_right(b_observed, d_observed[j], b_lo, i)
-                )
-                stop = max(until, i + 1 - left)
-                picked += [(0, b_positions[x]) for x in range(i, stop - 1, -1)]
-                i = stop - 1
-            elif i < b_lo or d_observed[j] > b_observed[i]:
-                until = (
-                    d_lo if i < b_lo else bisect.bisect_right(d_observed, b_observed[i], d_lo, j)
-                )
-                stop = max(until, j + 1 - left)
-                picked += [(1, d_positions[x]) for x in range(j, stop - 1, -1)]
-                j = stop - 1
-            elif base.coin_source(b_positions[i]) > delta.coin_source(d_positions[j]):
-                picked.append((0, b_positions[i]))  # the same instant: (coin, source) decides
-                i -= 1
-            else:
-                picked.append((1, d_positions[j]))
-                j -= 1
-        return picked
+    i, j = b_hi - 1, d_hi - 1  # the next rows, walked down to b_lo and d_lo
+    while len(picked) < need and (i >= b_lo or j >= d_lo):
+        if masked is not None and i >= b_lo and masked[b_positions[i]]:
+            i -= 1
+            continue
+        left = need - len(picked)
+        if j < d_lo or (i >= b_lo and b_observed[i] > d_observed[j]):
+            until = b_lo if j < d_lo else bisect.bisect_right(b_observed, d_observed[j], b_lo, i)
+            stop = max(until, i + 1 - left)
+            picked += _base_rows(b_positions, range(i, stop - 1, -1), masked)
+            i = stop - 1
+        elif i < b_lo or d_observed[j] > b_observed[i]:
+            until = d_lo if i < b_lo else bisect.bisect_right(d_observed, b_observed[i], d_lo, j)
+            stop = max(until, j + 1 - left)
+            picked += [(1, d_positions[x]) for x in range(j, stop - 1, -1)]
+            j = stop - 1
+        elif base.coin_source(b_positions[i]) > delta.coin_source(d_positions[j]):
+            picked.append((0, b_positions[i]))  # the same instant: (coin, source) decides
+            i -= 1
+        else:
+            picked.append((1, d_positions[j]))
+            j -= 1
+    return picked
+
+
+def _oldest_first(
+    base: Segment,
+    delta: Segment,
+    b_bounds: tuple[int, int],
+    d_bounds: tuple[int, int],
+    *,
+    need: int,
+    masked: bytearray | None,
+) -> Picked:
+    b_positions, b_observed = base.order_positions, base.order_observed
+    d_positions, d_observed = delta.order_positions, delta.order_observed
+    (b_lo, b_hi), (d_lo, d_hi) = b_bounds, d_bounds
+    picked: Picked = []
     i, j = b_lo, d_lo
     while len(picked) < need and (i < b_hi or j < d_hi):
+        if masked is not None and i < b_hi and masked[b_positions[i]]:
+            i += 1
+            continue
         left = need - len(picked)
         if j == d_hi or (i < b_hi and b_observed[i] < d_observed[j]):
             until = b_hi if j == d_hi else bisect.bisect_left(b_observed, d_observed[j], i, b_hi)
             stop = min(until, i + left)
-            picked += [(0, b_positions[x]) for x in range(i, stop)]
+            picked += _base_rows(b_positions, range(i, stop), masked)
             i = stop
         elif i == b_hi or d_observed[j] < b_observed[i]:
             until = d_hi if i == b_hi else bisect.bisect_left(d_observed, b_observed[i], j, d_hi)
@@ -550,10 +624,12 @@ def _merged_pairs(
     descending: bool,
     need: int,
 ) -> Picked:
-    """The first ``need`` rows of several pairs' spans (each pair's in page order), merged in
-    page order: (observed_at, coin_id, source). A heap holds each pair's next row, keyed by its
-    time and the pair's rank (both negated for newest first) and carrying where the pair is:
-    no generator a pair, as under :func:`heapq.merge`."""
+    """The first ``need`` rows of several streams' spans (each stream's in page order),
+    merged in page order: (observed_at, coin_id, source). A heap holds each stream's next row,
+    keyed by its time and the stream's rank (both negated for newest first) and carrying where
+    the stream is: no generator a stream, as under :func:`heapq.merge`. Streams are ranked by
+    their pair; a pair's two streams never hold rows of one instant (a delta's row replaces the
+    base's of its instant), so their order among themselves decides nothing."""
     sign = step = -1 if descending else 1
     observed = [segment.observed for segment in segments]
     ranked = sorted(bounded, key=lambda b: (b[0].coin_id, b[0].source))

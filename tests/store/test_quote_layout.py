@@ -38,6 +38,7 @@ from store.settings import get_store_settings
 from store.snapshot import file_identity, publish_snapshot
 from tests.store.test_quote_pages import (
     COIN_IDS,
+    LATER_PAIR,
     SOURCES,
     T0,
     _coins,
@@ -85,7 +86,7 @@ def _earlier(quotes: pl.DataFrame) -> pl.DataFrame:
     def pair(coin_id: str, source: str) -> pl.Expr:
         return (pl.col("coin_id") == coin_id) & (pl.col("source") == source)
 
-    unchanged = pair("coin-04", "coinpaprika")
+    unchanged = pair(*LATER_PAIR)  # no quote of run r3, which wrote the others' later ones
     rewritten = pair("coin-b", "coingecko") & (pl.col("nth") == 2)
     earlier = keyed.filter((pl.col("nth") <= 9) | unchanged).with_columns(
         pl.when(rewritten).then(pl.lit("r0")).otherwise("run_id").alias("run_id"),
@@ -131,8 +132,7 @@ def appended_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     in time order then take each side's rows in stretches)."""
     tmp_path = tmp_path_factory.mktemp("appended")
     quotes = _quotes()
-    nth = pl.col("observed_at").rank("ordinal").over("coin_id", "source")
-    serving = _publish(tmp_path, quotes.filter(nth <= 9))
+    serving = _publish(tmp_path, _fewer_per_pair(quotes, 9))
     with patch.object(quote_layout_build, "BATCH_ROWS", 97):
         assert build_quote_layout(serving).kind == "base"
         serving = _publish(tmp_path, quotes)
@@ -141,16 +141,74 @@ def appended_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return serving
 
 
-@pytest.fixture(scope="module", params=["base", "base and delta", "base and an appended delta"])
+def _before_run_2(quotes: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
+    """The quotes of a snapshot before run r2 wrote its quotes of ``quotes``, in each way a
+    later run does: it corrected quotes of some pairs and filled in quotes missing among the
+    others, wrote all of a new pair, and corrected quotes of pairs that also lost one since.
+    With the pairs the delta then masks whole (those that lost a quote), and the base's rows
+    it replaces (the corrected quotes of the others)."""
+    pair = pl.col("coin_id") + "/" + pl.col("source")
+    keyed = quotes.with_columns(
+        (pair.rank("dense") % 3).alias("way"), (pl.col("run_id") == "r2").alias("later")
+    ).filter(pair != "/".join(LATER_PAIR))
+    corrected = keyed.filter(pl.col("later") & (pl.col("way") != 1)).with_columns(
+        pl.lit("r1").alias("run_id"),
+        pl.lit("r1.parquet").alias("raw_file"),
+        pl.col("price_usd") + 1,
+    )
+    lost = (
+        keyed.filter((pl.col("way") == 2) & ~pl.col("later"))
+        .group_by("coin_id", "source")
+        .agg(pl.all().sort_by("observed_at").first())
+        .with_columns(pl.col("observed_at") - timedelta(microseconds=1))
+        .select(keyed.columns)
+    )
+    masked = lost.height
+    replaced = corrected.filter(pl.col("way") == 0).height
+    earlier = pl.concat([keyed.filter(~pl.col("later")), corrected, lost])
+    return earlier.drop("way", "later"), masked, replaced
+
+
+@pytest.fixture(scope="module")
+def rewritten_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A published snapshot of :func:`_quotes`, laid out as a delta of rows a later run
+    wrote among the base's (:func:`_before_run_2`)."""
+    tmp_path = tmp_path_factory.mktemp("rewritten")
+    earlier, masked, replaced = _before_run_2(_quotes())
+    serving = _publish(tmp_path, earlier)
+    with patch.object(quote_layout_build, "BATCH_ROWS", 97):
+        assert build_quote_layout(serving).kind == "base"
+        serving = _publish(tmp_path, _quotes())
+        built = build_quote_layout(serving)
+    assert (built.kind, built.masked, built.masked_rows) == ("delta", masked, replaced)
+    assert masked > 0, "some pairs lost a quote"
+    assert replaced > 0, "some quotes were corrected"
+    return serving
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "base",
+        "base and delta",
+        "base and an appended delta",
+        "base and a delta of a later run's rows",
+    ],
+)
 def layout(
     request: pytest.FixtureRequest,
     base_directory: Path,
     layered_directory: Path,
     appended_directory: Path,
+    rewritten_directory: Path,
 ) -> QuoteLayout:
     if request.param == "base":
         return QuoteLayout([Segment(base_directory)])
-    serving = layered_directory if request.param == "base and delta" else appended_directory
+    serving = {
+        "base and delta": layered_directory,
+        "base and an appended delta": appended_directory,
+        "base and a delta of a later run's rows": rewritten_directory,
+    }[request.param]
     found = open_quote_layout(serving, file_identity(serving))
     assert found is not None
     return found
@@ -377,9 +435,11 @@ def test_a_layout_is_built_for_each_published_snapshot_and_replaces_the_last(
 
 
 def _fewer_per_pair(quotes: pl.DataFrame, kept: int) -> pl.DataFrame:
-    """Each pair's first ``kept`` quotes: a snapshot the later quotes were appended to."""
+    """Each pair's first ``kept`` quotes: a snapshot the later quotes were appended to (by
+    run r3), before run r2 wrote a pair's quotes."""
     nth = pl.col("observed_at").rank("ordinal").over("coin_id", "source")
-    return quotes.filter(nth <= kept)
+    later = (pl.col("coin_id") == LATER_PAIR[0]) & (pl.col("source") == LATER_PAIR[1])
+    return quotes.filter((nth <= kept) & ~later)
 
 
 @pytest.mark.parametrize("grown", [False, True])
@@ -402,6 +462,83 @@ def test_a_delta_is_laid_out_as_a_new_base_once_it_has_grown(tmp_path: Path, gro
     assert compacted is not None
     for coin_id in COIN_IDS:
         assert _coin_page(compacted, coin_id) == _coin_page(QuoteLayout([Segment(fresh)]), coin_id)
+
+
+def _corrected(quotes: pl.DataFrame, run: str, every: int, skip: int = 0) -> pl.DataFrame:
+    """``quotes`` with every ``every``-th (after ``skip``) corrected by ``run``: a new price,
+    and the run's lineage, as a load writes a corrected quote."""
+    chosen = (pl.int_range(pl.len()) % every) == skip
+    return quotes.with_columns(
+        pl.when(chosen).then(pl.lit(run)).otherwise("run_id").alias("run_id"),
+        pl.when(chosen).then(pl.lit(f"{run}.parquet")).otherwise("raw_file").alias("raw_file"),
+        pl.when(chosen).then(pl.col("price_usd") + 7).otherwise("price_usd").alias("price_usd"),
+    )
+
+
+def _every_coin_page(layout: QuoteLayout) -> list[list[dict[str, Any]]]:
+    return [_coin_page(layout, coin_id, limit=1000) for coin_id in COIN_IDS]
+
+
+def _as_a_new_base(serving: Path, tmp_path: Path) -> QuoteLayout:
+    fresh = tmp_path / f"fresh-{file_identity(serving)[0]}"
+    fresh.mkdir()
+    with open_read_only(serving) as con:
+        write_quote_layout(con, fresh)
+    return QuoteLayout([Segment(fresh)])
+
+
+def test_quotes_corrected_by_later_runs_are_laid_out_as_rows_and_need_no_new_base(
+    tmp_path: Path,
+) -> None:
+    quotes = _quotes()
+    serving = _publish(tmp_path, quotes)
+    assert build_quote_layout(serving).kind == "base"
+    once = _corrected(quotes, "r4", every=9)
+    serving = _publish(tmp_path, once)
+    built = build_after_publish(serving)
+    assert built is not None
+    corrected = quotes.height // 9 + (quotes.height % 9 > 0)
+    assert (built.kind, built.written, built.masked, built.masked_rows) == (
+        "delta",
+        corrected,
+        0,
+        corrected,
+    ), "a corrected quote is laid out alone, not its pair"
+    assert Manifest.read(built.path).delta is not None, "and no new base is laid out for it"
+    layout = open_quote_layout(serving, file_identity(serving))
+    assert layout is not None
+    assert layout.quotes == quotes.height
+    assert _every_coin_page(layout) == _every_coin_page(_as_a_new_base(serving, tmp_path))
+
+    # A later run corrects others, and some r4 corrected: the delta since the base holds
+    # both runs' rows, and masks each base row they replace once.
+    twice = _corrected(once, "r5", every=6, skip=3)
+    serving = _publish(tmp_path, twice)
+    again = build_after_publish(serving)
+    assert again is not None
+    replaced = twice.filter(pl.col("run_id").is_in(["r4", "r5"])).height
+    assert (again.kind, again.written, again.masked, again.masked_rows) == (
+        "delta",
+        replaced,
+        0,
+        replaced,
+    )
+    layout = open_quote_layout(serving, file_identity(serving))
+    assert layout is not None
+    assert layout.quotes == quotes.height
+    assert _every_coin_page(layout) == _every_coin_page(_as_a_new_base(serving, tmp_path))
+
+
+def test_a_base_that_does_not_name_its_runs_is_not_built_upon(tmp_path: Path) -> None:
+    """As a base laid out before bases named their runs: the fresh rows cannot be told."""
+    serving = _publish(tmp_path, _quotes())
+    built = build_quote_layout(serving)
+    (layout_directory(serving) / Manifest.read(built.path).base / quote_layout.RUN_IDS).unlink()
+    serving = _publish(tmp_path, _corrected(_quotes(), "r4", every=40))
+    assert build_quote_layout(serving).kind == "base"
+    layout = open_quote_layout(serving, file_identity(serving))
+    assert layout is not None
+    assert _every_coin_page(layout) == _every_coin_page(_as_a_new_base(serving, tmp_path))
 
 
 def test_a_delta_that_masks_pairs_is_followed_by_a_new_base(tmp_path: Path) -> None:
@@ -532,13 +669,26 @@ def test_a_layout_whose_files_disagree_is_refused_with_the_fix(
 ) -> None:
     damaged = tmp_path / "damaged"
     shutil.copytree(base_directory, damaged)
-    table = pa.table({"observed_us": pa.array([1, 2, 3], pa.int64())})
+    table = pa.table(
+        {
+            "observed_us": pa.array([1, 2, 3], pa.int64()),
+            "lineage": pa.array([1, 2, 3], pa.uint64()),
+        }
+    )
     with (
         pa.OSFile(str(damaged / quote_layout.OBSERVED), "wb") as sink,
         ipc.new_file(sink, table.schema) as writer,
     ):
         writer.write_table(table)
     with pytest.raises(LayoutError, match="do not match; `kasparro rebuild`"):
+        Segment(damaged)
+    older = pa.table({"observed_us": pa.array([1, 2, 3], pa.int64())})
+    with (
+        pa.OSFile(str(damaged / quote_layout.OBSERVED), "wb") as sink,
+        ipc.new_file(sink, older.schema) as writer,
+    ):
+        writer.write_table(older)
+    with pytest.raises(LayoutError, match="no column 'lineage'; `kasparro rebuild`"):
         Segment(damaged)
     truncated = tmp_path / "truncated"
     shutil.copytree(base_directory, truncated)

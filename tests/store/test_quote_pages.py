@@ -28,6 +28,8 @@ SOURCES = ("coingecko", "coinpaprika", "coincap", "csv")
 SYMBOLS = {"coin-a1": "AAA", "coin-a2": "aaa", "coin-a3": "AaA", "coin-b": "BBB"}
 """Three coins share a symbol (in any case); the rest have one each."""
 COIN_IDS = [*SYMBOLS, *(f"coin-{i:02d}" for i in range(8)), "coin-unquoted"]
+LATER_PAIR = ("coin-07", "csv")
+"""The pair whose every quote run r2 wrote (the others' last three are run r3's)."""
 WINDOW_SLACKS = (1e-9, 0.01, quote_pages.WINDOW_SLACK, 1e9)
 """From windows that must grow many times to one that spans everything at once."""
 
@@ -53,6 +55,13 @@ def _quotes() -> pl.DataFrame:
     rows = sorted(keys)
     rng.shuffle(rows)  # stored in no useful order: a window may find rows anywhere
     n = len(rows)
+    # Run r1 wrote most quotes, r2 one here and there and all of one pair's, r3 each pair's
+    # last few (a layout's delta tells the rows of later runs by their run).
+    nth = {key: sorted(t for c, s, t in keys if (c, s) == key[:2]).index(key[2]) for key in keys}
+    runs = [
+        2 if row[:2] == LATER_PAIR else 3 if nth[row] >= 9 else 2 if i % 11 == 0 else 1
+        for i, row in enumerate(rows)
+    ]
     return pl.DataFrame(
         {
             "coin_id": [c for c, _, _ in rows],
@@ -70,8 +79,8 @@ def _quotes() -> pl.DataFrame:
             "total_supply": [1.0e9] * n,
             "max_supply": [None] * n,
             "rank": [i % 50 or None for i in range(n)],
-            "run_id": ["r1"] * n,
-            "raw_file": ["r1.parquet"] * n,
+            "run_id": [f"r{run}" for run in runs],
+            "raw_file": [f"r{run}.parquet" for run in runs],
             "raw_record": list(range(n)),
         },
         schema=QUOTES,
