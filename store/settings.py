@@ -56,7 +56,7 @@ class StoreSettings(BaseSettings):
         "then serves pages of quotes from it, ~17 times the requests a second of reading them "
         "from the snapshot at 10M quotes. It takes ~3 times the snapshot's size on disk; a "
         "publish lays out what changed since the last base (~1 s at 10M quotes), a base takes "
-        "~2.7 s per million quotes. Off: no layout is built, and any is removed.",
+        "~3 s per million quotes. Off: no layout is built, and any is removed.",
     )
 
     @property
