@@ -6,7 +6,7 @@ every column decompressed: 3-10 ms a page at 10M quotes, a few hundred pages a s
 (docs/benchmarks.md). A layout holds the same rows as uncompressed Arrow IPC files, memory-mapped
 by every reader (the kernel's page cache holds them once for all processes).
 
-A **segment** is a directory ``seg-<id>/`` of four files:
+A **segment** is a directory ``seg-<id>/`` of these files:
 
 * ``rows.arrow``: each quote as the JSON object a page lists, ordered by (coin_id, source,
   observed_at): each (coin, source) pair is a run of rows in time order, so a coin's page is a

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyarrow import ipc
 
 from store import quote_layout, quote_layout_build, quote_pages
 from store.connection import open_read_only, open_warehouse
@@ -675,19 +674,11 @@ def test_a_layout_whose_files_disagree_is_refused_with_the_fix(
             "lineage": pa.array([1, 2, 3], pa.uint64()),
         }
     )
-    with (
-        pa.OSFile(str(damaged / quote_layout.OBSERVED), "wb") as sink,
-        ipc.new_file(sink, table.schema) as writer,
-    ):
-        writer.write_table(table)
+    quote_layout_build._write(damaged / quote_layout.OBSERVED, table)
     with pytest.raises(LayoutError, match="do not match; `kasparro rebuild`"):
         Segment(damaged)
     older = pa.table({"observed_us": pa.array([1, 2, 3], pa.int64())})
-    with (
-        pa.OSFile(str(damaged / quote_layout.OBSERVED), "wb") as sink,
-        ipc.new_file(sink, older.schema) as writer,
-    ):
-        writer.write_table(older)
+    quote_layout_build._write(damaged / quote_layout.OBSERVED, older)
     with pytest.raises(LayoutError, match="no column 'lineage'; `kasparro rebuild`"):
         Segment(damaged)
     truncated = tmp_path / "truncated"
