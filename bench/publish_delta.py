@@ -8,8 +8,10 @@ for every (coin, source) pair, an hour after its last; and one more that also re
 ``--rewrites`` old quotes (values a later delivery corrected, with the run's lineage: the delta
 lays out each as a row that replaces the base's). After each, the publish and the layout of the
 delta since the base are timed, as seconds per GB of snapshot, and a new base if the writer
-would lay one out. Last, the distinct-URL workload of ``bench.api_workload`` against the last
-snapshot (base and delta), beside ``/ping``, same run.
+would lay one out. Then the distinct-URL workload of ``bench.api_workload`` against that
+snapshot (base and delta), beside ``/ping``, same run. Last, a new base is laid out and the
+last run is retried under its run id (as a Prefect retry resumes it), appending a quote more to
+each pair: its rows are the delta's, though the base names their run.
 """
 
 from __future__ import annotations
@@ -36,9 +38,14 @@ from store.snapshot import Published, copy_durably, publish_snapshot
 _COLUMNS = ", ".join(QUOTES)
 
 
-def _run(warehouse: Path, number: int, rewrites: int) -> None:
-    """Write run ``number`` into ``warehouse`` as a load would: its own lineage on each row."""
-    run_id = f"bench-delta-{number}"
+def _run_id(number: int) -> str:
+    return f"bench-delta-{number}"
+
+
+def _run(warehouse: Path, number: int, rewrites: int, run_id: str | None = None) -> None:
+    """Write run ``number`` into ``warehouse`` as a load would: its own lineage on each row
+    (``run_id``'s, when a retry resumes a run)."""
+    run_id = run_id or _run_id(number)
     con = open_warehouse(warehouse)
     try:
         later = ", ".join(
@@ -128,10 +135,12 @@ def laid_out_copy(quotes: int, work: Path) -> LaidOut:
     return LaidOut(warehouse, serving, published, build_quote_layout(serving, base=True))
 
 
-def publish_run(copy: LaidOut, number: int, rewrites: int) -> tuple[Published, LayoutBuilt]:
+def publish_run(
+    copy: LaidOut, number: int, rewrites: int, run_id: str | None = None
+) -> tuple[Published, LayoutBuilt]:
     """Run ``number`` written into the copy's warehouse, published, and laid out as the writer
     does after a publish."""
-    _run(copy.warehouse, number, rewrites)
+    _run(copy.warehouse, number, rewrites, run_id)
     published = publish_snapshot(copy.warehouse, copy.serving, sources=SOURCE_NAMES)
     return published, build_quote_layout(copy.serving)
 
@@ -160,24 +169,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     print(lines[1], flush=True)
     measured: list[str] = []
-    for number in range(1, args.runs + 2):
-        rewrites = args.rewrites if number > args.runs else 0
-        published, built = publish_run(copy, number, rewrites)
+    built = base
+    for number in range(1, args.runs + 3):
+        rewrites = args.rewrites if number == args.runs + 1 else 0
+        retry = number == args.runs + 2
+        if retry:
+            # The run before published with a source failed, and a new base was laid out (as
+            # once a delta has grown); the retry resumes it under its run id.
+            if not should_compact(built):
+                measured = pages(work, args)
+            build_quote_layout(serving, base=True)
+        run_id = _run_id(number - 1) if retry else None
+        published, built = publish_run(copy, number, rewrites, run_id)
         total = published.seconds + built.seconds
         gb = published.bytes / 1e9
         after = "-"
         if should_compact(built):
             after = f"{build_quote_layout(serving, base=True).seconds:.1f} s"
         lines.append(
-            f"| {number} | {built.rows:,} | {rewrites} "
+            f"| {number}{' (retry of ' + str(number - 1) + ', after a new base)' if retry else ''}"
+            f" | {built.rows:,} | {rewrites} "
             f"| {published.seconds:.2f} s | {built.seconds:.2f} s ({built.kind}) "
             f"| {built.written:,} | {built.masked:,} | {built.masked_rows:,} | {total:.2f} s "
             f"| {total / gb:.2f} s/GB "
             f"| {after} |"
         )
         print(lines[-1], flush=True)
-    if not should_compact(built):  # the pages of base and delta, with the rows it replaces
-        measured = pages(work, args)
     body = "\n".join([*lines, *measured])
     shutil.rmtree(work, ignore_errors=True)
     append_results(

@@ -402,8 +402,15 @@ class QuoteLayout:
             i for i, run in enumerate(base.runs) if (run.coin_id, run.source) in masked
         )
         holes: dict[int, list[int]] = {}
+        previous = -1
         for position in segments[1].masked_rows if len(segments) == 2 else ():
+            if not previous < position < base.rows:
+                raise LayoutError(
+                    f"the delta masks row {position} (after row {previous}) of a base of "
+                    f"{base.rows} rows, where masked rows ascend within it; " + _FIX
+                )
             holes.setdefault(base.run_index(position), []).append(position)
+            previous = position
         self._masked_rows: bytearray | None = None
         """Whether each of the base's rows is masked, for pages in time order (none while a
         delta masks nothing, as after most publishes)."""
@@ -487,7 +494,7 @@ class QuoteLayout:
             if descending:
                 return _Slice(index, range(hi - 1, max(lo, hi - need) - 1, -1))
             return _Slice(index, range(lo, min(hi, lo + need)))
-        return _merged_pairs(segments, bounded, descending, need)
+        return _merged_streams(segments, bounded, descending, need)
 
     def _time_page(self, window: _Window, need: int) -> Picked:
         if len(self._segments) == 1:
@@ -618,7 +625,7 @@ def _oldest_first(
     return picked
 
 
-def _merged_pairs(
+def _merged_streams(
     segments: Sequence[Segment],
     bounded: list[tuple[_Pair, list[tuple[int, int, int]]]],
     descending: bool,

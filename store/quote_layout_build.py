@@ -42,7 +42,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import polars as pl
@@ -343,6 +343,7 @@ def _delta(con: duckdb.DuckDBPyConnection, base: Segment, base_runs: frozenset[s
     pairs: list[_PairRows] = []
     masked: list[tuple[str, str]] = []
     rewritten: dict[tuple[str, str], _Rewritten] = {}
+    grown = _grown_after_the_base(con, base, found)
     for row in found:
         coin, source, count, fingerprint, first, fresh, fresh_print, fresh_first = row
         was = runs.get((coin, source))
@@ -354,6 +355,9 @@ def _delta(con: duckdb.DuckDBPyConnection, base: Segment, base_runs: frozenset[s
             if fresh_first > last:  # the base's rows, and fresh ones after them
                 pairs.append(_PairRows(coin, source, fresh, fresh_print, after=last))
                 continue
+        if (coin, source) in grown:
+            pairs.append(grown[coin, source])
+            continue
         whole = _PairRows(coin, source, count, fingerprint, after=first - 1)
         fresh_rows = _PairRows(coin, source, fresh, fresh_print, fresh=True)
         if was is None:  # a new pair: of fresh runs alone, or laid out from its first row
@@ -379,6 +383,66 @@ def _delta(con: duckdb.DuckDBPyConnection, base: Segment, base_runs: frozenset[s
     pairs.sort(key=lambda pair: (pair.coin_id, pair.source))
     quotes = sum(row[2] for row in found)
     return _Delta(pairs, sorted(masked), sorted(masked_rows), fresh_runs, quotes)
+
+
+def _grown_after_the_base(
+    con: duckdb.DuckDBPyConnection, base: Segment, found: list[tuple[Any, ...]]
+) -> dict[tuple[str, str], _PairRows]:
+    """The pairs of ``found`` (:func:`_delta`'s rows) that hold the base's rows and, after its
+    last, rows of runs the base names: a run that published, was laid out into a new base, and
+    was then retried (a retry resumes its run id) or resumed. Their rows after the base's are
+    the delta's, as a fresh run's would be.
+
+    Only pairs that grew and that fresh runs wrote no earlier rows of are checked, with one scan
+    bounded by the earliest of their last instants (the row groups before it are skipped): none,
+    and no scan, when every run since the base is fresh."""
+    runs = {(run.coin_id, run.source): run for run in base.runs}
+    candidates: list[tuple[str, str, int, int, int]] = []
+    for coin, source, count, fingerprint, _, fresh, fresh_print, fresh_first in found:
+        was = runs.get((coin, source))
+        if was is None or count <= was.end - was.start:
+            continue
+        if count - fresh == was.end - was.start and fingerprint ^ fresh_print == was.fingerprint:
+            continue  # as the base has it, and fresh rows: told by run
+        last = base.observed[was.end - 1]
+        if fresh_first is None or fresh_first > last:
+            candidates.append((coin, source, last, count, fingerprint))
+    if not candidates:
+        return {}
+    con.register(
+        "layout_grown",
+        pa.table(
+            {
+                "coin_id": pa.array([c[0] for c in candidates], pa.string()),
+                "source": pa.array([c[1] for c in candidates], pa.string()),
+                "after": pa.array([c[2] for c in candidates], pa.int64()),
+            }
+        ),
+    )
+    earliest = min(c[2] for c in candidates)
+    try:
+        after = con.execute(
+            f"""
+            select coin_id, source, count(*), bit_xor(lineage)
+            from (
+                select q.coin_id, q.source, {_LINEAGE} as lineage
+                from quotes as q join layout_grown as w using (coin_id, source)
+                where q.observed_at > make_timestamptz({earliest}::bigint)
+                    and epoch_us(q.observed_at) > w.after
+            )
+            group by coin_id, source
+            """
+        ).fetchall()
+    finally:
+        con.unregister("layout_grown")
+    later = {(coin, source): (count, print_) for coin, source, count, print_ in after}
+    grown: dict[tuple[str, str], _PairRows] = {}
+    for coin, source, last, count, fingerprint in candidates:
+        was = runs[coin, source]
+        added, added_print = later.get((coin, source), (0, 0))
+        if count - added == was.end - was.start and fingerprint ^ added_print == was.fingerprint:
+            grown[coin, source] = _PairRows(coin, source, added, added_print, after=last)
+    return grown
 
 
 def _replaced(

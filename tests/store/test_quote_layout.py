@@ -30,7 +30,12 @@ from store.quote_layout import (
     manifest_path,
     open_quote_layout,
 )
-from store.quote_layout_build import build_after_publish, build_quote_layout, write_quote_layout
+from store.quote_layout_build import (
+    build_after_publish,
+    build_quote_layout,
+    should_compact,
+    write_quote_layout,
+)
 from store.quote_pages import QUOTE_FIELDS, QuoteFilter
 from store.serving import coin_index
 from store.settings import get_store_settings
@@ -528,6 +533,39 @@ def test_quotes_corrected_by_later_runs_are_laid_out_as_rows_and_need_no_new_bas
     assert _every_coin_page(layout) == _every_coin_page(_as_a_new_base(serving, tmp_path))
 
 
+def test_a_retried_run_laid_out_in_a_base_appends_as_a_delta(tmp_path: Path) -> None:
+    """A run publishes with a source failed, a new base is laid out after it, and the retry
+    resumes the same run id: its later quotes are the base's rows and rows after them, laid out
+    as a delta, not each pair again whole (and a new base after)."""
+    quotes = _quotes()
+    nth = pl.col("observed_at").rank("ordinal").over("coin_id", "source")
+    unfinished = (pl.col("run_id") == "r3") & ((pl.col("source") == "csv") | (nth > 11))
+    attempt = quotes.filter(~unfinished)
+    assert 0 < attempt.filter(pl.col("run_id") == "r3").height < quotes.height
+    build_quote_layout(_publish(tmp_path, attempt), base=True)
+    serving = _publish(tmp_path, quotes)
+    built = build_after_publish(serving)
+    assert built is not None
+    retried = quotes.filter(unfinished).height
+    assert (built.kind, built.written, built.masked, built.masked_rows) == ("delta", retried, 0, 0)
+    assert not should_compact(built)
+    assert Manifest.read(built.path).delta is not None
+    layout = open_quote_layout(serving, file_identity(serving))
+    assert layout is not None
+    assert layout.quotes == quotes.height
+    assert _every_coin_page(layout) == _every_coin_page(_as_a_new_base(serving, tmp_path))
+
+    # A base row the retry rewrote (a quote it loaded again, changed) cannot be told by run:
+    # its pair is laid out whole, and the pages stay right.
+    changed = _corrected(quotes, "r3", every=len(quotes), skip=1)  # an r1 quote
+    serving = _publish(tmp_path, changed)
+    again = build_quote_layout(serving)
+    assert (again.kind, again.masked, again.masked_rows) == ("delta", 1, 0)
+    layout = open_quote_layout(serving, file_identity(serving))
+    assert layout is not None
+    assert _every_coin_page(layout) == _every_coin_page(_as_a_new_base(serving, tmp_path))
+
+
 def test_a_base_that_does_not_name_its_runs_is_not_built_upon(tmp_path: Path) -> None:
     """As a base laid out before bases named their runs: the fresh rows cannot be told."""
     serving = _publish(tmp_path, _quotes())
@@ -686,6 +724,20 @@ def test_a_layout_whose_files_disagree_is_refused_with_the_fix(
     os.truncate(truncated / quote_layout.ROWS, 100)
     with pytest.raises(LayoutError, match="unreadable"):
         Segment(truncated)
+
+
+@pytest.mark.parametrize("positions", [[-1], [0, "rows"], [5, 5], [7, 3]])
+def test_a_delta_that_masks_rows_its_base_lacks_is_refused_with_the_fix(
+    base_directory: Path, tmp_path: Path, positions: list[int | str]
+) -> None:
+    base = Segment(base_directory)
+    delta = tmp_path / "delta"
+    shutil.copytree(base_directory, delta)
+    rows = [base.rows if p == "rows" else p for p in positions]
+    table = pa.table({"position": pa.array(rows, pa.int64())})
+    quote_layout_build._write(delta / quote_layout.MASKED_ROWS, table)
+    with pytest.raises(LayoutError, match=f"masks row {rows[-1]} .* `kasparro rebuild`"):
+        QuoteLayout([base, Segment(delta)])
 
 
 def test_a_damaged_base_is_not_built_upon(tmp_path: Path) -> None:
