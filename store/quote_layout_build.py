@@ -62,6 +62,7 @@ from store.quote_layout import (
     RUNS,
     LayoutError,
     Manifest,
+    Run,
     Segment,
     layout_directory,
     manifest_path,
@@ -343,7 +344,7 @@ def _delta(con: duckdb.DuckDBPyConnection, base: Segment, base_runs: frozenset[s
     pairs: list[_PairRows] = []
     masked: list[tuple[str, str]] = []
     rewritten: dict[tuple[str, str], _Rewritten] = {}
-    grown = _grown_after_the_base(con, base, found)
+    unsure: list[tuple[Any, ...]] = []
     for row in found:
         coin, source, count, fingerprint, first, fresh, fresh_print, fresh_first = row
         was = runs.get((coin, source))
@@ -355,29 +356,33 @@ def _delta(con: duckdb.DuckDBPyConnection, base: Segment, base_runs: frozenset[s
             if fresh_first > last:  # the base's rows, and fresh ones after them
                 pairs.append(_PairRows(coin, source, fresh, fresh_print, after=last))
                 continue
-        if (coin, source) in grown:
-            pairs.append(grown[coin, source])
-            continue
+        unsure.append(row)
+    grown = _grown_after_the_base(con, base, runs, unsure)
+    for row in unsure:
+        coin, source, count, fingerprint, first, fresh, fresh_print, _ = row
+        was = runs.get((coin, source))
         whole = _PairRows(coin, source, count, fingerprint, after=first - 1)
         fresh_rows = _PairRows(coin, source, fresh, fresh_print, fresh=True)
-        if was is None:  # a new pair: of fresh runs alone, or laid out from its first row
+        if (coin, source) in grown:
+            pairs.append(grown[coin, source])
+        elif was is None:  # a new pair: of fresh runs alone, or laid out from its first row
             pairs.append(fresh_rows if fresh == count else whole)
         elif fresh:  # fresh rows filled in among the base's, or rewriting some of them?
+            kept, kept_print = count - fresh, fingerprint ^ fresh_print
             rewritten[coin, source] = _Rewritten(kept, kept_print, fresh_rows, whole)
         else:  # its rows changed, moved or went otherwise (a merge of coins, say)
             pairs.append(whole)
             masked.append((coin, source))
+    replaced = _replaced(con, base, fresh_runs, rewritten) if rewritten else {}
     masked_rows: list[int] = []
-    if rewritten:
-        replaced = _replaced(con, base, fresh_runs, rewritten)
-        for key, pair in rewritten.items():
-            rows = replaced.get(key)
-            if rows is not None:
-                pairs.append(pair.fresh)
-                masked_rows += rows
-            else:
-                pairs.append(pair.whole)
-                masked.append(key)
+    for key, pair in rewritten.items():
+        rows = replaced.get(key)
+        if rows is None:
+            pairs.append(pair.whole)
+            masked.append(key)
+        else:
+            pairs.append(pair.fresh)
+            masked_rows += rows
     present_pairs = {(row[0], row[1]) for row in found}
     masked += [key for key in runs if key not in present_pairs]
     pairs.sort(key=lambda pair: (pair.coin_id, pair.source))
@@ -386,24 +391,23 @@ def _delta(con: duckdb.DuckDBPyConnection, base: Segment, base_runs: frozenset[s
 
 
 def _grown_after_the_base(
-    con: duckdb.DuckDBPyConnection, base: Segment, found: list[tuple[Any, ...]]
+    con: duckdb.DuckDBPyConnection,
+    base: Segment,
+    runs: dict[tuple[str, str], Run],
+    unsure: list[tuple[Any, ...]],
 ) -> dict[tuple[str, str], _PairRows]:
-    """The pairs of ``found`` (:func:`_delta`'s rows) that hold the base's rows and, after its
-    last, rows of runs the base names: a run that published, was laid out into a new base, and
-    was then retried (a retry resumes its run id) or resumed. Their rows after the base's are
-    the delta's, as a fresh run's would be.
+    """The pairs of ``unsure`` (:func:`_delta`'s rows that its runs did not tell) that hold the
+    base's rows and, after its last, rows of runs the base names: a run that published, was laid
+    out into a new base, and was then retried (a retry resumes its run id). Their rows after the
+    base's are the delta's, as a fresh run's would be.
 
     Only pairs that grew and that fresh runs wrote no earlier rows of are checked, with one scan
-    bounded by the earliest of their last instants (the row groups before it are skipped): none,
-    and no scan, when every run since the base is fresh."""
-    runs = {(run.coin_id, run.source): run for run in base.runs}
+    bounded by the earliest of their last instants (the row groups before it are skipped)."""
     candidates: list[tuple[str, str, int, int, int]] = []
-    for coin, source, count, fingerprint, _, fresh, fresh_print, fresh_first in found:
+    for coin, source, count, fingerprint, _, _, _, fresh_first in unsure:
         was = runs.get((coin, source))
         if was is None or count <= was.end - was.start:
             continue
-        if count - fresh == was.end - was.start and fingerprint ^ fresh_print == was.fingerprint:
-            continue  # as the base has it, and fresh rows: told by run
         last = base.observed[was.end - 1]
         if fresh_first is None or fresh_first > last:
             candidates.append((coin, source, last, count, fingerprint))
