@@ -301,6 +301,8 @@ class _Delta:
 class _Rewritten:
     """A pair of the base that fresh runs wrote rows of, among (or instead of) the base's."""
 
+    was: Run
+    """Its rows in the base."""
     kept: int
     """Its rows of earlier runs, and their fingerprint."""
     kept_print: int
@@ -354,7 +356,7 @@ def _delta(con: duckdb.DuckDBPyConnection, base: Segment, base_runs: frozenset[s
                 continue  # as the base has it
             last = base.observed[was.end - 1]
             if fresh_first > last:  # the base's rows, and fresh ones after them
-                pairs.append(_PairRows(coin, source, fresh, fresh_print, after=last))
+                pairs.append(_PairRows(coin, source, fresh, fresh_print, fresh=True))
                 continue
         unsure.append(row)
     grown = _grown_after_the_base(con, base, runs, unsure)
@@ -369,7 +371,7 @@ def _delta(con: duckdb.DuckDBPyConnection, base: Segment, base_runs: frozenset[s
             pairs.append(fresh_rows if fresh == count else whole)
         elif fresh:  # fresh rows filled in among the base's, or rewriting some of them?
             kept, kept_print = count - fresh, fingerprint ^ fresh_print
-            rewritten[coin, source] = _Rewritten(kept, kept_print, fresh_rows, whole)
+            rewritten[coin, source] = _Rewritten(was, kept, kept_print, fresh_rows, whole)
         else:  # its rows changed, moved or went otherwise (a merge of coins, say)
             pairs.append(whole)
             masked.append((coin, source))
@@ -480,11 +482,11 @@ def _replaced(
         ).fetchall()
     finally:
         con.unregister("layout_rewritten")
-    runs = {(run.coin_id, run.source): run for run in base.runs}
     observed, lineage = base.observed, base.lineage
     replaced: dict[tuple[str, str], list[int]] = {}
     for coin, source, moments in rows:
-        run, pair = runs[coin, source], rewritten[coin, source]
+        pair = rewritten[coin, source]
+        run = pair.was
         positions = []
         for moment in moments:
             at = bisect.bisect_left(observed, moment, run.start, run.end)
@@ -504,11 +506,12 @@ def _write_delta(
     delta: _Delta,
     progress: Progress | None,
 ) -> int:
-    """The delta's rows: those after a time, of pairs appended to or laid out whole, whose
-    earliest bounds the scan (loads append quotes in time order, so the row groups before it
-    are skipped by their zone maps: ~0.05 s for a run's new quotes at 10M, where a scan of
-    every row takes ~0.7 s, as a pair laid out whole from its first quote costs); and those
-    of fresh runs among the base's, found by their run."""
+    """The delta's rows: those of fresh runs, found by their run (appended to the base's
+    pairs, or among their rows, or new pairs); and those after a time, of pairs laid out whole
+    or grown by a run the base names, whose earliest bounds the scan (loads append quotes in
+    time order, so the row groups before it are skipped by their zone maps: ~0.05 s for a run's
+    new quotes at 10M, where a scan of every row takes ~0.7 s, as a pair laid out whole from
+    its first quote costs)."""
     timed = [pair for pair in delta.pairs if not pair.fresh]
     fresh = [pair for pair in delta.pairs if pair.fresh]
     parts = ["select * from quotes where false"]
