@@ -38,7 +38,7 @@ import shutil
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +159,30 @@ class _PairRows:
     fingerprint: int
     after: int = -(2**63)
     fresh: bool = False
+
+
+def _pair_table(pairs: Sequence[_PairRows], *, after: bool = False) -> pa.Table:
+    """``pairs`` as a table to join ``quotes`` with: their coin and source, and their ``after``."""
+    columns = {
+        "coin_id": pa.array([pair.coin_id for pair in pairs], pa.string()),
+        "source": pa.array([pair.source for pair in pairs], pa.string()),
+    }
+    if after:
+        columns["after"] = pa.array([pair.after for pair in pairs], pa.int64())
+    return pa.table(columns)
+
+
+def _rows_after(table: str, pairs: Sequence[_PairRows]) -> str:
+    """The ``from`` of the quotes (``q``) of the pairs registered as ``table`` after each one's
+    ``after``. The earliest bounds the scan: loads append quotes in time order, so the row groups
+    before it are skipped by their zone maps (~0.05 s for a run's new quotes at 10M, where a
+    scan of every row takes ~0.7 s)."""
+    earliest = min(pair.after for pair in pairs)
+    return f"""
+        from quotes as q join {table} as w using (coin_id, source)
+        where q.observed_at > make_timestamptz({earliest}::bigint)
+            and epoch_us(q.observed_at) > w.after
+    """
 
 
 def _write_segment(
@@ -405,49 +429,39 @@ def _grown_after_the_base(
 
     Only pairs that grew and that fresh runs wrote no earlier rows of are checked, with one scan
     bounded by the earliest of their last instants (the row groups before it are skipped)."""
-    candidates: list[tuple[str, str, int, int, int]] = []
+    candidates: list[_PairRows] = []  # each with all its rows, after the base's last
     for coin, source, count, fingerprint, _, _, _, fresh_first in unsure:
         was = runs.get((coin, source))
         if was is None or count <= was.end - was.start:
             continue
         last = base.observed[was.end - 1]
         if fresh_first is None or fresh_first > last:
-            candidates.append((coin, source, last, count, fingerprint))
+            candidates.append(_PairRows(coin, source, count, fingerprint, after=last))
     if not candidates:
         return {}
-    con.register(
-        "layout_grown",
-        pa.table(
-            {
-                "coin_id": pa.array([c[0] for c in candidates], pa.string()),
-                "source": pa.array([c[1] for c in candidates], pa.string()),
-                "after": pa.array([c[2] for c in candidates], pa.int64()),
-            }
-        ),
-    )
-    earliest = min(c[2] for c in candidates)
+    con.register("layout_grown", _pair_table(candidates, after=True))
     try:
         after = con.execute(
             f"""
-            select coin_id, source, count(*), bit_xor(lineage)
-            from (
-                select q.coin_id, q.source, {_LINEAGE} as lineage
-                from quotes as q join layout_grown as w using (coin_id, source)
-                where q.observed_at > make_timestamptz({earliest}::bigint)
-                    and epoch_us(q.observed_at) > w.after
-            )
-            group by coin_id, source
+            select q.coin_id, q.source, count(*), bit_xor({_LINEAGE})
+            {_rows_after("layout_grown", candidates)}
+            group by q.coin_id, q.source
             """
         ).fetchall()
     finally:
         con.unregister("layout_grown")
     later = {(coin, source): (count, print_) for coin, source, count, print_ in after}
     grown: dict[tuple[str, str], _PairRows] = {}
-    for coin, source, last, count, fingerprint in candidates:
-        was = runs[coin, source]
-        added, added_print = later.get((coin, source), (0, 0))
-        if count - added == was.end - was.start and fingerprint ^ added_print == was.fingerprint:
-            grown[coin, source] = _PairRows(coin, source, added, added_print, after=last)
+    for pair in candidates:
+        was = runs[pair.coin_id, pair.source]
+        added, added_print = later.get((pair.coin_id, pair.source), (0, 0))
+        if (pair.count - added, pair.fingerprint ^ added_print) == (
+            was.end - was.start,
+            was.fingerprint,
+        ):
+            grown[pair.coin_id, pair.source] = _PairRows(
+                pair.coin_id, pair.source, added, added_print, after=pair.after
+            )
     return grown
 
 
@@ -463,13 +477,7 @@ def _replaced(
 
     The rows of earlier runs must be the base's rows less the replaced ones, which the base's
     row lineage tells."""
-    wanted = pa.table(
-        {
-            "coin_id": pa.array([coin for coin, _ in rewritten], pa.string()),
-            "source": pa.array([source for _, source in rewritten], pa.string()),
-        }
-    )
-    con.register("layout_rewritten", wanted)
+    con.register("layout_rewritten", _pair_table([pair.fresh for pair in rewritten.values()]))
     try:
         rows = con.execute(
             f"""
@@ -507,23 +515,14 @@ def _write_delta(
     progress: Progress | None,
 ) -> int:
     """The delta's rows: those of fresh runs, found by their run (appended to the base's
-    pairs, or among their rows, or new pairs); and those after a time, of pairs laid out whole
-    or grown by a run the base names, whose earliest bounds the scan (loads append quotes in
-    time order, so the row groups before it are skipped by their zone maps: ~0.05 s for a run's
-    new quotes at 10M, where a scan of every row takes ~0.7 s, as a pair laid out whole from
-    its first quote costs)."""
+    pairs, or among their rows, or new pairs); and those after a time (:func:`_rows_after`), of
+    pairs laid out whole (a scan of every row from the first) or grown by a run the base
+    names."""
     timed = [pair for pair in delta.pairs if not pair.fresh]
     fresh = [pair for pair in delta.pairs if pair.fresh]
     parts = ["select * from quotes where false"]
     if timed:
-        earliest = min(pair.after for pair in timed)
-        parts.append(
-            f"""
-            select q.* from quotes as q join layout_timed as w using (coin_id, source)
-            where q.observed_at > make_timestamptz({earliest}::bigint)
-                and epoch_us(q.observed_at) > w.after
-            """
-        )
+        parts.append(f"select q.* {_rows_after('layout_timed', timed)}")
     if fresh:
         parts.append(
             f"""
@@ -531,25 +530,8 @@ def _write_delta(
             where {_fresh("q.run_id")}
             """
         )
-    con.register(
-        "layout_timed",
-        pa.table(
-            {
-                "coin_id": pa.array([p.coin_id for p in timed], pa.string()),
-                "source": pa.array([p.source for p in timed], pa.string()),
-                "after": pa.array([p.after for p in timed], pa.int64()),
-            }
-        ),
-    )
-    con.register(
-        "layout_fresh",
-        pa.table(
-            {
-                "coin_id": pa.array([p.coin_id for p in fresh], pa.string()),
-                "source": pa.array([p.source for p in fresh], pa.string()),
-            }
-        ),
-    )
+    con.register("layout_timed", _pair_table(timed, after=True))
+    con.register("layout_fresh", _pair_table(fresh))
     try:
         return _write_segment(
             con,
